@@ -1,0 +1,119 @@
+//! `surge-bench`: load generator and invariant checker for Surge.
+//!
+//! Each scenario starts its own Surge server (or uses `--url`), measures it over loopback with
+//! cheap keep-alive HTTP/1.1 connections, checks the invariants the contract promises, and stops
+//! by itself within a bounded time.
+
+mod api;
+mod client;
+mod histogram;
+mod load;
+mod report;
+mod scenarios;
+mod server;
+mod sse;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::scenarios::bid_storm::BidStormArgs;
+use crate::scenarios::healthz::HealthzArgs;
+use crate::scenarios::sse_fanout::SseFanoutArgs;
+use crate::server::Target;
+
+const AFTER_HELP: &str = "\
+Examples:
+  cargo build --release -p surge -p surge-bench
+  target/release/surge-bench bid-storm --connections 256 --auctions 10 --duration-secs 10
+  target/release/surge-bench healthz --json
+  ulimit -n 65536 && target/release/surge-bench sse-fanout --subscribers 5000 --rate 100
+  target/release/surge-bench bid-storm --url http://127.0.0.1:8080
+
+The server is started as `SERVER_BIN serve --listen 127.0.0.1:PORT --data-dir TMPDIR` on a free
+port with a fresh data dir (removed afterwards), and stopped with SIGTERM at the end.
+sse-fanout holds one socket per subscriber in this process and in the server: raise the open
+file limit first (`ulimit -n 65536`), or only the subscribers that fit will connect.
+
+Exit status: 0 all checks passed, 1 a check failed, 2 the run could not be carried out.";
+
+/// Load generator and invariant checker for Surge's benchmark scenarios.
+#[derive(Parser, Debug)]
+#[command(name = "surge-bench", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Surge binary to start for the run (ignored with --url).
+    #[arg(
+        long,
+        global = true,
+        default_value = "target/release/surge",
+        value_name = "PATH",
+        help_heading = "Server"
+    )]
+    server_bin: PathBuf,
+    /// Use an already running Surge at this loopback URL (http://127.0.0.1:PORT) instead.
+    #[arg(long, global = true, value_name = "URL", help_heading = "Server")]
+    url: Option<String>,
+    /// Print machine-readable JSON results on stdout instead of markdown.
+    #[arg(long, global = true, help_heading = "Output")]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The scenarios.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Many connections bidding on a few auctions, next to the /healthz ceiling; then checks
+    /// that every accepted bid is stored, in order, with no gaps.
+    BidStorm(BidStormArgs),
+    /// Only the /healthz ceiling: the fastest the server answers anything.
+    Healthz(HealthzArgs),
+    /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
+    /// delivery latency, completeness and server memory per subscriber.
+    SseFanout(SseFanoutArgs),
+}
+
+async fn run(cli: &Cli, target: &Target) -> Result<bool> {
+    let endpoint = target.endpoint();
+    match &cli.command {
+        Command::BidStorm(args) => scenarios::bid_storm::run(endpoint, args, cli.json).await,
+        Command::Healthz(args) => scenarios::healthz::run(endpoint, args, cli.json).await,
+        Command::SseFanout(args) => {
+            scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("surge-bench: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut target = match runtime.block_on(Target::open(cli.url.as_deref(), &cli.server_bin)) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("surge-bench: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(run(&cli, &target));
+    // Close every client connection first: a server shutting down gracefully waits for open
+    // event streams.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    target.stop();
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("surge-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The `/healthz` ceiling: the fastest Surge can answer anything over HTTP on this machine.
+//!
+//! Every other figure is read against it — a bid path at 60 % of the ceiling is spending 40 % of
+//! the budget on its own work.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use serde::Serialize;
+
+use crate::client::{Endpoint, Reply};
+use crate::load::{self, Outcome, PhasePlan, Workload};
+use crate::report::{self, PhaseReport};
+use crate::scenarios::PhaseArgs;
+
+/// Options of the `healthz` scenario.
+#[derive(Args, Clone, Debug)]
+pub struct HealthzArgs {
+    #[command(flatten)]
+    phase: PhaseArgs,
+}
+
+/// `GET /healthz` in a loop; 200 is success.
+struct HealthzWorkload {
+    uri: Uri,
+    host: HeaderValue,
+}
+
+impl Workload for HealthzWorkload {
+    fn request(&self, _conn: usize) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.method_mut() = Method::GET;
+        *req.uri_mut() = self.uri.clone();
+        req.headers_mut().insert(header::HOST, self.host.clone());
+        req
+    }
+
+    fn classify(&self, _conn: usize, reply: &Reply) -> Outcome {
+        if reply.status == StatusCode::OK { Outcome::Success } else { Outcome::Error }
+    }
+}
+
+/// Measures the `/healthz` ceiling with `plan`; shared with the bid storm so both phases run
+/// with identical settings.
+pub async fn ceiling(endpoint: &Endpoint, plan: PhasePlan) -> (PhaseReport, Option<String>) {
+    let workload = Arc::new(HealthzWorkload {
+        uri: Uri::from_static("/healthz"),
+        host: endpoint.host_header().clone(),
+    });
+    let stats = load::run_phase(endpoint, plan, workload).await;
+    let report = PhaseReport::new("/healthz ceiling", &stats, false);
+    let details = report::error_details(&report, &stats);
+    (report, details)
+}
+
+#[derive(Serialize)]
+struct HealthzJson<'a> {
+    scenario: &'static str,
+    ceiling: &'a PhaseReport,
+}
+
+/// Runs the `healthz` scenario; it fails only if not a single request was answered (errors
+/// are reported in the table, they are not an invariant).
+pub async fn run(endpoint: &Endpoint, args: &HealthzArgs, json: bool) -> Result<bool> {
+    eprintln!(
+        "surge-bench: /healthz ceiling — {} connections, {} s warm-up, {} s measured",
+        args.phase.connections, args.phase.warmup_secs, args.phase.duration_secs
+    );
+    let (report, details) = ceiling(endpoint, args.phase.plan()).await;
+    if let Some(details) = details {
+        eprintln!("surge-bench: {details}");
+    }
+    if json {
+        report::print_json(&HealthzJson { scenario: "healthz", ceiling: &report })?;
+    } else {
+        print!("{}", report::phase_table(&[&report]));
+    }
+    Ok(report.requests > 0)
+}

@@ -1,0 +1,21 @@
+//! Surge's pure rules and types.
+//!
+//! Everything that decides *whether* something may happen lives here, as plain functions over
+//! plain data: no I/O, no async runtime, no SQL. The engines (embedded and Redis) and the HTTP
+//! layer call these rules; the Redis engine mirrors them in Lua and a property test keeps the two
+//! in agreement.
+//!
+//! # Layout
+//! - [`accounts`]: sign-up and profile validation.
+//! - [`auctions`]: auction creation rules and the bid decision (`decide` / `apply`).
+//! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
+//! - [`validation`]: the field-error map returned as 422 `fields`.
+
+pub mod accounts;
+pub mod auctions;
+pub mod ratelimit;
+pub mod validation;
+
+/// Money is an integer number of minor units. The cap keeps every sum far from `i64` overflow
+/// and well inside the range JavaScript clients can represent exactly (2^53).
+pub const MAX_MONEY: i64 = 1_000_000_000_000_000;

@@ -1,0 +1,130 @@
+//! GCRA (generic cell rate algorithm) arithmetic.
+//!
+//! A limit of `n` per `period` is a theoretical arrival time (TAT) per key that advances by
+//! `period / n` per accepted event, with a tolerance of `period − period / n` — the same
+//! algorithm as the `governor` crate, so `n` events may come in a burst and are then refilled one
+//! every `period / n`. Keeping the arithmetic here lets the in-process limiter and the Redis Lua
+//! limiter produce identical answers; only where the TAT is stored differs.
+
+/// A named limit: at most `limit` events per `period_ms`, refilled smoothly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub period_ms: i64,
+}
+
+impl Quota {
+    pub fn new(limit: u32, period_ms: i64) -> Self {
+        assert!(limit > 0 && period_ms > 0, "a quota needs a positive limit and period");
+        Self { limit, period_ms }
+    }
+
+    /// Time between two events at the sustained rate.
+    pub fn emission_interval_ms(&self) -> i64 {
+        (self.period_ms / i64::from(self.limit)).max(1)
+    }
+
+    /// How far ahead of `now` the TAT may run: the burst allowance.
+    pub fn tolerance_ms(&self) -> i64 {
+        self.period_ms - self.emission_interval_ms()
+    }
+}
+
+/// The answer to "may one more event happen now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed; store `new_tat` for the key if the event is taken.
+    Allowed { new_tat_ms: i64 },
+    /// Refused; the caller may retry after this many milliseconds.
+    Denied { retry_after_ms: i64 },
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed { .. })
+    }
+}
+
+/// Decides one event for a key whose stored TAT is `tat_ms` (`None` = never seen).
+pub fn decide(quota: Quota, tat_ms: Option<i64>, now_ms: i64) -> Decision {
+    let tat = tat_ms.unwrap_or(now_ms).max(now_ms);
+    let allow_at = tat - quota.tolerance_ms();
+    if now_ms < allow_at {
+        Decision::Denied { retry_after_ms: allow_at - now_ms }
+    } else {
+        Decision::Allowed { new_tat_ms: tat + quota.emission_interval_ms() }
+    }
+}
+
+/// Whole seconds for a `Retry-After` header: rounded up and at least 1, so a client that waits
+/// exactly that long is allowed.
+pub fn retry_after_secs(retry_after_ms: i64) -> u64 {
+    u64::try_from((retry_after_ms + 999) / 1000).unwrap_or(1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+
+    fn take(quota: Quota, tat: &mut Option<i64>, now: i64) -> bool {
+        match decide(quota, *tat, now) {
+            Decision::Allowed { new_tat_ms } => {
+                *tat = Some(new_tat_ms);
+                true
+            }
+            Decision::Denied { .. } => false,
+        }
+    }
+
+    #[test]
+    fn a_full_burst_is_allowed_then_the_next_event_is_denied() {
+        let quota = Quota::new(10, MINUTE);
+        let mut tat = None;
+        for _ in 0..10 {
+            assert!(take(quota, &mut tat, 0));
+        }
+        assert!(!take(quota, &mut tat, 0));
+    }
+
+    #[test]
+    fn denial_reports_when_the_next_event_fits() {
+        let quota = Quota::new(2, HOUR);
+        let mut tat = None;
+        assert!(take(quota, &mut tat, 0));
+        assert!(take(quota, &mut tat, 0));
+        let Decision::Denied { retry_after_ms } = decide(quota, tat, 10 * MINUTE) else {
+            panic!("third upload in the burst must be denied");
+        };
+        assert_eq!(retry_after_ms, 20 * MINUTE);
+        assert!(take(quota, &mut tat, 30 * MINUTE));
+    }
+
+    #[test]
+    fn an_idle_key_gets_its_whole_burst_back_after_one_period() {
+        let quota = Quota::new(2, HOUR);
+        let mut tat = None;
+        assert!(take(quota, &mut tat, 0));
+        assert!(take(quota, &mut tat, 0));
+        assert!(take(quota, &mut tat, HOUR));
+        assert!(take(quota, &mut tat, HOUR));
+        assert!(!take(quota, &mut tat, HOUR));
+    }
+
+    #[test]
+    fn a_check_without_taking_changes_nothing() {
+        let quota = Quota::new(1, MINUTE);
+        assert!(decide(quota, None, 0).is_allowed());
+        assert!(decide(quota, None, 0).is_allowed());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(1), 1);
+        assert_eq!(retry_after_secs(1000), 1);
+        assert_eq!(retry_after_secs(1001), 2);
+        assert_eq!(retry_after_secs(0), 1);
+    }
+}

@@ -1,0 +1,138 @@
+//! The auction port: bids and closing as contended commands, and the per-auction event feed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use surge_core::auctions::Rejection;
+use surge_store::auctions::UserRef;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::EngineError;
+
+/// A request to bid. `bid_id` is chosen by the caller so a retried command is recognisable.
+#[derive(Debug, Clone)]
+pub struct PlaceBid {
+    pub auction_id: Uuid,
+    pub bid_id: Uuid,
+    pub bidder: UserRef,
+    pub amount: i64,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// An `Idempotency-Key` and a digest of the request it came with, so a reuse with a different
+/// request can be told apart from a retry.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+/// The accepted bid as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedBid {
+    pub id: Uuid,
+    pub auction_id: Uuid,
+    pub bidder: UserRef,
+    pub amount: i64,
+    pub seq: i64,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// What a 201 reports: the bid and the auction right after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidReceipt {
+    pub bid: AcceptedBid,
+    pub current_price: i64,
+    pub ends_at: DateTime<Utc>,
+    pub bid_count: i64,
+}
+
+/// The decided result of a bid. Stored as-is for idempotent replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BidOutcome {
+    Accepted(BidReceipt),
+    Rejected(Rejection),
+}
+
+/// What kind of thing happened, for the SSE `event:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEventKind {
+    Bid,
+    Extended,
+    Closed,
+}
+
+impl FeedEventKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FeedEventKind::Bid => "bid",
+            FeedEventKind::Extended => "extended",
+            FeedEventKind::Closed => "closed",
+        }
+    }
+}
+
+/// One event as subscribers receive it. `data` is the JSON payload, rendered once per event
+/// rather than once per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub auction_id: Uuid,
+    /// The seq of the latest bid when this happened: a reconnecting client sends it back as
+    /// `Last-Event-ID`.
+    pub seq: i64,
+    pub kind: FeedEventKind,
+    pub data: Arc<str>,
+}
+
+impl FeedEvent {
+    /// The SSE `data:` of a bid event: the bid plus the auction's price and end.
+    pub fn bid(bid: &AcceptedBid, current_price: i64, ends_at: DateTime<Utc>) -> Self {
+        let data = serde_json::json!({
+            "id": bid.id,
+            "auction_id": bid.auction_id,
+            "bidder": bid.bidder,
+            "amount": bid.amount,
+            "seq": bid.seq,
+            "placed_at": bid.placed_at,
+            "current_price": current_price,
+            "ends_at": ends_at,
+        });
+        Self::new(bid.auction_id, bid.seq, FeedEventKind::Bid, &data)
+    }
+
+    pub fn extended(auction_id: Uuid, seq: i64, ends_at: DateTime<Utc>) -> Self {
+        let data = serde_json::json!({ "ends_at": ends_at });
+        Self::new(auction_id, seq, FeedEventKind::Extended, &data)
+    }
+
+    pub fn closed(auction_id: Uuid, seq: i64, winner: Option<&UserRef>, final_price: i64) -> Self {
+        let data = serde_json::json!({ "winner": winner, "final_price": final_price });
+        Self::new(auction_id, seq, FeedEventKind::Closed, &data)
+    }
+
+    fn new(auction_id: Uuid, seq: i64, kind: FeedEventKind, data: &serde_json::Value) -> Self {
+        Self { auction_id, seq, kind, data: Arc::from(data.to_string()) }
+    }
+}
+
+/// Executes auction commands atomically per auction. Implementations must guarantee: accepted
+/// bids of one auction get seq 1, 2, 3… with no gaps; a bid is accepted only by
+/// [`surge_core::auctions::decide`]; an `Accepted` outcome is durable before it is returned;
+/// a keyed request has at most one effect.
+#[async_trait]
+pub trait AuctionCommands: Send + Sync {
+    async fn place_bid(&self, bid: PlaceBid) -> Result<BidOutcome, EngineError>;
+    /// Announces the result of an auction whose end has passed. `Ok(false)` when there was
+    /// nothing to do (not ended yet, or already closed).
+    async fn close(&self, auction_id: Uuid) -> Result<bool, EngineError>;
+}
+
+/// Live events per auction. Each subscriber gets a bounded buffer: one that falls behind sees
+/// `RecvError::Lagged` and must resume from the store, it never slows the others.
+pub trait AuctionFeed: Send + Sync {
+    fn subscribe(&self, auction_id: Uuid) -> broadcast::Receiver<Arc<FeedEvent>>;
+}

@@ -1,0 +1,22 @@
+//! Surge's engine: the ports every contended or cross-replica concern goes through, and their
+//! implementations.
+//!
+//! Handlers depend only on the traits here, so the embedded (one process, SQLite) and the
+//! distributed (PostgreSQL + Redis) deployments slot in without touching them.
+//!
+//! # Layout
+//! - [`clock`]: the one source of "now", replaceable in tests.
+//! - [`auctions`]: the contended-command port for bids and closing, and the event feed.
+//! - [`ratelimit`]: named GCRA limits.
+//! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
+//!   in-memory limiter).
+//! - [`workers`]: background jobs shared by both deployments (the auction closer).
+
+pub mod auctions;
+pub mod clock;
+pub mod embedded;
+pub mod error;
+pub mod ratelimit;
+pub mod workers;
+
+pub use error::EngineError;

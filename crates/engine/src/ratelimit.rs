@@ -1,0 +1,16 @@
+//! Named GCRA rate limits. The arithmetic is [`surge_core::ratelimit`]; implementations only
+//! decide where each key's theoretical arrival time lives (process memory or Redis).
+
+use async_trait::async_trait;
+pub use surge_core::ratelimit::{Decision, Quota};
+
+use crate::EngineError;
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Would one more event for `key` fit in `quota` now? Takes nothing: for limits that count
+    /// only some outcomes (failed logins), check first and [`acquire`](Self::acquire) after.
+    async fn check(&self, quota: Quota, key: &str) -> Result<Decision, EngineError>;
+    /// Takes one event for `key` if it fits.
+    async fn acquire(&self, quota: Quota, key: &str) -> Result<Decision, EngineError>;
+}

@@ -1,0 +1,178 @@
+//! Placing bids and reading the bid history.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use surge_core::MAX_MONEY;
+use surge_core::auctions::Rejection;
+use surge_engine::auctions::{BidOutcome, IdempotencyKey as EngineKey, PlaceBid};
+use surge_store::auctions::{BidRecord, UserRef};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Person;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
+use crate::pagination::{self, Page, PageParams};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BidRequest {
+    /// Minor units.
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Bid {
+    pub id: Uuid,
+    pub auction_id: Uuid,
+    pub bidder: Person,
+    pub amount: i64,
+    /// 1 for the auction's first accepted bid, then 2, 3, … with no gaps.
+    pub seq: i64,
+    pub placed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuctionAfterBid {
+    pub current_price: i64,
+    pub ends_at: DateTime<Utc>,
+    pub bid_count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BidPlaced {
+    pub bid: Bid,
+    pub auction: AuctionAfterBid,
+}
+
+impl From<BidRecord> for Bid {
+    fn from(record: BidRecord) -> Self {
+        Bid {
+            id: record.id,
+            auction_id: record.auction_id,
+            bidder: record.bidder.into(),
+            amount: record.amount,
+            seq: record.seq,
+            placed_at: record.placed_at,
+        }
+    }
+}
+
+/// The caller's nickname, from a short-lived cache: a bid should not wait on a user lookup.
+async fn bidder(state: &AppState, user: &AuthUser) -> ApiResult<UserRef> {
+    if let Some(nickname) = state.nicknames.get(&user.id) {
+        return Ok(UserRef { id: user.id, nickname: nickname.to_string() });
+    }
+    let found = state.users.get(user.id).await?.ok_or_else(ApiError::unauthorized)?;
+    state.nicknames.insert(user.id, found.nickname.as_str().into());
+    Ok(UserRef { id: user.id, nickname: found.nickname })
+}
+
+fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::TooLow { min_amount } => {
+            ApiError::conflict("bid_too_low", format!("the bid must be at least {min_amount}"))
+                .with("min_amount", min_amount)
+        }
+        Rejection::OwnAuction => ApiError::Forbidden {
+            code: "own_auction",
+            message: "you cannot bid on your own auction".into(),
+        },
+        Rejection::NotStarted => {
+            ApiError::conflict("auction_not_started", "the auction has not started yet")
+        }
+        Rejection::Ended | Rejection::AlreadyClosed | Rejection::NotEnded => ApiError::Conflict {
+            status: StatusCode::GONE,
+            code: "auction_ended",
+            message: "the auction has ended".into(),
+            extra: Default::default(),
+        },
+    }
+}
+
+/// Place a bid.
+#[utoipa::path(post, path = "/api/v1/auctions/{id}/bids", tag = "auctions", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–64 characters; a repeat within 24 h returns the first response")),
+    request_body = BidRequest,
+    responses((status = 201, body = BidPlaced), (status = 403, description = "own_auction"), (status = 404),
+        (status = 409, description = "bid_too_low (with min_amount) or auction_not_started"), (status = 410, description = "auction_ended"),
+        (status = 422, description = "validation_failed or idempotency_key_reused")))]
+pub async fn place(
+    State(state): State<AppState>,
+    Path(auction_id): Path<Uuid>,
+    user: AuthUser,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(request): Json<BidRequest>,
+) -> ApiResult<Response> {
+    if !(1..=MAX_MONEY).contains(&request.amount) {
+        return Err(ApiError::field("amount", format!("must be between 1 and {MAX_MONEY}")));
+    }
+    let bidder = bidder(&state, &user).await?;
+    let idempotency = key.map(|key| EngineKey {
+        request_hash: Sha256::digest(format!("bid:{auction_id}:{}", request.amount)).to_vec(),
+        key,
+    });
+    let outcome = state
+        .bids
+        .place_bid(PlaceBid {
+            auction_id,
+            bid_id: Uuid::now_v7(),
+            bidder,
+            amount: request.amount,
+            idempotency,
+        })
+        .await?;
+    match outcome {
+        BidOutcome::Accepted(receipt) => {
+            metrics::counter!("surge_bids_total", "outcome" => "accepted").increment(1);
+            let placed = BidPlaced {
+                bid: Bid {
+                    id: receipt.bid.id,
+                    auction_id: receipt.bid.auction_id,
+                    bidder: receipt.bid.bidder.into(),
+                    amount: receipt.bid.amount,
+                    seq: receipt.bid.seq,
+                    placed_at: receipt.bid.placed_at,
+                },
+                auction: AuctionAfterBid {
+                    current_price: receipt.current_price,
+                    ends_at: receipt.ends_at,
+                    bid_count: receipt.bid_count,
+                },
+            };
+            Ok((StatusCode::CREATED, Json(placed)).into_response())
+        }
+        BidOutcome::Rejected(rejection) => {
+            metrics::counter!("surge_bids_total", "outcome" => "rejected").increment(1);
+            Err(rejection_error(rejection))
+        }
+    }
+}
+
+/// Every accepted bid, newest first.
+#[utoipa::path(get, path = "/api/v1/auctions/{id}/bids", tag = "auctions",
+    params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = inline(Page<Bid>)), (status = 404)))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(auction_id): Path<Uuid>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<Page<Bid>>> {
+    let limit = pagination::limit(params.limit)?;
+    let before: Option<i64> =
+        params.cursor.as_deref().map(pagination::decode_cursor).transpose()?;
+    if state.auctions.get(auction_id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let rows = state.auctions.bids_before(auction_id, before, limit + 1).await?;
+    Ok(axum::Json(pagination::page(
+        rows,
+        limit,
+        |bid| pagination::encode_cursor(&bid.seq),
+        Bid::from,
+    )))
+}

@@ -1,0 +1,271 @@
+//! Extractors that turn every rejection into the API's error shape: axum's own rejections are
+//! plain text, which clients of a JSON API should never have to parse.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// JSON body in, JSON body out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(req.headers()) {
+            return Err(ApiError::bad_request(
+                "invalid_content_type",
+                "expected a JSON body with content-type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { message: "the request body is too large".into() }
+            } else {
+                ApiError::bad_request("invalid_json", rejection.body_text())
+            }
+        })?;
+        parse_json_object(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn has_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Every request body of the API is a JSON object. serde would happily read a struct from an
+/// array (`[1000]` as `{"amount": 1000}`), so anything but an object is refused up front.
+/// Syntax errors are a 400 `invalid_json`; well-formed JSON with a wrong or missing field is a
+/// 422 naming that field.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::field(&field, inner.to_string())
+            }
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("invalid_json", format!("malformed JSON: {inner}"))
+            }
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Path parameters; a malformed one (say, an id that is not a UUID) is a 400.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match <axum::extract::Path<T> as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+        {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    ApiError::bad_request("invalid_path_parameter", rejection.body_text())
+}
+
+/// Query parameters; bad ones are a 422 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match <axum::extract::Query<T> as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+        {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    let detail = rejection.body_text();
+    let tail = detail.trim_start_matches("Failed to deserialize query string: ");
+    let field = match tail.split_once(": ") {
+        Some((name, _)) if !name.contains(' ') => name,
+        _ => "query",
+    };
+    ApiError::field(field, tail.to_owned())
+}
+
+/// The authenticated caller, from `Authorization: Bearer …` or the `surge_session` cookie.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub roles: Vec<String>,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+pub(crate) const SESSION_COOKIE: &str = "surge_session";
+
+fn bearer_or_cookie(parts: &Parts) -> Option<&str> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_or_cookie(parts).ok_or_else(ApiError::unauthorized)?;
+        let claims = state.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
+        Ok(AuthUser { id: claims.sub, roles: claims.roles.clone() })
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if bearer_or_cookie(parts).is_none() {
+            return Ok(None);
+        }
+        <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+    }
+}
+
+/// The optional `Idempotency-Key` header (1–64 visible ASCII characters).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+        match key {
+            Some(key) => Ok(IdempotencyKey(Some(key.to_owned()))),
+            None => {
+                Err(ApiError::field("idempotency_key", "must be 1 to 64 visible ASCII characters"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Bid {
+        #[expect(dead_code, reason = "only parsed")]
+        amount: i64,
+    }
+
+    fn status_and_field(body: &str) -> (StatusCode, Option<String>) {
+        match parse_json_object::<Bid>(body.as_bytes()) {
+            Ok(_) => (StatusCode::OK, None),
+            Err(ApiError::Validation(fields)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, fields.iter().next().map(|(k, _)| k.to_owned()))
+            }
+            Err(other) => (other.status(), None),
+        }
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        assert_eq!(status_and_field("[1000]").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_and_field("[1, 2").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_and_field("1000").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_and_field(" {\"amount\": 5} ").0, StatusCode::OK);
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_type_errors_name_the_field() {
+        assert_eq!(status_and_field("{\"amount\": ").0, StatusCode::BAD_REQUEST);
+        assert_eq!(status_and_field("{\"amount\": 5} x").0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_and_field("{\"amount\": \"ten\"}"),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("amount".to_owned()))
+        );
+        assert_eq!(
+            status_and_field("{}"),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("body".to_owned()))
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Configuration: compiled defaults → optional `surge.toml` (or `--config FILE`) → `SURGE_…`
+//! environment (`__` for nesting) → command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+use surge_store::db::Durability;
+
+/// Everything `surge` can be configured with. Names are a contract with operators: see the
+/// configuration table in README.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects the distributed backend.
+    pub database_url: Option<String>,
+    /// `redis://…`, or comma-separated Redis Cluster nodes.
+    pub redis_url: Option<String>,
+    /// Ed25519 private key, PKCS#8 PEM. Generated into `data_dir` when unset (embedded only).
+    pub jwt_signing_key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "comma_list")]
+    pub admin_emails: Vec<String>,
+    pub log_format: Option<LogFormat>,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub auctions: AuctionSettings,
+    pub writer: WriterSettings,
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Failed logins per email per minute before logins for it are refused.
+    pub login_failures_per_minute: u32,
+    /// Accepted image uploads per user per hour.
+    pub uploads_per_hour: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuctionSettings {
+    /// Seconds between SSE heartbeat comments.
+    pub sse_heartbeat_secs: u64,
+    /// How often the closer looks for auctions past their end, in milliseconds.
+    pub closer_interval_ms: u64,
+    /// Events buffered per SSE subscriber before a slow one is disconnected.
+    pub sse_buffer: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriterSettings {
+    /// Most commands committed in one transaction.
+    pub max_batch: usize,
+    /// `full` (fsync every commit; nothing acknowledged is lost) or `normal` (faster; a power
+    /// cut may lose the last commits).
+    pub synchronous: Durability,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Largest JSON request body, in bytes.
+    pub json_body_limit_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            jwt_signing_key_file: None,
+            admin_emails: Vec::new(),
+            log_format: None,
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+            auctions: AuctionSettings::default(),
+            writer: WriterSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            issuer: "surge".into(),
+            audience: "surge-api".into(),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self { login_failures_per_minute: 10, uploads_per_hour: 2 }
+    }
+}
+
+impl Default for AuctionSettings {
+    fn default() -> Self {
+        Self { sse_heartbeat_secs: 15, closer_interval_ms: 250, sse_buffer: 256 }
+    }
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self { max_batch: 512, synchronous: Durability::Full }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { json_body_limit_bytes: 64 * 1024 }
+    }
+}
+
+/// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(list) => list,
+        ListOrString::String(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+    })
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+impl Settings {
+    /// Layers the sources. `file` is `--config`; without it `./surge.toml` is read if present.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        figment = match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("surge.toml")),
+        };
+        figment
+            .merge(Env::prefixed("SURGE_").split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// Defaults for a test server: an ephemeral port and the given data directory.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir, ..Self::default() }
+    }
+}
+
+/// The example configuration printed by `surge default-config`.
+pub const EXAMPLE: &str = include_str!("../surge.example.toml");
+
+#[cfg(test)]
+#[expect(clippy::result_large_err, reason = "figment::Jail's closure signature")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let parsed: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(EXAMPLE))
+            .extract()
+            .unwrap();
+        assert_eq!(parsed.listen, Settings::default().listen);
+        assert_eq!(parsed.limits.uploads_per_hour, 2);
+    }
+
+    #[test]
+    fn env_lists_and_nesting_are_understood() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SURGE_ADMIN_EMAILS", "a@x.io, b@y.io");
+            jail.set_env("SURGE_LIMITS__UPLOADS_PER_HOUR", "5");
+            jail.set_env("SURGE_LISTEN", "127.0.0.1:9999");
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            assert_eq!(settings.admin_emails, vec!["a@x.io", "b@y.io"]);
+            assert_eq!(settings.limits.uploads_per_hour, 5);
+            assert_eq!(settings.listen.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SURGE_DATA_DIR", "/from/env");
+            let overrides =
+                Overrides { data_dir: Some("/from/flag".into()), ..Overrides::default() };
+            let settings = Settings::load(None, overrides).unwrap();
+            assert_eq!(settings.data_dir, PathBuf::from("/from/flag"));
+            Ok(())
+        });
+    }
+}

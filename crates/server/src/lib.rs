@@ -1,0 +1,15 @@
+//! The Surge server: configuration, command line, wiring and background workers.
+//!
+//! # Layout
+//! - [`config`]: layered settings (defaults → `surge.toml` → `SURGE_…` env → flags).
+//! - [`startup`]: [`startup::Application`] builds every port, binds, and runs until stopped.
+//! - [`demo`]: `--demo` seed data.
+//! - [`telemetry`]: logs, pretty or JSON.
+
+pub mod config;
+pub mod demo;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,105 @@
+//! `surge`: run the server, migrate the database, or print the example configuration.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use surge::config::{self, Overrides, Settings};
+use surge::{Application, demo, telemetry};
+
+/// Surge: flash-traffic apps on one engine.
+///
+/// Settings are layered: defaults, then `surge.toml` (or --config), then SURGE_… environment
+/// variables (`__` for nesting), then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "surge", version)]
+struct Cli {
+    /// TOML configuration file (default: ./surge.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: SURGE_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Directory for the SQLite database, images and the generated signing key
+    /// [env: SURGE_DATA_DIR] [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; selects the distributed backend [env: SURGE_DATABASE_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Redis URL, or comma-separated Redis Cluster nodes [env: SURGE_REDIS_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    redis_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Seed demo accounts and auctions into an empty database.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print an example surge.toml with every setting and its default.
+    DefaultConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    let overrides = Overrides {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+        redis_url: cli.redis_url,
+    };
+    let settings = Settings::load(cli.config.as_deref(), overrides)?;
+    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve { demo: seed_demo } => {
+            let app = Application::build(settings.clone()).await?;
+            if seed_demo {
+                demo::seed(app.state()).await?;
+            }
+            tracing::info!(listen = %settings.listen, port = app.port(), data_dir = %settings.data_dir.display(), "surge is serving");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            surge_store::db::SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
+                .await?;
+            tracing::info!(data_dir = %settings.data_dir.display(), "database is migrated");
+            Ok(())
+        }
+        Command::DefaultConfig => Ok(()),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,14 @@
+//! Surge's HTTP API, exercised end to end: every test starts its own server on port 0 with a
+//! fresh data dir and talks to it over HTTP. One binary; one module per area.
+
+mod accounts;
+mod auctions;
+mod bids;
+mod crash;
+mod errors;
+mod helpers;
+mod images;
+mod operations;
+mod pagination;
+mod race;
+mod sse;

@@ -1,0 +1,97 @@
+//! Users and refresh-token families.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::StoreResult;
+
+pub mod sqlite;
+
+/// A user's public profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub nickname: String,
+    pub birthday: Option<NaiveDate>,
+    pub about: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user plus the stored password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub nickname: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A PATCH of the profile: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub nickname: Option<String>,
+    pub birthday: Option<Option<NaiveDate>>,
+    pub about: Option<Option<String>>,
+}
+
+/// A refresh token to store; only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current; it is now spent and `next` (same family) replaces it.
+    Rotated { user_id: Uuid },
+    /// Unknown, expired or revoked.
+    Invalid,
+    /// The token had already been rotated: the family is now revoked.
+    ReuseDetected,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with `Conflict("email")` when the email is taken.
+    async fn create(&self, user: NewUser) -> StoreResult<User>;
+    async fn get(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>>;
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        patch: ProfilePatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+}
+
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Stores the first token of a new family (a login or sign-up).
+    async fn insert(&self, token: NewRefreshToken) -> StoreResult<()>;
+    /// Atomically spends the token with `presented_hash` and stores `next` in its family. The
+    /// `next.family_id` and `next.user_id` are taken from the spent token.
+    async fn rotate(
+        &self,
+        presented_hash: &[u8],
+        next: NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+    /// Revokes the token's whole family (logout). Unknown tokens are ignored.
+    async fn revoke_family_of(&self, presented_hash: &[u8], now: DateTime<Utc>) -> StoreResult<()>;
+}

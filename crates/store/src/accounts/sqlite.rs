@@ -1,0 +1,238 @@
+//! SQLite implementation of the account repositories.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::SqlitePool;
+use uuid::Uuid;
+
+use super::{
+    Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
+    UserStore,
+};
+use crate::StoreResult;
+use crate::time::{from_micros, to_micros};
+
+#[derive(Clone)]
+pub struct SqliteUsers {
+    pool: SqlitePool,
+}
+
+impl SqliteUsers {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: Option<String>,
+    phone: Option<String>,
+    nickname: String,
+    birthday: Option<String>,
+    about: Option<String>,
+    created_at: i64,
+    password_hash: Option<String>,
+}
+
+impl UserRow {
+    fn into_user(self) -> User {
+        User {
+            id: self.id,
+            email: self.email,
+            phone: self.phone,
+            nickname: self.nickname,
+            birthday: self.birthday.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok()),
+            about: self.about,
+            created_at: from_micros(self.created_at),
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, phone, nickname, birthday, about, created_at, password_hash";
+
+#[async_trait]
+impl UserStore for SqliteUsers {
+    async fn create(&self, user: NewUser) -> StoreResult<User> {
+        let now = to_micros(user.created_at);
+        sqlx::query(
+            "insert into users (id, email, password_hash, nickname, created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.nickname)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(User {
+            id: user.id,
+            email: Some(user.email),
+            phone: None,
+            nickname: user.nickname,
+            birthday: None,
+            about: None,
+            created_at: from_micros(now),
+        })
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where email = ?"
+        )))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let password_hash = row.password_hash.clone();
+            Credentials { user: row.into_user(), password_hash }
+        }))
+    }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        patch: ProfilePatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        // One statement: each column keeps its value unless the patch names it.
+        let result = sqlx::query(
+            "update users set
+                nickname = case when ?1 then ?2 else nickname end,
+                birthday = case when ?3 then ?4 else birthday end,
+                about    = case when ?5 then ?6 else about end,
+                updated_at = ?7
+             where id = ?8",
+        )
+        .bind(patch.nickname.is_some())
+        .bind(patch.nickname)
+        .bind(patch.birthday.is_some())
+        .bind(patch.birthday.flatten().map(|d| d.format("%Y-%m-%d").to_string()))
+        .bind(patch.about.is_some())
+        .bind(patch.about.flatten())
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get(id).await
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteRefreshTokens {
+    pool: SqlitePool,
+}
+
+impl SqliteRefreshTokens {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+async fn insert_token<'e, E>(executor: E, token: &NewRefreshToken) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "insert into refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
+         values (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(token.id)
+    .bind(token.family_id)
+    .bind(token.user_id)
+    .bind(&token.token_hash)
+    .bind(to_micros(token.expires_at))
+    .bind(to_micros(token.created_at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    expires_at: i64,
+    rotated_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+#[async_trait]
+impl RefreshTokenStore for SqliteRefreshTokens {
+    async fn insert(&self, token: NewRefreshToken) -> StoreResult<()> {
+        insert_token(&self.pool, &token).await
+    }
+
+    async fn rotate(
+        &self,
+        presented_hash: &[u8],
+        mut next: NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let now_micros = to_micros(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<TokenRow> = sqlx::query_as(
+            "select id, family_id, user_id, expires_at, rotated_at, revoked_at
+             from refresh_tokens where token_hash = ?",
+        )
+        .bind(presented_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        if row.revoked_at.is_some() || row.expires_at <= now_micros {
+            return Ok(Rotation::Invalid);
+        }
+        if row.rotated_at.is_some() {
+            sqlx::query(
+                "update refresh_tokens set revoked_at = ? where family_id = ? and revoked_at is null",
+            )
+            .bind(now_micros)
+            .bind(row.family_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Rotation::ReuseDetected);
+        }
+        sqlx::query("update refresh_tokens set rotated_at = ? where id = ?")
+            .bind(now_micros)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        next.family_id = row.family_id;
+        next.user_id = row.user_id;
+        insert_token(&mut *tx, &next).await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated { user_id: row.user_id })
+    }
+
+    async fn revoke_family_of(&self, presented_hash: &[u8], now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "update refresh_tokens set revoked_at = ?
+             where revoked_at is null
+               and family_id = (select family_id from refresh_tokens where token_hash = ?)",
+        )
+        .bind(to_micros(now))
+        .bind(presented_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

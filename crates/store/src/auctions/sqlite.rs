@@ -1,0 +1,502 @@
+//! SQLite implementation of the auction repository and the engine's ledger.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use surge_core::auctions::{AuctionEvent, AuctionState, AuctionStatus};
+use uuid::Uuid;
+
+use super::{
+    AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery, SortKey,
+    SortValue, UserRef,
+};
+use crate::StoreResult;
+use crate::time::{from_micros, to_micros};
+
+#[derive(Clone)]
+pub struct SqliteAuctions {
+    pool: SqlitePool,
+}
+
+impl SqliteAuctions {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Unicode case folding for search: SQLite only folds ASCII on its own.
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
+#[derive(sqlx::FromRow)]
+struct AuctionRow {
+    id: Uuid,
+    seller_id: Uuid,
+    seller_nickname: String,
+    title: String,
+    description: String,
+    starting_price: i64,
+    min_increment: i64,
+    current_price: i64,
+    high_bidder_id: Option<Uuid>,
+    high_bidder_nickname: Option<String>,
+    bid_count: i64,
+    starts_at: i64,
+    ends_at: i64,
+    extend_seconds: i64,
+    closed_at: Option<i64>,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: Uuid,
+    title: String,
+    title_folded: String,
+    current_price: i64,
+    bid_count: i64,
+    starts_at: i64,
+    ends_at: i64,
+    created_at: i64,
+    thumbnail: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BidRow {
+    id: Uuid,
+    auction_id: Uuid,
+    bidder_id: Uuid,
+    nickname: String,
+    amount: i64,
+    seq: i64,
+    placed_at: i64,
+}
+
+impl From<BidRow> for BidRecord {
+    fn from(row: BidRow) -> Self {
+        BidRecord {
+            id: row.id,
+            auction_id: row.auction_id,
+            bidder: UserRef { id: row.bidder_id, nickname: row.nickname },
+            amount: row.amount,
+            seq: row.seq,
+            placed_at: from_micros(row.placed_at),
+        }
+    }
+}
+
+fn sort_column(key: SortKey) -> &'static str {
+    match key {
+        SortKey::EndsAt => "a.ends_at",
+        SortKey::CurrentPrice => "a.current_price",
+        SortKey::CreatedAt => "a.created_at",
+        SortKey::Title => "a.title_folded",
+    }
+}
+
+fn bind_sort_value(builder: &mut QueryBuilder<Sqlite>, value: &SortValue) {
+    match value {
+        SortValue::Int(v) => builder.push_bind(*v),
+        SortValue::Text(v) => builder.push_bind(v.clone()),
+    };
+}
+
+const BID_COLUMNS: &str =
+    "b.id, b.auction_id, b.bidder_id, u.nickname, b.amount, b.seq, b.placed_at";
+
+#[async_trait]
+impl AuctionStore for SqliteAuctions {
+    async fn create(&self, new: NewAuction) -> StoreResult<()> {
+        let a = &new.auction;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "insert into auctions (id, seller_id, title, title_folded, description, starting_price,
+                 min_increment, current_price, starts_at, ends_at, extend_seconds, created_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id)
+        .bind(new.seller_id)
+        .bind(&a.title)
+        .bind(fold(&a.title))
+        .bind(&a.description)
+        .bind(a.starting_price)
+        .bind(a.min_increment)
+        .bind(a.starting_price)
+        .bind(to_micros(a.starts_at))
+        .bind(to_micros(a.ends_at))
+        .bind(a.extend_seconds)
+        .bind(to_micros(new.created_at))
+        .execute(&mut *tx)
+        .await?;
+        for (position, image_id) in a.image_ids.iter().enumerate() {
+            sqlx::query(
+                "insert into auction_images (auction_id, position, image_id) values (?, ?, ?)",
+            )
+            .bind(new.id)
+            .bind(position as i64)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<AuctionRecord>> {
+        let row: Option<AuctionRow> = sqlx::query_as(
+            "select a.id, a.seller_id, s.nickname as seller_nickname, a.title, a.description,
+                    a.starting_price, a.min_increment, a.current_price, a.high_bidder_id,
+                    h.nickname as high_bidder_nickname, a.bid_count, a.starts_at, a.ends_at,
+                    a.extend_seconds, a.closed_at, a.created_at
+             from auctions a
+             join users s on s.id = a.seller_id
+             left join users h on h.id = a.high_bidder_id
+             where a.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let image_ids: Vec<Uuid> = sqlx::query_scalar(
+            "select image_id from auction_images where auction_id = ? order by position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(AuctionRecord {
+            id: row.id,
+            seller: UserRef { id: row.seller_id, nickname: row.seller_nickname },
+            title: row.title,
+            description: row.description,
+            starting_price: row.starting_price,
+            min_increment: row.min_increment,
+            current_price: row.current_price,
+            high_bidder: row
+                .high_bidder_id
+                .zip(row.high_bidder_nickname)
+                .map(|(id, nickname)| UserRef { id, nickname }),
+            bid_count: row.bid_count,
+            starts_at: from_micros(row.starts_at),
+            ends_at: from_micros(row.ends_at),
+            extend_seconds: row.extend_seconds,
+            closed: row.closed_at.is_some(),
+            image_ids,
+            created_at: from_micros(row.created_at),
+        }))
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<AuctionSummary>> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "select a.id, a.title, a.title_folded, a.current_price, a.bid_count, a.starts_at,
+                    a.ends_at, a.created_at,
+                    (select image_id from auction_images i
+                      where i.auction_id = a.id order by position limit 1) as thumbnail
+             from auctions a where 1 = 1",
+        );
+        if let Some(q) = &query.title_contains {
+            builder.push(" and instr(a.title_folded, ").push_bind(q.clone()).push(") > 0");
+        }
+        let now = to_micros(query.now);
+        match query.status {
+            Some(AuctionStatus::Upcoming) => {
+                builder.push(" and a.starts_at > ").push_bind(now);
+            }
+            Some(AuctionStatus::Live) => {
+                builder.push(" and a.starts_at <= ").push_bind(now);
+                builder.push(" and a.ends_at > ").push_bind(now);
+            }
+            Some(AuctionStatus::Ended) => {
+                builder.push(" and a.ends_at <= ").push_bind(now);
+            }
+            None => {}
+        }
+        if let Some(min) = query.min_price {
+            builder.push(" and a.current_price >= ").push_bind(min);
+        }
+        if let Some(max) = query.max_price {
+            builder.push(" and a.current_price <= ").push_bind(max);
+        }
+        let column = sort_column(query.sort.key);
+        let (cmp, dir) = if query.sort.descending { ("<", "desc") } else { (">", "asc") };
+        if let Some((value, id)) = &query.after {
+            builder.push(format!(" and ({column}, a.id) {cmp} ("));
+            bind_sort_value(&mut builder, value);
+            builder.push(", ").push_bind(*id).push(")");
+        }
+        builder.push(format!(" order by {column} {dir}, a.id {dir} limit "));
+        builder.push_bind(i64::from(query.limit));
+        let rows: Vec<SummaryRow> = builder.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let sort_value = match query.sort.key {
+                    SortKey::EndsAt => SortValue::Int(row.ends_at),
+                    SortKey::CurrentPrice => SortValue::Int(row.current_price),
+                    SortKey::CreatedAt => SortValue::Int(row.created_at),
+                    SortKey::Title => SortValue::Text(row.title_folded.clone()),
+                };
+                AuctionSummary {
+                    id: row.id,
+                    title: row.title,
+                    current_price: row.current_price,
+                    bid_count: row.bid_count,
+                    starts_at: from_micros(row.starts_at),
+                    ends_at: from_micros(row.ends_at),
+                    created_at: from_micros(row.created_at),
+                    thumbnail: row.thumbnail,
+                    sort_value,
+                }
+            })
+            .collect())
+    }
+
+    async fn bids_before(
+        &self,
+        auction_id: Uuid,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<BidRecord>> {
+        let rows: Vec<BidRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {BID_COLUMNS} from bids b join users u on u.id = b.bidder_id
+             where b.auction_id = ? and b.seq < ? order by b.seq desc limit ?"
+        )))
+        .bind(auction_id)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(BidRecord::from).collect())
+    }
+
+    async fn bids_after(
+        &self,
+        auction_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<BidRecord>> {
+        let rows: Vec<BidRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {BID_COLUMNS} from bids b join users u on u.id = b.bidder_id
+             where b.auction_id = ? and b.seq > ? order by b.seq asc limit ?"
+        )))
+        .bind(auction_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(BidRecord::from).collect())
+    }
+
+    async fn due_for_closing(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "select id from auctions where closed_at is null and ends_at <= ?
+             order by ends_at limit ?",
+        )
+        .bind(to_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn user_refs(&self, ids: &[Uuid]) -> StoreResult<Vec<UserRef>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("select id, nickname from users where id in (");
+        let mut separated = builder.separated(", ");
+        for id in ids {
+            separated.push_bind(*id);
+        }
+        builder.push(")");
+        let rows: Vec<(Uuid, String)> = builder.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, nickname)| UserRef { id, nickname }).collect())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    id: Uuid,
+    seller_id: Uuid,
+    starting_price: i64,
+    min_increment: i64,
+    starts_at: i64,
+    ends_at: i64,
+    extend_seconds: i64,
+    current_price: i64,
+    high_bidder_id: Option<Uuid>,
+    bid_count: i64,
+    closed_at: Option<i64>,
+}
+
+/// The embedded engine's write side: one dedicated connection, driven by one task, which
+/// commits many commands per transaction (a savepoint each) so one fsync covers a whole batch.
+pub struct AuctionLedger {
+    conn: SqliteConnection,
+}
+
+impl AuctionLedger {
+    pub fn new(conn: SqliteConnection) -> Self {
+        Self { conn }
+    }
+
+    async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
+        sqlx::query(sql).execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Starts a batch. IMMEDIATE takes the write lock now, so no statement inside the batch can
+    /// fail later with a busy snapshot.
+    pub async fn begin(&mut self) -> StoreResult<()> {
+        self.exec("BEGIN IMMEDIATE").await
+    }
+
+    /// Ends a batch durably (one WAL fsync with `synchronous=FULL`).
+    pub async fn commit(&mut self) -> StoreResult<()> {
+        self.exec("COMMIT").await
+    }
+
+    pub async fn rollback(&mut self) -> StoreResult<()> {
+        self.exec("ROLLBACK").await
+    }
+
+    /// Isolates one command inside the batch.
+    pub async fn savepoint(&mut self) -> StoreResult<()> {
+        self.exec("SAVEPOINT command").await
+    }
+
+    pub async fn release(&mut self) -> StoreResult<()> {
+        self.exec("RELEASE command").await
+    }
+
+    /// Undoes one command's writes and keeps the rest of the batch.
+    pub async fn undo_command(&mut self) -> StoreResult<()> {
+        self.exec("ROLLBACK TO command").await?;
+        self.exec("RELEASE command").await
+    }
+
+    /// The persisted hot state of an auction, for a cold start.
+    pub async fn load_state(&mut self, id: Uuid) -> StoreResult<Option<AuctionState>> {
+        let row: Option<StateRow> = sqlx::query_as(
+            "select id, seller_id, starting_price, min_increment, starts_at, ends_at,
+                    extend_seconds, current_price, high_bidder_id, bid_count, closed_at
+             from auctions where id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        Ok(row.map(|r| AuctionState {
+            id: r.id,
+            seller_id: r.seller_id,
+            starting_price: r.starting_price,
+            min_increment: r.min_increment,
+            starts_at: from_micros(r.starts_at),
+            ends_at: from_micros(r.ends_at),
+            extend_seconds: r.extend_seconds,
+            current_price: r.current_price,
+            high_bidder: r.high_bidder_id,
+            bid_count: r.bid_count,
+            closed: r.closed_at.is_some(),
+        }))
+    }
+
+    /// Writes the events of one accepted command and the state they led to.
+    pub async fn record(
+        &mut self,
+        state: &AuctionState,
+        events: &[AuctionEvent],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        for event in events {
+            if let AuctionEvent::BidPlaced { bid_id, bidder_id, amount, seq, placed_at } = event {
+                sqlx::query(
+                    "insert into bids (id, auction_id, seq, bidder_id, amount, placed_at)
+                     values (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(bid_id)
+                .bind(state.id)
+                .bind(seq)
+                .bind(bidder_id)
+                .bind(amount)
+                .bind(to_micros(*placed_at))
+                .execute(&mut self.conn)
+                .await?;
+            }
+        }
+        let closed_at = state.closed.then(|| to_micros(now));
+        sqlx::query(
+            "update auctions set current_price = ?, high_bidder_id = ?, bid_count = ?, ends_at = ?,
+                    closed_at = coalesce(closed_at, ?)
+             where id = ?",
+        )
+        .bind(state.current_price)
+        .bind(state.high_bidder)
+        .bind(state.bid_count)
+        .bind(to_micros(state.ends_at))
+        .bind(closed_at)
+        .bind(state.id)
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored outcome of a keyed request newer than `since`: `(request_hash, response)`.
+    pub async fn idempotent_outcome(
+        &mut self,
+        user_id: Uuid,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<(Vec<u8>, String)>> {
+        Ok(sqlx::query_as(
+            "select request_hash, response from idempotency_keys
+             where user_id = ? and key = ? and created_at > ?",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(to_micros(since))
+        .fetch_optional(&mut self.conn)
+        .await?)
+    }
+
+    /// Remembers a keyed request's outcome (replacing an expired record of the same key).
+    pub async fn remember_outcome(
+        &mut self,
+        user_id: Uuid,
+        key: &str,
+        request_hash: &[u8],
+        response: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert or replace into idempotency_keys (user_id, key, request_hash, response, created_at)
+             values (?, ?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(response)
+        .bind(to_micros(now))
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops idempotency records older than `before`; returns how many.
+    pub async fn forget_outcomes_before(&mut self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("delete from idempotency_keys where created_at <= ?")
+            .bind(to_micros(before))
+            .execute(&mut self.conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl AuctionLedger {
+    /// A user's current nickname (for the winner in a `closed` event).
+    pub async fn nickname(&mut self, user_id: Uuid) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("select nickname from users where id = ?")
+            .bind(user_id)
+            .fetch_optional(&mut self.conn)
+            .await?)
+    }
+}
