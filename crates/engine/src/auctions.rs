@@ -1,6 +1,6 @@
 //! The auction port: bids and closing as contended commands, and the per-auction event feed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -76,46 +76,67 @@ impl FeedEventKind {
     }
 }
 
-/// One event as subscribers receive it. `data` is the JSON payload, rendered once per event
-/// rather than once per subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One event as subscribers receive it. Its JSON payload is rendered on first use and then
+/// shared: once per event however many subscribers there are, and never when nobody listens.
+#[derive(Debug)]
 pub struct FeedEvent {
     pub auction_id: Uuid,
     /// The seq of the latest bid when this happened: a reconnecting client sends it back as
     /// `Last-Event-ID`.
     pub seq: i64,
     pub kind: FeedEventKind,
-    pub data: Arc<str>,
+    payload: Payload,
+    rendered: OnceLock<Arc<str>>,
+}
+
+#[derive(Debug)]
+enum Payload {
+    Bid { bid: AcceptedBid, current_price: i64, ends_at: DateTime<Utc> },
+    Extended { ends_at: DateTime<Utc> },
+    Closed { winner: Option<UserRef>, final_price: i64 },
 }
 
 impl FeedEvent {
-    /// The SSE `data:` of a bid event: the bid plus the auction's price and end.
+    /// A bid: the SSE data is the bid plus the auction's price and end after it.
     pub fn bid(bid: &AcceptedBid, current_price: i64, ends_at: DateTime<Utc>) -> Self {
-        let data = serde_json::json!({
-            "id": bid.id,
-            "auction_id": bid.auction_id,
-            "bidder": bid.bidder,
-            "amount": bid.amount,
-            "seq": bid.seq,
-            "placed_at": bid.placed_at,
-            "current_price": current_price,
-            "ends_at": ends_at,
-        });
-        Self::new(bid.auction_id, bid.seq, FeedEventKind::Bid, &data)
+        let payload = Payload::Bid { bid: bid.clone(), current_price, ends_at };
+        Self::new(bid.auction_id, bid.seq, FeedEventKind::Bid, payload)
     }
 
     pub fn extended(auction_id: Uuid, seq: i64, ends_at: DateTime<Utc>) -> Self {
-        let data = serde_json::json!({ "ends_at": ends_at });
-        Self::new(auction_id, seq, FeedEventKind::Extended, &data)
+        Self::new(auction_id, seq, FeedEventKind::Extended, Payload::Extended { ends_at })
     }
 
     pub fn closed(auction_id: Uuid, seq: i64, winner: Option<&UserRef>, final_price: i64) -> Self {
-        let data = serde_json::json!({ "winner": winner, "final_price": final_price });
-        Self::new(auction_id, seq, FeedEventKind::Closed, &data)
+        let payload = Payload::Closed { winner: winner.cloned(), final_price };
+        Self::new(auction_id, seq, FeedEventKind::Closed, payload)
     }
 
-    fn new(auction_id: Uuid, seq: i64, kind: FeedEventKind, data: &serde_json::Value) -> Self {
-        Self { auction_id, seq, kind, data: Arc::from(data.to_string()) }
+    fn new(auction_id: Uuid, seq: i64, kind: FeedEventKind, payload: Payload) -> Self {
+        Self { auction_id, seq, kind, payload, rendered: OnceLock::new() }
+    }
+
+    /// The SSE `data:` JSON.
+    pub fn data(&self) -> &str {
+        self.rendered.get_or_init(|| {
+            let value = match &self.payload {
+                Payload::Bid { bid, current_price, ends_at } => serde_json::json!({
+                    "id": bid.id,
+                    "auction_id": bid.auction_id,
+                    "bidder": bid.bidder,
+                    "amount": bid.amount,
+                    "seq": bid.seq,
+                    "placed_at": bid.placed_at,
+                    "current_price": current_price,
+                    "ends_at": ends_at,
+                }),
+                Payload::Extended { ends_at } => serde_json::json!({ "ends_at": ends_at }),
+                Payload::Closed { winner, final_price } => {
+                    serde_json::json!({ "winner": winner, "final_price": final_price })
+                }
+            };
+            Arc::from(value.to_string())
+        })
     }
 }
 

@@ -27,10 +27,10 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auctions", get(search).post(create))
-        .route("/auctions/{id}", get(get_auction))
-        .route("/auctions/{id}/bids", get(bids::history).post(bids::place))
-        .route("/auctions/{id}/events", get(events::stream))
+        .route("/api/v1/auctions", get(search).post(create))
+        .route("/api/v1/auctions/{id}", get(get_auction))
+        .route("/api/v1/auctions/{id}/bids", get(bids::history).post(bids::place))
+        .route("/api/v1/auctions/{id}/events", get(events::stream))
 }
 
 /// Someone shown by id and nickname.

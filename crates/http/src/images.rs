@@ -27,10 +27,10 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
-            "/images",
+            "/api/v1/images",
             post(upload).layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + MULTIPART_OVERHEAD)),
         )
-        .route("/images/{id}", get(download))
+        .route("/api/v1/images/{id}", get(download))
 }
 
 pub fn image_url(id: Uuid) -> String {

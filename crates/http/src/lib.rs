@@ -22,13 +22,16 @@ pub mod pagination;
 pub mod state;
 
 use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, Response as HttpResponse};
+use axum::http::{HeaderName, Method, Response as HttpResponse, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use metrics::Histogram;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -41,13 +44,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let json_limit = state.settings.json_body_limit;
-    let api = Router::new()
+    // Domain routers register full `/api/v1/…` paths and are merged, not nested: nesting wraps
+    // every route in another boxed service that is cloned on each request.
+    Router::new()
         .merge(accounts::router())
         .merge(auctions::router())
         .merge(images::router())
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    Router::new()
-        .nest("/api/v1", api)
         .merge(operations::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound })
@@ -67,16 +69,33 @@ pub fn router(state: AppState) -> Router {
 /// Records `surge_http_request_duration_seconds` by method, route template and status.
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("surge_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    latency_histogram(&method, route, response.status()).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Histogram handles by (method, status) and route: building a labelled key per request costs
+/// several allocations and a registry lookup; a read-locked map hit costs neither.
+fn latency_histogram(method: &Method, route: &str, status: StatusCode) -> Histogram {
+    type Handles = HashMap<(Method, u16), HashMap<String, Histogram>>;
+    static HANDLES: LazyLock<RwLock<Handles>> = LazyLock::new(Default::default);
+    let key = (method.clone(), status.as_u16());
+    if let Some(handle) = HANDLES.read().ok().and_then(|h| h.get(&key)?.get(route).cloned()) {
+        return handle;
+    }
+    let handle = metrics::histogram!(
+        "surge_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route.to_owned(),
+        "status" => status.as_u16().to_string()
+    );
+    if let Ok(mut handles) = HANDLES.write() {
+        handles.entry(key).or_default().insert(route.to_owned(), handle.clone());
+    }
+    handle
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> HttpResponse<axum::body::Body> {

@@ -39,8 +39,27 @@ pub struct HttpSettings {
     pub json_body_limit: usize,
 }
 
+/// The handle every handler receives. One `Arc`, so the per-request clone axum makes is one
+/// atomic increment rather than one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The ports and settings behind [`AppState`].
+pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub users: Arc<dyn UserStore>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,

@@ -6,6 +6,11 @@ use clap::{Parser, Subcommand};
 use surge::config::{self, Overrides, Settings};
 use surge::{Application, demo, telemetry};
 
+/// Request handling allocates many small short-lived buffers across threads; mimalloc serves
+/// them with far less contention than the system allocator (measured in the bid storm).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Surge: flash-traffic apps on one engine.
 ///
 /// Settings are layered: defaults, then `surge.toml` (or --config), then SURGE_… environment

@@ -13,7 +13,7 @@ use surge_engine::embedded::{EmbeddedAuctions, Fanout, InProcessRateLimiter};
 use surge_engine::ratelimit::Quota;
 use surge_engine::workers::run_closer;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
-use surge_http::state::{AppState, HttpSettings, Readiness};
+use surge_http::state::{AppState, HttpSettings, Readiness, Services};
 use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
 use surge_store::auctions::sqlite::SqliteAuctions;
 use surge_store::db::SqliteDb;
@@ -130,7 +130,7 @@ impl Application {
             sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
             json_body_limit: settings.http.json_body_limit_bytes,
         };
-        let state = AppState {
+        let state = AppState::new(Services {
             clock: clock.clone(),
             users: Arc::new(SqliteUsers::new(db.pool.clone())),
             refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
@@ -149,7 +149,7 @@ impl Application {
             metrics: Arc::new(move || metrics.render()),
             settings: Arc::new(http_settings),
             shutdown: CancellationToken::new(),
-        };
+        });
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;

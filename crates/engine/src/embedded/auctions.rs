@@ -1,10 +1,11 @@
 //! The embedded auction engine: a handle to the writer task.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use surge_core::auctions::{self, AuctionCommand, AuctionState, Rejection};
 use surge_store::auctions::sqlite::AuctionLedger;
 use surge_store::db::SqliteDb;
 use tokio::sync::{mpsc, oneshot};
@@ -25,7 +26,12 @@ const QUEUE_DEPTH: usize = 16_384;
 #[derive(Clone)]
 pub struct EmbeddedAuctions {
     jobs: mpsc::Sender<Job>,
+    committed: Committed,
+    clock: Arc<dyn Clock>,
 }
+
+/// The hot state as of the last commit, readable without queueing behind the writer.
+pub(crate) type Committed = Arc<RwLock<HashMap<Uuid, AuctionState>>>;
 
 /// Owns the writer task; [`WriterTask::stop`] commits what is queued and waits for it.
 pub struct WriterTask {
@@ -41,18 +47,23 @@ impl EmbeddedAuctions {
         clock: Arc<dyn Clock>,
         max_batch: usize,
     ) -> Result<(Self, WriterTask), EngineError> {
-        let ledger = AuctionLedger::new(db.dedicated_connection().await?);
+        let mut ledger = AuctionLedger::new(db.dedicated_connection().await?);
+        let hot: HashMap<_, _> =
+            ledger.open_states().await?.into_iter().map(|state| (state.id, state)).collect();
+        tracing::info!(auctions = hot.len(), "restored the hot state of open auctions");
+        let committed: Committed = Arc::new(RwLock::new(hot.clone()));
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             ledger,
             jobs: receiver,
             fanout,
-            clock,
+            clock: clock.clone(),
             max_batch: max_batch.max(1),
-            hot: HashMap::new(),
+            hot,
+            committed: committed.clone(),
         };
         let handle = tokio::spawn(writer.run());
-        Ok((Self { jobs: jobs.clone() }, WriterTask { jobs, handle }))
+        Ok((Self { jobs: jobs.clone(), committed, clock }, WriterTask { jobs, handle }))
     }
 
     async fn submit<T>(
@@ -67,6 +78,27 @@ impl EmbeddedAuctions {
         answer
             .await
             .map_err(|_| EngineError::Unavailable("the writer dropped the command".into()))?
+    }
+
+    /// A rejection that is certain without the writer: a bid too low for the last committed
+    /// state of a live auction stays too low, because prices only rise. Under a storm most
+    /// losing bids end here instead of queueing. Keyed requests always go to the writer, which
+    /// records their outcome.
+    fn certain_rejection(&self, bid: &PlaceBid) -> Option<Rejection> {
+        if bid.idempotency.is_some() {
+            return None;
+        }
+        let committed = self.committed.read().ok()?;
+        let state = committed.get(&bid.auction_id)?;
+        let command = AuctionCommand::PlaceBid {
+            bid_id: bid.bid_id,
+            bidder_id: bid.bidder.id,
+            amount: bid.amount,
+        };
+        match auctions::decide(state, &command, self.clock.now()) {
+            Err(rejection @ Rejection::TooLow { .. }) => Some(rejection),
+            _ => None,
+        }
     }
 
     /// Asks the writer to forget expired idempotency records.
@@ -88,6 +120,9 @@ impl WriterTask {
 #[async_trait]
 impl AuctionCommands for EmbeddedAuctions {
     async fn place_bid(&self, bid: PlaceBid) -> Result<BidOutcome, EngineError> {
+        if let Some(rejection) = self.certain_rejection(&bid) {
+            return Ok(BidOutcome::Rejected(rejection));
+        }
         self.submit(|reply| Job::Bid(bid, reply)).await
     }
 

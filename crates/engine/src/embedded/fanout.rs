@@ -8,24 +8,36 @@ use uuid::Uuid;
 
 use crate::auctions::{AuctionFeed, FeedEvent};
 
+/// Channels kept before `subscribe` sweeps out those nobody listens to any more (entities
+/// that never publish — say, a subscription to an unknown id — are not cleaned by `publish`).
+const SWEEP_AT: usize = 1024;
+
 pub struct Fanout {
     /// Buffer per subscriber, in events.
     capacity: usize,
-    channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<FeedEvent>>>>,
+    channels: Mutex<Channels>,
+}
+
+#[derive(Default)]
+struct Channels {
+    by_entity: HashMap<Uuid, broadcast::Sender<Arc<FeedEvent>>>,
+    /// Size at which the next sweep runs; doubles with the number of live channels.
+    sweep_at: usize,
 }
 
 impl Fanout {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), channels: Mutex::new(HashMap::new()) }
+        let channels = Channels { by_entity: HashMap::new(), sweep_at: SWEEP_AT };
+        Self { capacity: capacity.max(1), channels: Mutex::new(channels) }
     }
 
     /// Sends events to the entity's current subscribers, in order. Channels nobody listens to
     /// any more are dropped here, so the map only holds watched entities.
     pub fn publish(&self, entity: Uuid, events: impl IntoIterator<Item = FeedEvent>) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(sender) = channels.get(&entity) else { return };
+        let Some(sender) = channels.by_entity.get(&entity) else { return };
         if sender.receiver_count() == 0 {
-            channels.remove(&entity);
+            channels.by_entity.remove(&entity);
             return;
         }
         for event in events {
@@ -38,7 +50,12 @@ impl Fanout {
 impl AuctionFeed for Fanout {
     fn subscribe(&self, auction_id: Uuid) -> broadcast::Receiver<Arc<FeedEvent>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if channels.by_entity.len() >= channels.sweep_at {
+            channels.by_entity.retain(|_, sender| sender.receiver_count() > 0);
+            channels.sweep_at = (channels.by_entity.len() * 2).max(SWEEP_AT);
+        }
         channels
+            .by_entity
             .entry(auction_id)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
@@ -50,10 +67,9 @@ mod tests {
     use tokio::sync::broadcast::error::RecvError;
 
     use super::*;
-    use crate::auctions::FeedEventKind;
 
     fn event(seq: i64) -> FeedEvent {
-        FeedEvent { auction_id: Uuid::nil(), seq, kind: FeedEventKind::Bid, data: Arc::from("{}") }
+        FeedEvent::extended(Uuid::nil(), seq, chrono::Utc::now())
     }
 
     #[tokio::test]
@@ -74,6 +90,15 @@ mod tests {
         fanout.publish(Uuid::nil(), [event(1)]);
         drop(fanout.subscribe(Uuid::nil()));
         fanout.publish(Uuid::nil(), [event(2)]);
-        assert!(fanout.channels.lock().unwrap().is_empty());
+        assert!(fanout.channels.lock().unwrap().by_entity.is_empty());
+    }
+
+    #[tokio::test]
+    async fn abandoned_subscriptions_are_swept_once_the_map_grows() {
+        let fanout = Fanout::new(4);
+        for n in 0..(SWEEP_AT as u128 + 10) {
+            drop(fanout.subscribe(Uuid::from_u128(n)));
+        }
+        assert!(fanout.channels.lock().unwrap().by_entity.len() < SWEEP_AT);
     }
 }

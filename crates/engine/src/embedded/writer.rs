@@ -3,17 +3,25 @@
 //!
 //! Every command that arrives while a batch is being committed joins the next batch: under load
 //! one transaction (one fsync) covers hundreds of bids, while a lone bid still commits at once.
-//! Inside a batch each command runs in its own savepoint, so a failing command is undone alone.
-//! Replies and events go out only after the batch is durable.
+//!
+//! Each command is decided alone, in order, against the state the batch has built so far, so a
+//! rejected command writes nothing and an accepted one sees every earlier acceptance. The rows
+//! the accepted commands produce are written at the end with a few multi-row statements (each
+//! statement is a round trip to SQLite's thread; one per bid capped throughput), followed by
+//! one hot-state UPDATE per changed auction and the COMMIT. Replies and events go out only
+//! after the COMMIT is durable. A write can only fail through an I/O fault or an engine bug,
+//! never through a business rule; if one does, the whole batch is rolled back, its callers get
+//! 503 (no effect, retry), and the touched auctions are reloaded from disk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState};
+use surge_store::StoreError;
 use surge_store::auctions::UserRef;
-use surge_store::auctions::sqlite::AuctionLedger;
+use surge_store::auctions::sqlite::{AuctionLedger, KeyedOutcome, NewBid};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -44,14 +52,24 @@ enum Pending {
 
 impl Pending {
     fn send(self, committed: bool) {
-        let unavailable = || EngineError::Unavailable("the batch could not be committed".into());
+        fn unavailable<T>() -> Result<T, EngineError> {
+            Err(EngineError::Unavailable("the batch could not be committed".into()))
+        }
         match self {
             Pending::Bid(reply, result) => {
-                let _ = reply.send(if committed { result } else { Err(unavailable()) });
+                let _ = reply.send(if committed { result } else { unavailable() });
             }
             Pending::Close(reply, result) => {
-                let _ = reply.send(if committed { result } else { Err(unavailable()) });
+                let _ = reply.send(if committed { result } else { unavailable() });
             }
+        }
+    }
+
+    fn refuse(job: Job, error: fn() -> EngineError) -> Option<Self> {
+        match job {
+            Job::Bid(_, reply) => Some(Pending::Bid(reply, Err(error()))),
+            Job::Close(_, reply) => Some(Pending::Close(reply, Err(error()))),
+            Job::Purge | Job::Stop => None,
         }
     }
 }
@@ -62,21 +80,25 @@ pub(crate) struct Writer {
     pub fanout: Arc<Fanout>,
     pub clock: Arc<dyn Clock>,
     pub max_batch: usize,
-    /// Hot state of the auctions commanded so far; the database copy is written in the same
-    /// transaction, so this is only ever ahead of disk inside an uncommitted batch.
+    /// Hot state of open auctions; the database copy is written in the same transaction, so
+    /// this is only ever ahead of disk inside an uncommitted batch.
     pub hot: HashMap<Uuid, AuctionState>,
+    /// The states as of the last commit, shared with the handle for early rejections.
+    pub committed: super::auctions::Committed,
 }
 
 /// State and effects of the batch being built.
 #[derive(Default)]
 struct Batch {
-    /// States changed by this batch; merged into `hot` only if the commit succeeds.
+    /// States changed by this batch; saved before COMMIT and merged into `hot` after it.
     changed: HashMap<Uuid, AuctionState>,
     pending: Vec<Pending>,
     events: Vec<FeedEvent>,
-    /// A savepoint could not be undone: the transaction may hold half a command, so the whole
-    /// batch is rolled back.
-    poisoned: bool,
+    /// Rows to append at commit.
+    bids: Vec<NewBid>,
+    /// Outcomes of keyed requests decided in this batch, by (user, key): stored at commit, and
+    /// consulted first so a retry within the same batch replays too.
+    outcomes: HashMap<(Uuid, String), KeyedOutcome>,
 }
 
 impl Writer {
@@ -89,42 +111,35 @@ impl Writer {
             let stop = jobs.iter().position(|job| matches!(job, Job::Stop));
             let rest = stop.map(|at| jobs.split_off(at));
             self.run_batch(std::mem::take(&mut jobs)).await;
-            if rest.is_some() {
-                self.refuse_remaining(rest.into_iter().flatten());
+            if let Some(rest) = rest {
+                self.refuse_remaining(rest);
                 return;
             }
         }
     }
 
-    fn refuse_remaining(&mut self, jobs: impl Iterator<Item = Job>) {
+    fn refuse_remaining(&mut self, jobs: Vec<Job>) {
         self.jobs.close();
-        let stopped = || EngineError::Unavailable("the server is shutting down".into());
         let late = std::iter::from_fn(|| self.jobs.try_recv().ok()).collect::<Vec<_>>();
-        for job in jobs.chain(late) {
-            match job {
-                Job::Bid(_, reply) => drop(reply.send(Err(stopped()))),
-                Job::Close(_, reply) => drop(reply.send(Err(stopped()))),
-                Job::Purge | Job::Stop => {}
-            }
+        let stopping = || EngineError::Unavailable("the server is shutting down".into());
+        for pending in jobs.into_iter().chain(late).filter_map(|job| Pending::refuse(job, stopping))
+        {
+            pending.send(true);
         }
     }
 
     async fn run_batch(&mut self, jobs: Vec<Job>) {
-        if jobs.is_empty() {
-            return;
-        }
         let started = Instant::now();
         let size = jobs.len();
-        let mut batch = Batch::default();
-        let began = self.ledger.begin().await;
-        if let Err(error) = began {
+        if let Err(error) = self.ledger.begin().await {
             tracing::error!(error = %error, "could not start a write batch");
-            for job in jobs {
-                self.fail_job(job, &mut batch);
+            let down = || EngineError::Unavailable("the database is unavailable".into());
+            for pending in jobs.into_iter().filter_map(|job| Pending::refuse(job, down)) {
+                pending.send(true);
             }
-            batch.pending.into_iter().for_each(|p| p.send(false));
             return;
         }
+        let mut batch = Batch::default();
         for job in jobs {
             match job {
                 Job::Bid(bid, reply) => {
@@ -139,65 +154,68 @@ impl Writer {
                 Job::Stop => {}
             }
         }
-        let committed = if batch.poisoned {
-            tracing::error!(batch.size = size, "write batch rolled back after a failed undo");
-            let _ = self.ledger.rollback().await;
-            false
-        } else {
-            self.commit(size).await
-        };
+        let committed = self.commit(&mut batch, size).await;
         metrics::histogram!("surge_writer_batch_size").record(size as f64);
         metrics::histogram!("surge_writer_commit_seconds").record(started.elapsed().as_secs_f64());
         if committed {
-            self.publish(batch.changed, batch.events);
+            self.publish(std::mem::take(&mut batch.changed), std::mem::take(&mut batch.events));
         }
         for pending in batch.pending {
             pending.send(committed);
         }
     }
 
-    async fn commit(&mut self, size: usize) -> bool {
-        match self.ledger.commit().await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(error = %error, batch.size = size, "write batch failed to commit");
-                let _ = self.ledger.rollback().await;
-                false
-            }
+    /// Writes the batch's rows and changed states, then commits; rolls back if anything fails.
+    async fn commit(&mut self, batch: &mut Batch, size: usize) -> bool {
+        let committed = match self.write(batch).await {
+            Ok(()) => self.ledger.commit().await,
+            Err(error) => Err(error),
+        };
+        let Err(error) = committed else { return true };
+        tracing::error!(error = %error, batch.size = size, "write batch rolled back");
+        let _ = self.ledger.rollback().await;
+        // Auctions touched by the batch may be ahead of disk in memory: reload them when next used.
+        for id in batch.changed.keys() {
+            self.hot.remove(id);
         }
+        false
+    }
+
+    async fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.ledger.insert_bids(&batch.bids).await?;
+        if !batch.outcomes.is_empty() {
+            let outcomes: Vec<KeyedOutcome> = batch.outcomes.values().cloned().collect();
+            self.ledger.remember_outcomes(&outcomes).await?;
+        }
+        for state in batch.changed.values() {
+            self.ledger.save_state(state, now).await?;
+        }
+        Ok(())
     }
 
     /// After a commit: the batch's states become the hot state and its events go out.
     fn publish(&mut self, changed: HashMap<Uuid, AuctionState>, events: Vec<FeedEvent>) {
-        {
-            for (id, state) in changed {
-                if state.closed {
-                    self.hot.remove(&id);
-                } else {
-                    self.hot.insert(id, state);
-                }
-            }
-            let mut by_auction: Vec<(Uuid, Vec<FeedEvent>)> = Vec::new();
-            for event in events {
-                match by_auction.last_mut() {
-                    Some((id, events)) if *id == event.auction_id => events.push(event),
-                    _ => by_auction.push((event.auction_id, vec![event])),
-                }
-            }
-            for (id, events) in by_auction {
-                self.fanout.publish(id, events);
+        let mut committed = self.committed.write().unwrap_or_else(|p| p.into_inner());
+        for (id, state) in changed {
+            if state.closed {
+                self.hot.remove(&id);
+                committed.remove(&id);
+            } else {
+                committed.insert(id, state.clone());
+                self.hot.insert(id, state);
             }
         }
-    }
-
-    fn fail_job(&self, job: Job, batch: &mut Batch) {
-        fn down<T>() -> Result<T, EngineError> {
-            Err(EngineError::Unavailable("the database is unavailable".into()))
+        drop(committed);
+        let mut by_auction: Vec<(Uuid, Vec<FeedEvent>)> = Vec::new();
+        for event in events {
+            match by_auction.iter_mut().find(|(id, _)| *id == event.auction_id) {
+                Some((_, events)) => events.push(event),
+                None => by_auction.push((event.auction_id, vec![event])),
+            }
         }
-        match job {
-            Job::Bid(_, reply) => batch.pending.push(Pending::Bid(reply, down())),
-            Job::Close(_, reply) => batch.pending.push(Pending::Close(reply, down())),
-            Job::Purge | Job::Stop => {}
+        for (id, events) in by_auction {
+            self.fanout.publish(id, events);
         }
     }
 
@@ -217,16 +235,8 @@ impl Writer {
         batch: &mut Batch,
     ) -> Result<BidOutcome, EngineError> {
         let now = self.clock.now();
-        if let Some(key) = &bid.idempotency {
-            let since = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
-            let stored = self.ledger.idempotent_outcome(bid.bidder.id, &key.key, since).await?;
-            if let Some((hash, response)) = stored {
-                if hash != key.request_hash {
-                    return Err(EngineError::IdempotencyKeyReused);
-                }
-                return serde_json::from_str(&response)
-                    .map_err(|e| EngineError::Internal(format!("stored outcome unreadable: {e}")));
-            }
+        if let Some(replayed) = self.replay(&bid, batch, now).await? {
+            return Ok(replayed);
         }
         let mut state = self.state(bid.auction_id, batch).await?;
         let command = AuctionCommand::PlaceBid {
@@ -234,68 +244,74 @@ impl Writer {
             bidder_id: bid.bidder.id,
             amount: bid.amount,
         };
-        let decided = auctions::decide(&state, &command, now);
-        let outcome = match &decided {
-            Err(rejection) => BidOutcome::Rejected(*rejection),
+        let outcome = match auctions::decide(&state, &command, now) {
+            Err(rejection) => BidOutcome::Rejected(rejection),
             Ok(events) => {
-                for event in events {
+                for event in &events {
                     auctions::apply(&mut state, event);
                 }
-                let placed_at = events.iter().find_map(|e| match e {
-                    AuctionEvent::BidPlaced { placed_at, .. } => Some(*placed_at),
-                    _ => None,
+                let receipt = receipt(&bid, &state, &events, now);
+                batch.bids.push(NewBid {
+                    id: receipt.bid.id,
+                    auction_id: receipt.bid.auction_id,
+                    seq: receipt.bid.seq,
+                    bidder_id: receipt.bid.bidder.id,
+                    amount: receipt.bid.amount,
+                    placed_at: receipt.bid.placed_at,
                 });
-                BidOutcome::Accepted(BidReceipt {
-                    bid: AcceptedBid {
-                        id: bid.bid_id,
-                        auction_id: bid.auction_id,
-                        bidder: bid.bidder.clone(),
-                        amount: bid.amount,
-                        seq: state.bid_count,
-                        placed_at: placed_at.unwrap_or(now),
-                    },
-                    current_price: state.current_price,
-                    ends_at: state.ends_at,
-                    bid_count: state.bid_count,
-                })
+                batch.events.push(FeedEvent::bid(
+                    &receipt.bid,
+                    receipt.current_price,
+                    receipt.ends_at,
+                ));
+                if events.iter().any(|e| matches!(e, AuctionEvent::Extended { .. })) {
+                    batch.events.push(FeedEvent::extended(
+                        state.id,
+                        state.bid_count,
+                        state.ends_at,
+                    ));
+                }
+                batch.changed.insert(state.id, state);
+                BidOutcome::Accepted(receipt)
             }
         };
-        let events = decided.unwrap_or_default();
-        if events.is_empty() && bid.idempotency.is_none() {
-            return Ok(outcome);
-        }
-        self.ledger.savepoint().await?;
-        let written = self.write_bid(&state, &events, &bid, &outcome, now).await;
-        self.end_command(written, batch).await?;
-        if let BidOutcome::Accepted(receipt) = &outcome {
-            batch.events.push(FeedEvent::bid(&receipt.bid, receipt.current_price, receipt.ends_at));
-            if events.iter().any(|e| matches!(e, AuctionEvent::Extended { .. })) {
-                batch.events.push(FeedEvent::extended(state.id, state.bid_count, state.ends_at));
-            }
-            batch.changed.insert(state.id, state);
+        if let Some(key) = &bid.idempotency {
+            let response = serde_json::to_string(&outcome)
+                .map_err(|e| EngineError::Internal(format!("outcome not serialisable: {e}")))?;
+            let record = KeyedOutcome {
+                user_id: bid.bidder.id,
+                key: key.key.clone(),
+                request_hash: key.request_hash.clone(),
+                response,
+                created_at: now,
+            };
+            batch.outcomes.insert((bid.bidder.id, key.key.clone()), record);
         }
         Ok(outcome)
     }
 
-    async fn write_bid(
+    /// The stored outcome of a retried keyed request, or an error if the key was reused.
+    async fn replay(
         &mut self,
-        state: &AuctionState,
-        events: &[AuctionEvent],
         bid: &PlaceBid,
-        outcome: &BidOutcome,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), EngineError> {
-        if !events.is_empty() {
-            self.ledger.record(state, events, now).await?;
+        batch: &Batch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BidOutcome>, EngineError> {
+        let Some(key) = &bid.idempotency else { return Ok(None) };
+        let stored = match batch.outcomes.get(&(bid.bidder.id, key.key.clone())) {
+            Some(record) => Some((record.request_hash.clone(), record.response.clone())),
+            None => {
+                let since = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
+                self.ledger.idempotent_outcome(bid.bidder.id, &key.key, since).await?
+            }
+        };
+        let Some((hash, response)) = stored else { return Ok(None) };
+        if hash != key.request_hash {
+            return Err(EngineError::IdempotencyKeyReused);
         }
-        if let Some(key) = &bid.idempotency {
-            let response = serde_json::to_string(outcome)
-                .map_err(|e| EngineError::Internal(format!("outcome not serialisable: {e}")))?;
-            self.ledger
-                .remember_outcome(bid.bidder.id, &key.key, &key.request_hash, &response, now)
-                .await?;
-        }
-        Ok(())
+        serde_json::from_str(&response)
+            .map(Some)
+            .map_err(|e| EngineError::Internal(format!("stored outcome unreadable: {e}")))
     }
 
     async fn close(&mut self, id: Uuid, batch: &mut Batch) -> Result<bool, EngineError> {
@@ -307,9 +323,6 @@ impl Writer {
         for event in &events {
             auctions::apply(&mut state, event);
         }
-        self.ledger.savepoint().await?;
-        let written = self.ledger.record(&state, &events, now).await.map_err(EngineError::from);
-        self.end_command(written, batch).await?;
         let winner = match state.high_bidder {
             Some(winner) => Some(UserRef {
                 id: winner,
@@ -327,23 +340,6 @@ impl Writer {
         Ok(true)
     }
 
-    /// Keeps a command's writes (release) or undoes them alone (rollback to its savepoint).
-    async fn end_command(
-        &mut self,
-        written: Result<(), EngineError>,
-        batch: &mut Batch,
-    ) -> Result<(), EngineError> {
-        let ended = match &written {
-            Ok(()) => self.ledger.release().await,
-            Err(_) => self.ledger.undo_command().await,
-        };
-        if let Err(error) = ended {
-            batch.poisoned = true;
-            return Err(error.into());
-        }
-        written
-    }
-
     async fn purge(&mut self) {
         let before = self.clock.now() - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
         match self.ledger.forget_outcomes_before(before).await {
@@ -353,5 +349,33 @@ impl Writer {
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "could not purge idempotency keys"),
         }
+    }
+}
+
+fn receipt(
+    bid: &PlaceBid,
+    state: &AuctionState,
+    events: &[AuctionEvent],
+    now: DateTime<Utc>,
+) -> BidReceipt {
+    let placed_at = events
+        .iter()
+        .find_map(|e| match e {
+            AuctionEvent::BidPlaced { placed_at, .. } => Some(*placed_at),
+            _ => None,
+        })
+        .unwrap_or(now);
+    BidReceipt {
+        bid: AcceptedBid {
+            id: bid.bid_id,
+            auction_id: bid.auction_id,
+            bidder: bid.bidder.clone(),
+            amount: bid.amount,
+            seq: state.bid_count,
+            placed_at,
+        },
+        current_price: state.current_price,
+        ends_at: state.ends_at,
+        bid_count: state.bid_count,
     }
 }

@@ -1,9 +1,12 @@
 //! Placing bids and reading the bid history.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use metrics::Counter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use surge_core::MAX_MONEY;
@@ -61,6 +64,12 @@ impl From<BidRecord> for Bid {
         }
     }
 }
+
+/// `surge_bids_total` by outcome; handles are looked up once, not per bid.
+static BIDS_ACCEPTED: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("surge_bids_total", "outcome" => "accepted"));
+static BIDS_REJECTED: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("surge_bids_total", "outcome" => "rejected"));
 
 /// The caller's nickname, from a short-lived cache: a bid should not wait on a user lookup.
 async fn bidder(state: &AppState, user: &AuthUser) -> ApiResult<UserRef> {
@@ -128,7 +137,7 @@ pub async fn place(
         .await?;
     match outcome {
         BidOutcome::Accepted(receipt) => {
-            metrics::counter!("surge_bids_total", "outcome" => "accepted").increment(1);
+            BIDS_ACCEPTED.increment(1);
             let placed = BidPlaced {
                 bid: Bid {
                     id: receipt.bid.id,
@@ -147,7 +156,7 @@ pub async fn place(
             Ok((StatusCode::CREATED, Json(placed)).into_response())
         }
         BidOutcome::Rejected(rejection) => {
-            metrics::counter!("surge_bids_total", "outcome" => "rejected").increment(1);
+            BIDS_REJECTED.increment(1);
             Err(rejection_error(rejection))
         }
     }

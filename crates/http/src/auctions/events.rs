@@ -157,7 +157,7 @@ impl Feed {
         if event.kind == FeedEventKind::Closed {
             self.finished = true;
         }
-        Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(&*event.data)
+        Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data())
     }
 }
 

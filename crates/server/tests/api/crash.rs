@@ -76,6 +76,21 @@ impl ServerProcess {
         }
     }
 
+    /// SIGTERM, then wait (bounded) for the process to exit on its own.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success(), "could not send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "surge did not stop after SIGTERM\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// SIGKILL, then reap.
     fn kill(&mut self) {
         self.child.kill().expect("could not kill surge");
@@ -264,4 +279,42 @@ async fn acknowledged_bids_survive_a_sigkill_and_refused_ones_never_appear() {
     assert_eq!(int(&next["bid"]["seq"]), history.len() as i64 + 1);
 
     server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_event_streams_keeps_every_acknowledged_bid_and_exits_cleanly() {
+    let data_dir = tempfile::Builder::new().prefix("surge-term-data-").tempdir().unwrap();
+    let log_dir = tempfile::Builder::new().prefix("surge-term-logs-").tempdir().unwrap();
+    let mut server = ServerProcess::start(data_dir.path(), log_dir.path(), "first");
+    server.wait_until_healthy().await;
+    let seller = server.api.signup().await;
+    let bidder = server.api.signup().await;
+    let auction = server.api.create_auction(&seller, auction_body(chrono::Utc::now())).await;
+    let auction_id = string(&auction["id"]);
+    let mut events = server.api.events(&auction_id, "", None).await;
+    let amounts: Vec<i64> = (0..20).map(|i| 1000 + 100 * i).collect();
+    for &amount in &amounts {
+        server.api.place_bid(&bidder, &auction_id, amount).await;
+    }
+
+    let status = server.terminate().await;
+    assert!(status.success(), "surge exited with {status}\n{}", server.logs());
+    // The stream delivers what was already sent, then ends instead of hanging.
+    let mut seen = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.next().await {
+            seen.extend(event.id);
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the event stream did not end after SIGTERM");
+    let expected: Vec<String> = (1..=20).map(|seq: i64| seq.to_string()).collect();
+    assert_eq!(seen, expected);
+
+    let mut restarted = ServerProcess::start(data_dir.path(), log_dir.path(), "second");
+    restarted.wait_until_healthy().await;
+    let history = restarted.api.bid_history(&auction_id).await;
+    let stored: Vec<i64> = history.iter().rev().map(|bid| int(&bid["amount"])).collect();
+    assert_eq!(stored, amounts);
+    restarted.kill();
 }

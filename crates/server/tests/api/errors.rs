@@ -17,6 +17,8 @@ async fn malformed_json_is_rejected_with_400_invalid_json() {
         "not json at all",
         "",
         "{'email': 'single quotes'}",
+        "[1, 2",
+        "[\"someone@example.com\", \"long enough\", \"Nick\"]",
     ] {
         let response = app
             .send(
@@ -115,7 +117,13 @@ async fn a_wrong_json_type_is_a_json_error_not_a_crash() {
     let auction = app.create_auction(&seller, auction_body(app.now())).await;
     let path = format!("/auctions/{}/bids", string(&auction["id"]));
 
-    for body in [json!({"amount": "ten"}), json!({"amount": 10.5}), json!({"amount": null})] {
+    for body in [
+        json!({"amount": "ten"}),
+        json!({"amount": 10.5}),
+        json!({"amount": null}),
+        json!([1000]),
+        json!(1000),
+    ] {
         let response = app.post_json(&path, Some(&bidder.access_token), &body).await;
         let status = response.status().as_u16();
         assert!(status == 400 || status == 422, "{body}: status {status}");

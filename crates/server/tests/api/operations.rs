@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{header, spawn_app};
+use crate::helpers::{auction_body, header, spawn_app, string};
 
 #[tokio::test]
 async fn healthz_returns_200() {
@@ -19,16 +19,33 @@ async fn readyz_returns_200_when_the_database_answers() {
 }
 
 #[tokio::test]
-async fn metrics_are_served_as_prometheus_text() {
+async fn metrics_cover_http_latency_bids_subscribers_and_the_writer() {
     let app = spawn_app().await;
-    // Some traffic first, so there is something to count.
-    app.search(&[]).await;
+    let seller = app.signup().await;
+    let bidder = app.signup().await;
+    let auction = app.create_auction(&seller, auction_body(app.now())).await;
+    let auction_id = string(&auction["id"]);
+    let _subscriber = app.events(&auction_id, "", None).await;
+    app.place_bid(&bidder, &auction_id, 1_000_000).await;
+    assert_eq!(app.bid(&bidder, &auction_id, 1).await.status().as_u16(), 409);
 
     let response = app.send(app.client.get(app.root_url("/metrics"))).await;
 
     assert_eq!(response.status().as_u16(), 200);
     let content_type = header(&response, "content-type");
     assert!(content_type.starts_with("text/plain"), "content-type {content_type:?}");
+    let text = response.text().await.unwrap();
+    for expected in [
+        "surge_http_request_duration_seconds_bucket{",
+        "route=\"/api/v1/auctions/{id}/bids\"",
+        "surge_bids_total{outcome=\"accepted\"} 1",
+        "surge_bids_total{outcome=\"rejected\"} 1",
+        "surge_sse_subscribers 1",
+        "surge_writer_batch_size_bucket",
+        "surge_writer_commit_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from /metrics:\n{text}");
+    }
 }
 
 #[tokio::test]

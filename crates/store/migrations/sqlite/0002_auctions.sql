@@ -43,17 +43,18 @@ create table auction_images (
     primary key (auction_id, position)
 );
 
--- Every accepted bid. (auction_id, seq) is unique: the database itself refuses a gap-filling
--- duplicate even if an engine misbehaved.
+-- Every accepted bid, clustered by (auction_id, seq): the key is unique, so the database itself
+-- refuses a duplicate seq even if an engine misbehaved; an append touches one B-tree, and a
+-- history page is one range scan. Bid ids are server-generated UUIDv7s, unique by construction.
 create table bids (
-    id         blob    primary key,
     auction_id blob    not null references auctions (id),
     seq        integer not null check (seq >= 1),
+    id         blob    not null,
     bidder_id  blob    not null references users (id),
     amount     integer not null,
     placed_at  integer not null,
-    unique (auction_id, seq)
-);
+    primary key (auction_id, seq)
+) without rowid;
 
 -- Idempotency-Key records: the first outcome of a keyed request, replayed for 24 h.
 create table idempotency_keys (

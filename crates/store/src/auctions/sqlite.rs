@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use surge_core::auctions::{AuctionEvent, AuctionState, AuctionStatus};
+use surge_core::auctions::{AuctionState, AuctionStatus};
 use uuid::Uuid;
 
 use super::{
@@ -329,8 +329,55 @@ struct StateRow {
     closed_at: Option<i64>,
 }
 
+const STATE_SELECT: &str =
+    "select id, seller_id, starting_price, min_increment, starts_at, ends_at,
+        extend_seconds, current_price, high_bidder_id, bid_count, closed_at from auctions";
+
+impl StateRow {
+    fn into_state(self) -> AuctionState {
+        AuctionState {
+            id: self.id,
+            seller_id: self.seller_id,
+            starting_price: self.starting_price,
+            min_increment: self.min_increment,
+            starts_at: from_micros(self.starts_at),
+            ends_at: from_micros(self.ends_at),
+            extend_seconds: self.extend_seconds,
+            current_price: self.current_price,
+            high_bidder: self.high_bidder_id,
+            bid_count: self.bid_count,
+            closed: self.closed_at.is_some(),
+        }
+    }
+}
+
+/// Most rows per multi-row INSERT: well under SQLite's bound-parameter limit, large enough that
+/// a batch of hundreds of bids is a handful of statements. A power of two.
+const ROWS_PER_INSERT: usize = 128;
+
+/// A bid to append, as the ledger stores it.
+#[derive(Debug, Clone)]
+pub struct NewBid {
+    pub id: Uuid,
+    pub auction_id: Uuid,
+    pub seq: i64,
+    pub bidder_id: Uuid,
+    pub amount: i64,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// The outcome of a request made with an `Idempotency-Key`, as stored for replays.
+#[derive(Debug, Clone)]
+pub struct KeyedOutcome {
+    pub user_id: Uuid,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub response: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// The embedded engine's write side: one dedicated connection, driven by one task, which
-/// commits many commands per transaction (a savepoint each) so one fsync covers a whole batch.
+/// commits many commands per transaction so one fsync covers a whole batch.
 pub struct AuctionLedger {
     conn: SqliteConnection,
 }
@@ -360,69 +407,57 @@ impl AuctionLedger {
         self.exec("ROLLBACK").await
     }
 
-    /// Isolates one command inside the batch.
-    pub async fn savepoint(&mut self) -> StoreResult<()> {
-        self.exec("SAVEPOINT command").await
-    }
-
-    pub async fn release(&mut self) -> StoreResult<()> {
-        self.exec("RELEASE command").await
-    }
-
-    /// Undoes one command's writes and keeps the rest of the batch.
-    pub async fn undo_command(&mut self) -> StoreResult<()> {
-        self.exec("ROLLBACK TO command").await?;
-        self.exec("RELEASE command").await
-    }
-
     /// The persisted hot state of an auction, for a cold start.
     pub async fn load_state(&mut self, id: Uuid) -> StoreResult<Option<AuctionState>> {
-        let row: Option<StateRow> = sqlx::query_as(
-            "select id, seller_id, starting_price, min_increment, starts_at, ends_at,
-                    extend_seconds, current_price, high_bidder_id, bid_count, closed_at
-             from auctions where id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&mut self.conn)
-        .await?;
-        Ok(row.map(|r| AuctionState {
-            id: r.id,
-            seller_id: r.seller_id,
-            starting_price: r.starting_price,
-            min_increment: r.min_increment,
-            starts_at: from_micros(r.starts_at),
-            ends_at: from_micros(r.ends_at),
-            extend_seconds: r.extend_seconds,
-            current_price: r.current_price,
-            high_bidder: r.high_bidder_id,
-            bid_count: r.bid_count,
-            closed: r.closed_at.is_some(),
-        }))
+        let row: Option<StateRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where id = ?")))
+                .bind(id)
+                .fetch_optional(&mut self.conn)
+                .await?;
+        Ok(row.map(StateRow::into_state))
     }
 
-    /// Writes the events of one accepted command and the state they led to.
-    pub async fn record(
+    /// The hot state of every auction whose result is not announced yet: what the engine
+    /// restores at start.
+    pub async fn open_states(&mut self) -> StoreResult<Vec<AuctionState>> {
+        let rows: Vec<StateRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where closed_at is null")))
+                .fetch_all(&mut self.conn)
+                .await?;
+        Ok(rows.into_iter().map(StateRow::into_state).collect())
+    }
+
+    /// Appends accepted bids with as few statements as possible: multi-row INSERTs in
+    /// power-of-two sizes, so the handful of distinct statements stay prepared.
+    pub async fn insert_bids(&mut self, bids: &[NewBid]) -> StoreResult<()> {
+        let mut rest = bids;
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into bids (id, auction_id, seq, bidder_id, amount, placed_at) ",
+            );
+            builder.push_values(chunk, |mut row, bid| {
+                row.push_bind(bid.id)
+                    .push_bind(bid.auction_id)
+                    .push_bind(bid.seq)
+                    .push_bind(bid.bidder_id)
+                    .push_bind(bid.amount)
+                    .push_bind(to_micros(bid.placed_at));
+            });
+            builder.build().execute(&mut self.conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Persists an auction's hot state (price, high bidder, count, end, closed). Called once
+    /// per changed auction per batch, however many bids the batch holds for it.
+    pub async fn save_state(
         &mut self,
         state: &AuctionState,
-        events: &[AuctionEvent],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        for event in events {
-            if let AuctionEvent::BidPlaced { bid_id, bidder_id, amount, seq, placed_at } = event {
-                sqlx::query(
-                    "insert into bids (id, auction_id, seq, bidder_id, amount, placed_at)
-                     values (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(bid_id)
-                .bind(state.id)
-                .bind(seq)
-                .bind(bidder_id)
-                .bind(amount)
-                .bind(to_micros(*placed_at))
-                .execute(&mut self.conn)
-                .await?;
-            }
-        }
         let closed_at = state.closed.then(|| to_micros(now));
         sqlx::query(
             "update auctions set current_price = ?, high_bidder_id = ?, bid_count = ?, ends_at = ?,
@@ -458,26 +493,21 @@ impl AuctionLedger {
         .await?)
     }
 
-    /// Remembers a keyed request's outcome (replacing an expired record of the same key).
-    pub async fn remember_outcome(
-        &mut self,
-        user_id: Uuid,
-        key: &str,
-        request_hash: &[u8],
-        response: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "insert or replace into idempotency_keys (user_id, key, request_hash, response, created_at)
-             values (?, ?, ?, ?, ?)",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(request_hash)
-        .bind(response)
-        .bind(to_micros(now))
-        .execute(&mut self.conn)
-        .await?;
+    /// Remembers keyed requests' outcomes (replacing expired records of the same keys).
+    pub async fn remember_outcomes(&mut self, outcomes: &[KeyedOutcome]) -> StoreResult<()> {
+        for chunk in outcomes.chunks(ROWS_PER_INSERT) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert or replace into idempotency_keys (user_id, key, request_hash, response, created_at) ",
+            );
+            builder.push_values(chunk, |mut row, outcome| {
+                row.push_bind(outcome.user_id)
+                    .push_bind(outcome.key.clone())
+                    .push_bind(outcome.request_hash.clone())
+                    .push_bind(outcome.response.clone())
+                    .push_bind(to_micros(outcome.created_at));
+            });
+            builder.build().execute(&mut self.conn).await?;
+        }
         Ok(())
     }
 
