@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use surge_core::auctions::Rejection;
@@ -87,6 +88,7 @@ pub struct FeedEvent {
     pub kind: FeedEventKind,
     payload: Payload,
     rendered: OnceLock<Arc<str>>,
+    frame: OnceLock<Bytes>,
 }
 
 #[derive(Debug)]
@@ -113,10 +115,29 @@ impl FeedEvent {
     }
 
     fn new(auction_id: Uuid, seq: i64, kind: FeedEventKind, payload: Payload) -> Self {
-        Self { auction_id, seq, kind, payload, rendered: OnceLock::new() }
+        Self { auction_id, seq, kind, payload, rendered: OnceLock::new(), frame: OnceLock::new() }
     }
 
-    /// The SSE `data:` JSON.
+    /// The whole server-sent-events frame (`event:`, `id:` = seq, `data:`), built once and
+    /// shared by every subscriber's connection without copying.
+    pub fn sse_frame(&self) -> Bytes {
+        self.frame
+            .get_or_init(|| {
+                let data = self.data();
+                let mut frame = String::with_capacity(data.len() + 40);
+                frame.push_str("event: ");
+                frame.push_str(self.kind.as_str());
+                frame.push_str("\nid: ");
+                frame.push_str(&self.seq.to_string());
+                frame.push_str("\ndata: ");
+                frame.push_str(data);
+                frame.push_str("\n\n");
+                Bytes::from(frame)
+            })
+            .clone()
+    }
+
+    /// The SSE `data:` JSON (one line: JSON never contains a raw newline).
     pub fn data(&self) -> &str {
         self.rendered.get_or_init(|| {
             let value = match &self.payload {

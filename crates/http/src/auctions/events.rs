@@ -4,19 +4,26 @@
 //! drops live events it already replayed, so a reconnect with `Last-Event-ID` yields every bid
 //! exactly once and in order. A subscriber that falls behind its buffer is disconnected (it
 //! resumes with `Last-Event-ID`); it never slows anyone else.
+//!
+//! Each event's frame is rendered once and shared by every connection; whatever has queued up
+//! for a subscriber goes out as one chunk (one socket write), which is what lets one process
+//! feed thousands of subscribers.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use surge_engine::auctions::{AcceptedBid, FeedEvent, FeedEventKind};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -25,6 +32,10 @@ use crate::state::AppState;
 
 /// Bids read from the store per replay query.
 const REPLAY_PAGE: u32 = 500;
+/// Most queued events coalesced into one chunk.
+const MAX_COALESCED: usize = 64;
+/// The heartbeat comment.
+const HEARTBEAT: &[u8] = b":\n\n";
 
 #[derive(Debug, Deserialize)]
 pub struct EventsParams {
@@ -41,7 +52,7 @@ pub async fn stream(
     Path(auction_id): Path<Uuid>,
     Query(params): Query<EventsParams>,
     headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -58,6 +69,7 @@ pub async fn stream(
         )
     });
     let feed = Feed {
+        heartbeat: state.settings.sse_heartbeat,
         state: state.clone(),
         auction_id,
         ends_at: auction.ends_at,
@@ -69,16 +81,23 @@ pub async fn stream(
         finished: false,
         _gauge: SubscriberGauge::new(),
     };
-    let events = futures_util::stream::unfold(feed, |mut feed| async move {
-        let event = feed.next().await?;
-        Some((Ok(event), feed))
+    let chunks = futures_util::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), feed))
     })
     .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.settings.sse_heartbeat)))
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        // Tells reverse proxies not to buffer the stream.
+        (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
+    ];
+    Ok((headers, Body::from_stream(chunks)).into_response())
 }
 
 struct Feed {
     state: AppState,
+    heartbeat: Duration,
     auction_id: Uuid,
     ends_at: DateTime<Utc>,
     /// Replay position while catching up; `None` once live.
@@ -94,10 +113,18 @@ struct Feed {
 }
 
 impl Feed {
-    async fn next(&mut self) -> Option<Event> {
+    /// The next bytes to send: one or more frames, or a heartbeat; `None` ends the stream.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(event) = self.backlog.pop_front() {
-                return Some(self.emit(&event));
+            if !self.backlog.is_empty() {
+                let mut chunk = BytesMut::new();
+                while let Some(event) = self.backlog.pop_front() {
+                    chunk.extend_from_slice(&self.frame(&event));
+                    if chunk.len() > 64 * 1024 {
+                        break;
+                    }
+                }
+                return Some(chunk.freeze());
             }
             if self.finished {
                 return None;
@@ -107,19 +134,53 @@ impl Feed {
                 continue;
             }
             if let Some(closing) = self.closing.take() {
-                self.finished = true;
-                return Some(self.emit(&closing));
+                return Some(self.frame(&closing));
             }
-            match self.live.recv().await {
-                Ok(event) if event.kind == FeedEventKind::Bid && event.seq <= self.last_seq => {}
-                Ok(event) => return Some(self.emit(&event)),
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::info!(auction.id = %self.auction_id, missed, "slow SSE subscriber disconnected");
-                    metrics::counter!("surge_sse_lagged_total").increment(1);
-                    return None;
+            let first = match tokio::time::timeout(self.heartbeat, self.live.recv()).await {
+                Err(_) => return Some(Bytes::from_static(HEARTBEAT)),
+                Ok(received) => self.accept(received)?,
+            };
+            let mut frames: Vec<Bytes> = Vec::new();
+            if let Some(event) = first {
+                frames.push(self.frame(&event));
+            }
+            // Whatever else is already queued goes out in the same write.
+            while frames.len() < MAX_COALESCED && !self.finished {
+                let received = match self.live.try_recv() {
+                    Ok(event) => Ok(event),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                };
+                if let Some(event) = self.accept(received)? {
+                    frames.push(self.frame(&event));
                 }
-                Err(RecvError::Closed) => return None,
             }
+            match frames.len() {
+                0 => continue,
+                // The usual case for a subscriber that keeps up: the shared frame, no copy.
+                1 => return frames.pop(),
+                _ => return Some(frames.concat().into()),
+            }
+        }
+    }
+
+    /// Filters a live receive: `Ok(None)` skips a replayed duplicate; `None` ends the stream.
+    fn accept(
+        &self,
+        received: Result<Arc<FeedEvent>, RecvError>,
+    ) -> Option<Option<Arc<FeedEvent>>> {
+        match received {
+            Ok(event) if event.kind == FeedEventKind::Bid && event.seq <= self.last_seq => {
+                Some(None)
+            }
+            Ok(event) => Some(Some(event)),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(auction.id = %self.auction_id, missed, "slow SSE subscriber disconnected");
+                metrics::counter!("surge_sse_lagged_total").increment(1);
+                None
+            }
+            Err(RecvError::Closed) => None,
         }
     }
 
@@ -141,23 +202,21 @@ impl Feed {
                 placed_at: bid.placed_at,
                 bidder: bid.bidder,
             };
-            self.backlog.push_back(Arc::new(FeedEvent::bid(
-                &accepted,
-                accepted.amount,
-                self.ends_at,
-            )));
+            let event = FeedEvent::bid(&accepted, accepted.amount, self.ends_at);
+            self.backlog.push_back(Arc::new(event));
         }
         Some(())
     }
 
-    fn emit(&mut self, event: &FeedEvent) -> Event {
+    /// The event's shared frame; records what the subscriber has been sent.
+    fn frame(&mut self, event: &FeedEvent) -> Bytes {
         if event.kind == FeedEventKind::Bid {
             self.last_seq = self.last_seq.max(event.seq);
         }
         if event.kind == FeedEventKind::Closed {
             self.finished = true;
         }
-        Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data())
+        event.sse_frame()
     }
 }
 
