@@ -11,12 +11,23 @@ use surge::{Application, demo, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Settings without a flag, listed so `surge --help` names every setting.
+const ENV_HELP: &str = "\
+Settings without a flag (environment or surge.toml):
+  SURGE_JWT_SIGNING_KEY_FILE  jwt_signing_key_file: Ed25519 PKCS#8 PEM private key
+                              (generated into the data dir when unset; embedded only)
+  SURGE_ADMIN_EMAILS          admin_emails: comma-separated
+  SURGE_LOG_FORMAT            log_format: pretty | json (default: pretty on a terminal)
+  SURGE_<SECTION>__<KEY>      nested settings, e.g. SURGE_LIMITS__UPLOADS_PER_HOUR=5;
+                              `surge default-config` prints them all with their defaults
+  RUST_LOG                    log filter (default: info)";
+
 /// Surge: flash-traffic apps on one engine.
 ///
 /// Settings are layered: defaults, then `surge.toml` (or --config), then SURGE_… environment
 /// variables (`__` for nesting), then these flags.
 #[derive(Debug, Parser)]
-#[command(name = "surge", version)]
+#[command(name = "surge", version, after_help = ENV_HELP)]
 struct Cli {
     /// TOML configuration file (default: ./surge.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]

@@ -188,9 +188,8 @@ impl Writer {
             let outcomes: Vec<KeyedOutcome> = batch.outcomes.values().cloned().collect();
             self.ledger.remember_outcomes(&outcomes).await?;
         }
-        for state in batch.changed.values() {
-            self.ledger.save_state(state, now).await?;
-        }
+        let changed: Vec<&AuctionState> = batch.changed.values().collect();
+        self.ledger.save_states(&changed, now).await?;
         Ok(())
     }
 

@@ -451,27 +451,39 @@ impl AuctionLedger {
         Ok(())
     }
 
-    /// Persists an auction's hot state (price, high bidder, count, end, closed). Called once
-    /// per changed auction per batch, however many bids the batch holds for it.
-    pub async fn save_state(
+    /// Persists the hot state (price, high bidder, count, end, closed) of every auction a batch
+    /// changed, in one statement per power-of-two chunk rather than one per auction.
+    pub async fn save_states(
         &mut self,
-        state: &AuctionState,
+        states: &[&AuctionState],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let closed_at = state.closed.then(|| to_micros(now));
-        sqlx::query(
-            "update auctions set current_price = ?, high_bidder_id = ?, bid_count = ?, ends_at = ?,
-                    closed_at = coalesce(closed_at, ?)
-             where id = ?",
-        )
-        .bind(state.current_price)
-        .bind(state.high_bidder)
-        .bind(state.bid_count)
-        .bind(to_micros(state.ends_at))
-        .bind(closed_at)
-        .bind(state.id)
-        .execute(&mut self.conn)
-        .await?;
+        let now = to_micros(now);
+        let mut rest = states;
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "with changed (id, current_price, high_bidder_id, bid_count, ends_at, closed_at) as (",
+            );
+            builder.push_values(chunk, |mut row, state| {
+                row.push_bind(state.id)
+                    .push_bind(state.current_price)
+                    .push_bind(state.high_bidder)
+                    .push_bind(state.bid_count)
+                    .push_bind(to_micros(state.ends_at))
+                    .push_bind(state.closed.then_some(now));
+            });
+            builder.push(
+                ") update auctions set current_price = changed.current_price,
+                    high_bidder_id = changed.high_bidder_id, bid_count = changed.bid_count,
+                    ends_at = changed.ends_at,
+                    closed_at = coalesce(auctions.closed_at, changed.closed_at)
+                 from changed where auctions.id = changed.id",
+            );
+            builder.build().execute(&mut self.conn).await?;
+        }
         Ok(())
     }
 
