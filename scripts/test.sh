@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check Surge's CI runs: formatting, lints, and the whole test suite (unit, API,
-# race, crash, SSE and pagination tests against the real server).
+# race, crash, SSE and pagination tests against the real server, and the store contract suite
+# on SQLite and PostgreSQL).
 #
-# The embedded backend needs nothing installed. (The distributed backend's PostgreSQL and Redis
-# set-ups are started here too once that backend exists.)
+# The embedded backend needs nothing installed. PostgreSQL is installed from the OS packages
+# when missing, started on loopback in a temporary directory for this run, and stopped at the
+# end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/services.sh
+trap stop_services EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -14,6 +18,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "services"
+start_postgres
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,5 +1,5 @@
 //! Auctions: creation, reads, search and bid history. Bids themselves are written only by the
-//! engine, through [`sqlite::AuctionLedger`].
+//! engine (embedded: through [`sqlite::AuctionLedger`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::StoreResult;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// Someone shown by id and nickname (seller, bidder, winner).
@@ -142,6 +143,12 @@ pub struct SearchQuery {
     pub limit: u32,
     /// The instant `status` is evaluated at.
     pub now: DateTime<Utc>,
+}
+
+/// Unicode case folding for title search, done in Rust so both backends fold alike (SQLite's
+/// `lower()` only folds ASCII, PostgreSQL's depends on the cluster's locale).
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
 }
 
 #[async_trait]

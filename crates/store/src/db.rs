@@ -1,9 +1,11 @@
-//! Opening and migrating the embedded SQLite database.
+//! Opening and migrating the databases: the embedded SQLite file, or PostgreSQL when Surge is
+//! deployed as several replicas.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -66,3 +68,30 @@ impl SqliteDb {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The distributed deployment's database: one pool per replica.
+#[derive(Clone)]
+pub struct PgDb {
+    pub pool: PgPool,
+}
+
+impl PgDb {
+    /// Connects to `url` (`postgres://…`) and applies the migrations. Replicas starting together
+    /// are safe: the migrator holds an advisory lock while it runs.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        PG_MIGRATOR.run(&pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("select 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

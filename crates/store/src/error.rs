@@ -26,25 +26,60 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(error)
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                let message = db.message();
-                let what = if message.contains("users.email") {
-                    "email"
-                } else if message.contains("users.phone") {
-                    "phone"
-                } else if message.contains("bids.auction_id") {
-                    "bid_seq"
-                } else if message.contains("idempotency_keys") {
-                    "idempotency_key"
-                } else {
-                    "unique"
-                };
-                StoreError::Conflict(what)
+                StoreError::Conflict(conflict_on(db.constraint(), db.message()))
             }
             // SQLITE_BUSY after the busy timeout: the write lock stayed taken too long.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("5") => {
                 StoreError::Unavailable(error)
             }
+            // PostgreSQL refusing work for now: too many connections, shutting down, starting up.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("53300" | "57P01" | "57P02" | "57P03")) =>
+            {
+                StoreError::Unavailable(error)
+            }
             _ => StoreError::Other(error),
         }
+    }
+}
+
+/// Names what a unique violation was about. PostgreSQL reports the constraint by name
+/// (`users_email_key`, `bids_pkey`); SQLite only in its message (`UNIQUE constraint failed:
+/// users.email`).
+fn conflict_on(constraint: Option<&str>, message: &str) -> &'static str {
+    match constraint {
+        Some("users_email_key") => "email",
+        Some("users_phone_key") => "phone",
+        Some("bids_pkey") => "bid_seq",
+        Some("idempotency_keys_pkey") => "idempotency_key",
+        Some(_) => "unique",
+        None if message.contains("users.email") => "email",
+        None if message.contains("users.phone") => "phone",
+        None if message.contains("bids.auction_id") => "bid_seq",
+        None if message.contains("idempotency_keys") => "idempotency_key",
+        None => "unique",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflict_on;
+
+    #[test]
+    fn unique_violations_are_named_alike_on_both_backends() {
+        let sqlite = |message| conflict_on(None, message);
+        assert_eq!(sqlite("UNIQUE constraint failed: users.email"), "email");
+        assert_eq!(sqlite("UNIQUE constraint failed: users.phone"), "phone");
+        assert_eq!(sqlite("UNIQUE constraint failed: bids.auction_id, bids.seq"), "bid_seq");
+        assert_eq!(
+            sqlite("UNIQUE constraint failed: idempotency_keys.user_id, idempotency_keys.key"),
+            "idempotency_key"
+        );
+        let postgres = |constraint| conflict_on(Some(constraint), "duplicate key value");
+        assert_eq!(postgres("users_email_key"), "email");
+        assert_eq!(postgres("users_phone_key"), "phone");
+        assert_eq!(postgres("bids_pkey"), "bid_seq");
+        assert_eq!(postgres("idempotency_keys_pkey"), "idempotency_key");
+        assert_eq!(postgres("refresh_tokens_token_hash_key"), "unique");
     }
 }

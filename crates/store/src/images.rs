@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::StoreResult;
 
+pub mod postgres;
 pub mod sqlite;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,13 @@
 //! Surge's SQL repositories and migrations.
 //!
 //! One module per domain, each with the same shape: the repository traits and records in
-//! `<domain>.rs`, one implementation per backend beside it (`<domain>/sqlite.rs`). Handlers hold
-//! the traits as `Arc<dyn …>` and never see sqlx types; repositories never see HTTP types.
+//! `<domain>.rs`, one implementation per backend beside it (`<domain>/sqlite.rs`,
+//! `<domain>/postgres.rs`). Handlers hold the traits as `Arc<dyn …>` and never see sqlx types;
+//! repositories never see HTTP types.
 //!
 //! # Layout
-//! - [`db`]: opening the SQLite database (WAL, `synchronous`, busy timeout) and migrating it.
+//! - [`db`]: opening the SQLite database (WAL, `synchronous`, busy timeout) or connecting to
+//!   PostgreSQL, and migrating either.
 //! - [`accounts`]: users and refresh-token families.
 //! - [`auctions`]: auction reads, search, bid history, and the [`auctions::sqlite::AuctionLedger`]
 //!   the embedded engine's writer commits through.

@@ -1,4 +1,5 @@
-//! Timestamps are stored as integer microseconds since the Unix epoch (UTC).
+//! Timestamps are kept to the microsecond, in UTC: SQLite stores them as integer microseconds
+//! since the Unix epoch, PostgreSQL as `timestamptz` (microsecond precision too).
 
 use chrono::{DateTime, Utc};
 
@@ -13,4 +14,9 @@ pub fn from_micros(micros: i64) -> DateTime<Utc> {
 
 pub fn opt_from_micros(micros: Option<i64>) -> Option<DateTime<Utc>> {
     micros.map(from_micros)
+}
+
+/// `at` cut to whole microseconds: what either backend gives back after storing it.
+pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    from_micros(to_micros(at))
 }

@@ -13,6 +13,9 @@ use super::{
 use crate::StoreResult;
 use crate::time::{from_micros, to_micros};
 
+/// Search folds titles the same way on every backend.
+pub use super::fold;
+
 #[derive(Clone)]
 pub struct SqliteAuctions {
     pool: SqlitePool,
@@ -22,11 +25,6 @@ impl SqliteAuctions {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
-}
-
-/// Unicode case folding for search: SQLite only folds ASCII on its own.
-pub fn fold(text: &str) -> String {
-    text.to_lowercase()
 }
 
 #[derive(sqlx::FromRow)]

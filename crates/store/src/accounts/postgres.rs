@@ -1,0 +1,237 @@
+//! PostgreSQL implementation of the account repositories.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
+    UserStore,
+};
+use crate::StoreResult;
+use crate::time::truncate_to_micros;
+
+#[derive(Clone)]
+pub struct PgUsers {
+    pool: PgPool,
+}
+
+impl PgUsers {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: Option<String>,
+    phone: Option<String>,
+    nickname: String,
+    birthday: Option<NaiveDate>,
+    about: Option<String>,
+    created_at: DateTime<Utc>,
+    password_hash: Option<String>,
+}
+
+impl UserRow {
+    fn into_user(self) -> User {
+        User {
+            id: self.id,
+            email: self.email,
+            phone: self.phone,
+            nickname: self.nickname,
+            birthday: self.birthday,
+            about: self.about,
+            created_at: self.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, phone, nickname, birthday, about, created_at, password_hash";
+
+#[async_trait]
+impl UserStore for PgUsers {
+    async fn create(&self, user: NewUser) -> StoreResult<User> {
+        let now = truncate_to_micros(user.created_at);
+        sqlx::query(
+            "insert into users (id, email, password_hash, nickname, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.nickname)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(User {
+            id: user.id,
+            email: Some(user.email),
+            phone: None,
+            nickname: user.nickname,
+            birthday: None,
+            about: None,
+            created_at: now,
+        })
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where email = $1"
+        )))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let password_hash = row.password_hash.clone();
+            Credentials { user: row.into_user(), password_hash }
+        }))
+    }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        patch: ProfilePatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        // One statement: each column keeps its value unless the patch names it.
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "update users set
+                nickname = case when $1 then $2 else nickname end,
+                birthday = case when $3 then $4 else birthday end,
+                about    = case when $5 then $6 else about end,
+                updated_at = $7
+             where id = $8
+             returning {USER_COLUMNS}"
+        )))
+        .bind(patch.nickname.is_some())
+        .bind(patch.nickname)
+        .bind(patch.birthday.is_some())
+        .bind(patch.birthday.flatten())
+        .bind(patch.about.is_some())
+        .bind(patch.about.flatten())
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+}
+
+#[derive(Clone)]
+pub struct PgRefreshTokens {
+    pool: PgPool,
+}
+
+impl PgRefreshTokens {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+async fn insert_token<'e, E>(executor: E, token: &NewRefreshToken) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    sqlx::query(
+        "insert into refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token.id)
+    .bind(token.family_id)
+    .bind(token.user_id)
+    .bind(&token.token_hash)
+    .bind(token.expires_at)
+    .bind(token.created_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    rotated_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+impl RefreshTokenStore for PgRefreshTokens {
+    async fn insert(&self, token: NewRefreshToken) -> StoreResult<()> {
+        insert_token(&self.pool, &token).await
+    }
+
+    async fn rotate(
+        &self,
+        presented_hash: &[u8],
+        mut next: NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock makes two concurrent presentations of one token take turns: the second
+        // sees `rotated_at` set by the first and revokes the family.
+        let row: Option<TokenRow> = sqlx::query_as(
+            "select id, family_id, user_id, expires_at, rotated_at, revoked_at
+             from refresh_tokens where token_hash = $1 for update",
+        )
+        .bind(presented_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        if row.rotated_at.is_some() {
+            sqlx::query(
+                "update refresh_tokens set revoked_at = $1
+                 where family_id = $2 and revoked_at is null",
+            )
+            .bind(now)
+            .bind(row.family_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Rotation::ReuseDetected);
+        }
+        sqlx::query("update refresh_tokens set rotated_at = $1 where id = $2")
+            .bind(now)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        next.family_id = row.family_id;
+        next.user_id = row.user_id;
+        insert_token(&mut *tx, &next).await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated { user_id: row.user_id })
+    }
+
+    async fn revoke_family_of(&self, presented_hash: &[u8], now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "update refresh_tokens set revoked_at = $1
+             where revoked_at is null
+               and family_id = (select family_id from refresh_tokens where token_hash = $2)",
+        )
+        .bind(now)
+        .bind(presented_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,339 @@
+//! The backends a scenario runs on, fixtures, and the few writes the repositories leave to the
+//! engine (bids, closing), done here with plain SQL per backend.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgPool, SqlitePool};
+use surge_core::auctions::ValidAuction;
+use surge_store::StoreResult;
+use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
+use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
+use surge_store::accounts::{NewUser, RefreshTokenStore, UserStore};
+use surge_store::auctions::postgres::PgAuctions;
+use surge_store::auctions::sqlite::SqliteAuctions;
+use surge_store::auctions::{AuctionStore, NewAuction};
+use surge_store::db::{Durability, PgDb, SqliteDb};
+use surge_store::images::postgres::PgImages;
+use surge_store::images::sqlite::SqliteImages;
+use surge_store::images::{ImageRecord, ImageStore};
+use surge_store::time::{from_micros, to_micros};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+pub const SECOND: i64 = 1_000_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+
+/// 2030-01-01T00:00:00Z plus `micros`: scenario times, with sub-second parts on purpose.
+pub fn t(micros: i64) -> DateTime<Utc> {
+    from_micros(1_893_456_000 * SECOND + micros)
+}
+
+/// The name of the environment variable giving the PostgreSQL server to test against.
+const DATABASE_URL_VAR: &str = "SURGE_TEST_DATABASE_URL";
+
+/// The repositories of one backend, plus a handle for the engine-side writes.
+pub struct Backend {
+    pub users: Arc<dyn UserStore>,
+    pub tokens: Arc<dyn RefreshTokenStore>,
+    pub auctions: Arc<dyn AuctionStore>,
+    pub images: Arc<dyn ImageStore>,
+    raw: Raw,
+}
+
+enum Raw {
+    Sqlite { pool: SqlitePool, _dir: TempDir },
+    Postgres { pool: PgPool },
+}
+
+/// A bid as the engine would append it.
+#[derive(Debug, Clone)]
+pub struct RawBid {
+    pub id: Uuid,
+    pub auction_id: Uuid,
+    pub seq: i64,
+    pub bidder_id: Uuid,
+    pub amount: i64,
+    pub placed_at: DateTime<Utc>,
+}
+
+impl Backend {
+    fn sqlite(db: SqliteDb, dir: TempDir) -> Self {
+        let pool = db.pool;
+        Self {
+            users: Arc::new(SqliteUsers::new(pool.clone())),
+            tokens: Arc::new(SqliteRefreshTokens::new(pool.clone())),
+            auctions: Arc::new(SqliteAuctions::new(pool.clone())),
+            images: Arc::new(SqliteImages::new(pool.clone())),
+            raw: Raw::Sqlite { pool, _dir: dir },
+        }
+    }
+
+    fn postgres(db: PgDb) -> Self {
+        let pool = db.pool;
+        Self {
+            users: Arc::new(PgUsers::new(pool.clone())),
+            tokens: Arc::new(PgRefreshTokens::new(pool.clone())),
+            auctions: Arc::new(PgAuctions::new(pool.clone())),
+            images: Arc::new(PgImages::new(pool.clone())),
+            raw: Raw::Postgres { pool },
+        }
+    }
+
+    /// A new user with a unique email; returns its id.
+    pub async fn user(&self, nickname: &str) -> Uuid {
+        let id = Uuid::now_v7();
+        self.users
+            .create(NewUser {
+                id,
+                email: format!("{}@surge.test", id.simple()),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+                nickname: nickname.to_owned(),
+                created_at: t(0),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A new image owned by `owner`; returns its id.
+    pub async fn image(&self, owner_id: Uuid) -> Uuid {
+        let id = Uuid::now_v7();
+        self.images
+            .create(ImageRecord {
+                id,
+                owner_id,
+                content_type: "image/png".to_owned(),
+                bytes: 1024,
+                created_at: t(0),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Stores `auction` for `seller_id`, created at `created_at`; returns its id.
+    pub async fn auction(
+        &self,
+        seller_id: Uuid,
+        auction: ValidAuction,
+        created_at: DateTime<Utc>,
+    ) -> Uuid {
+        let id = Uuid::now_v7();
+        self.auctions.create(NewAuction { id, seller_id, auction, created_at }).await.unwrap();
+        id
+    }
+
+    /// Appends a bid the way the engine's persistence does.
+    pub async fn insert_bid(&self, bid: &RawBid) -> StoreResult<()> {
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => {
+                sqlx::query(
+                    "insert into bids (id, auction_id, seq, bidder_id, amount, placed_at)
+                     values (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(bid.id)
+                .bind(bid.auction_id)
+                .bind(bid.seq)
+                .bind(bid.bidder_id)
+                .bind(bid.amount)
+                .bind(to_micros(bid.placed_at))
+                .execute(pool)
+                .await?;
+            }
+            Raw::Postgres { pool } => {
+                sqlx::query(
+                    "insert into bids (id, auction_id, seq, bidder_id, amount, placed_at)
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(bid.id)
+                .bind(bid.auction_id)
+                .bind(bid.seq)
+                .bind(bid.bidder_id)
+                .bind(bid.amount)
+                .bind(bid.placed_at)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves an auction's hot state after bids, as the engine's persistence does.
+    pub async fn save_state(&self, auction_id: Uuid, price: i64, high_bidder: Uuid, bids: i64) {
+        let done = match &self.raw {
+            Raw::Sqlite { pool, .. } => sqlx::query(
+                "update auctions set current_price = ?, high_bidder_id = ?, bid_count = ?
+                 where id = ?",
+            )
+            .bind(price)
+            .bind(high_bidder)
+            .bind(bids)
+            .bind(auction_id)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+            Raw::Postgres { pool } => sqlx::query(
+                "update auctions set current_price = $1, high_bidder_id = $2, bid_count = $3
+                 where id = $4",
+            )
+            .bind(price)
+            .bind(high_bidder)
+            .bind(bids)
+            .bind(auction_id)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+        };
+        assert_eq!(done, 1);
+    }
+
+    /// Records that the closer announced the auction's result at `at`.
+    pub async fn mark_closed(&self, auction_id: Uuid, at: DateTime<Utc>) {
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => {
+                sqlx::query("update auctions set closed_at = ? where id = ?")
+                    .bind(to_micros(at))
+                    .bind(auction_id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Raw::Postgres { pool } => {
+                sqlx::query("update auctions set closed_at = $1 where id = $2")
+                    .bind(at)
+                    .bind(auction_id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// A valid auction titled `title`, live from `t(0)` for a day, starting at 100.
+pub fn valid_auction(title: &str) -> ValidAuction {
+    ValidAuction {
+        title: title.to_owned(),
+        description: format!("About {title}."),
+        starting_price: 100,
+        min_increment: 10,
+        starts_at: t(0),
+        ends_at: t(24 * HOUR),
+        extend_seconds: 30,
+        image_ids: Vec::new(),
+    }
+}
+
+/// Runs a scenario on a fresh SQLite database.
+pub async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(dir.path(), Durability::Normal).await.unwrap();
+    scenario(Backend::sqlite(db, dir)).await;
+}
+
+/// Runs a scenario on a fresh PostgreSQL database, dropped afterwards whether it passed or not.
+pub async fn on_postgres<F, Fut>(scenario: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(admin_url) = std::env::var(DATABASE_URL_VAR) else {
+        panic!(
+            "{DATABASE_URL_VAR} is not set, so the PostgreSQL half of the store contract cannot \
+             run: use scripts/test.sh, which starts PostgreSQL and sets it (or point it at a \
+             server yourself, e.g. postgres://postgres:pw@127.0.0.1:5432/postgres)"
+        );
+    };
+    let scratch = ScratchDatabase::create(&admin_url).await;
+    let db = match PgDb::connect(&scratch.url).await {
+        Ok(db) => db,
+        Err(error) => {
+            scratch.drop_best_effort().await;
+            panic!("connecting to and migrating {}: {error:?}", scratch.name);
+        }
+    };
+    let pool = db.pool.clone();
+    // The scenario runs as its own task so that a failure still lets us drop the database.
+    let outcome = tokio::spawn(scenario(Backend::postgres(db))).await;
+    pool.close().await;
+    scratch.drop_best_effort().await;
+    if let Err(error) = outcome {
+        match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("scenario task failed: {error}"),
+        }
+    }
+}
+
+/// A database of its own for one test, on the server the admin URL points at.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str) -> Self {
+        let name = format!("surge_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap_or_else(|error| {
+            panic!("{DATABASE_URL_VAR}: cannot connect to {admin_url}: {error}")
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|error| panic!("creating database {name}: {error}"));
+        admin.close().await.ok();
+        let url = with_database(admin_url, &name);
+        Self { admin_url: admin_url.to_owned(), name, url }
+    }
+
+    async fn drop_best_effort(&self) {
+        let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await else { return };
+        let name = &self.name;
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            r#"drop database if exists "{name}" with (force)"#
+        )))
+        .execute(&mut admin)
+        .await;
+        if let Err(error) = dropped {
+            eprintln!("could not drop test database {name}: {error}");
+        }
+        admin.close().await.ok();
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, keeping any query string.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+#[test]
+fn the_scratch_database_replaces_only_the_path_of_the_admin_url() {
+    assert_eq!(
+        with_database("postgres://u:p@127.0.0.1:5432/postgres", "x"),
+        "postgres://u:p@127.0.0.1:5432/x"
+    );
+    assert_eq!(with_database("postgres://u:p@h:1", "x"), "postgres://u:p@h:1/x");
+    assert_eq!(
+        with_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+}

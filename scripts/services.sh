@@ -1,0 +1,72 @@
+# Throwaway PostgreSQL (and, with the distributed engine, Redis) for Surge's tests: installed
+# from the OS packages when missing, started on loopback in a temporary directory, stopped by
+# `stop_services` (test.sh runs it on exit, whatever happened).
+#
+# Source this file; it defines functions and changes nothing until they are called.
+
+SERVICES_DIR=""
+PG_BIN=""
+PG_DATA=""
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs a command as the postgres user when we are root (initdb refuses to run as root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+find_pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && PG_BIN="$dir"
+}
+
+ensure_postgres() {
+  find_pg_bin && return 0
+  echo "PostgreSQL is not installed; installing it from the OS packages"
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: installing PostgreSQL needs root; install the postgresql package and retry" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  find_pg_bin || { echo "error: PostgreSQL installed but initdb not found" >&2; return 1; }
+}
+
+# Starts a cluster and exports SURGE_TEST_DATABASE_URL (an admin URL; each test creates its own
+# database through it).
+start_postgres() {
+  ensure_postgres || return 1
+  SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
+  # The server runs as the postgres user, which must be able to reach its directory.
+  chmod 755 "$SERVICES_DIR"
+  local dir="$SERVICES_DIR/postgres" port password
+  mkdir -p "$dir"
+  port=$(free_port)
+  password="surge-test-$(date +%s)"
+  printf '%s\n' "$password" > "$dir/pwfile"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
+  PG_DATA="$dir/data"
+  as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$dir/pwfile" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  # fsync=off: throwaway data, and the durability tests that need fsync use SQLite or restart
+  # PostgreSQL deliberately with their own settings.
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$dir/server.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=300" \
+    >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+  export SURGE_TEST_DATABASE_URL="postgres://postgres:$password@127.0.0.1:$port/postgres"
+  echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)"
+}
+
+stop_services() {
+  if [ -n "$PG_DATA" ] && [ -d "$PG_DATA" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "$SERVICES_DIR" ] && [ -d "$SERVICES_DIR" ]; then
+    rm -rf "$SERVICES_DIR"
+  fi
+}
