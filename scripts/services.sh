@@ -7,6 +7,7 @@
 SERVICES_DIR=""
 PG_BIN=""
 PG_DATA=""
+REDIS_PORTS=()
 
 # A free TCP port on 127.0.0.1.
 free_port() {
@@ -40,9 +41,8 @@ ensure_postgres() {
 # database through it).
 start_postgres() {
   ensure_postgres || return 1
-  SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
   # The server runs as the postgres user, which must be able to reach its directory.
-  chmod 755 "$SERVICES_DIR"
+  services_dir
   local dir="$SERVICES_DIR/postgres" port password
   mkdir -p "$dir"
   port=$(free_port)
@@ -62,7 +62,83 @@ start_postgres() {
   echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)"
 }
 
+ensure_redis() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+  echo "Redis is not installed; installing it from the OS packages"
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: installing Redis needs root; install the redis-server package and retry" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system instance on 6379; the tests use their own on other ports.
+}
+
+services_dir() {
+  SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
+  chmod 755 "$SERVICES_DIR"
+}
+
+# One redis-server on a free loopback port, AOF on with fsync per write (no acknowledged loss),
+# no eviction; prints its port (the caller records it for stop_services: this runs in a
+# command substitution, whose variables do not reach the caller).
+start_redis_server() {
+  local name=$1; shift
+  local port dir
+  port=$(free_port)
+  dir="$SERVICES_DIR/$name-$port"
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --save '' \
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@" >/dev/null
+  local tries=0
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ $tries -gt 100 ] && { cat "$dir/redis.log" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "$port"
+}
+
+# Exports SURGE_TEST_REDIS_URL (one node) and SURGE_TEST_REDIS_CLUSTER_URLS (three masters).
+start_redis() {
+  ensure_redis || return 1
+  services_dir
+  local single ports=() nodes=() urls=()
+  single=$(start_redis_server redis) || return 1
+  REDIS_PORTS+=("$single")
+  export SURGE_TEST_REDIS_URL="redis://127.0.0.1:$single"
+  for _ in 1 2 3; do
+    local port
+    # The cluster bus port defaults to port + 10000, which overflows for high ports: pick one.
+    port=$(start_redis_server cluster --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --cluster-port "$(free_port)") || return 1
+    REDIS_PORTS+=("$port")
+    ports+=("$port")
+    nodes+=("127.0.0.1:$port")
+    urls+=("redis://127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$SERVICES_DIR/cluster-create.log" 2>&1 \
+    || { cat "$SERVICES_DIR/cluster-create.log" >&2; return 1; }
+  local port tries
+  for port in "${ports[@]}"; do
+    tries=0
+    until redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; do
+      tries=$((tries + 1))
+      [ $tries -gt 200 ] && { echo "error: Redis Cluster did not become ready" >&2; return 1; }
+      sleep 0.05
+    done
+  done
+  SURGE_TEST_REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+  export SURGE_TEST_REDIS_CLUSTER_URLS
+  echo "Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:$single; Redis Cluster on ${nodes[*]}"
+}
+
 stop_services() {
+  local port
+  for port in "${REDIS_PORTS[@]}"; do
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  done
   if [ -n "$PG_DATA" ] && [ -d "$PG_DATA" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
   fi

@@ -3,9 +3,9 @@
 # race, crash, SSE and pagination tests against the real server, and the store contract suite
 # on SQLite and PostgreSQL).
 #
-# The embedded backend needs nothing installed. PostgreSQL is installed from the OS packages
-# when missing, started on loopback in a temporary directory for this run, and stopped at the
-# end, whatever happens.
+# The embedded backend needs nothing installed. PostgreSQL and Redis are installed from the OS
+# packages when missing, started on loopback in a temporary directory for this run (PostgreSQL,
+# one Redis, and a 3-master Redis Cluster), and stopped at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -21,6 +21,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "services"
 start_postgres
+start_redis
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -14,6 +14,7 @@
 pub mod accounts;
 pub mod auctions;
 pub mod ratelimit;
+pub mod sharding;
 pub mod validation;
 
 /// Money is an integer number of minor units. The cap keeps every sum far from `i64` overflow

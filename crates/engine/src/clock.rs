@@ -46,6 +46,29 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that stands still until told otherwise: for deterministic tests and simulations that
+/// must know the exact instant every command is decided at.
+#[derive(Debug)]
+pub struct FrozenClock {
+    micros: AtomicI64,
+}
+
+impl FrozenClock {
+    pub fn at(instant: DateTime<Utc>) -> Self {
+        Self { micros: AtomicI64::new(instant.timestamp_micros()) }
+    }
+
+    pub fn set(&self, instant: DateTime<Utc>) {
+        self.micros.store(instant.timestamp_micros(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for FrozenClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.micros.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod embedded;
 pub mod error;
 pub mod ratelimit;
+pub mod redis;
 pub mod workers;
 
 pub use error::EngineError;

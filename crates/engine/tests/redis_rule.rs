@@ -1,0 +1,453 @@
+//! The Redis bid script must decide exactly like the pure rule in `surge-core`.
+//!
+//! Random bid sequences run through `decide` / `apply` and through [`RedisAuctions::place_bid`]
+//! on a fresh auction; every outcome, the final state and the events appended to the shard's
+//! stream must agree. Each check runs against a single node (`SURGE_TEST_REDIS_URL`) and a
+//! three-master Cluster (`SURGE_TEST_REDIS_CLUSTER_URLS`, comma-separated node URLs), which
+//! `scripts/test.sh` starts. A missing variable fails the test: it never passes silently.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
+use surge_engine::EngineError;
+use surge_engine::redis::{RedisAuctions, RedisBidResult, RedisConnection};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+const SINGLE: &str = "SURGE_TEST_REDIS_URL";
+const CLUSTER: &str = "SURGE_TEST_REDIS_CLUSTER_URLS";
+
+/// 2027-01-15, in microseconds.
+const T0: i64 = 1_800_000_000_000_000;
+const SECOND: i64 = 1_000_000;
+
+fn urls(variable: &str) -> Vec<String> {
+    let value = std::env::var(variable).unwrap_or_default();
+    let urls: Vec<String> =
+        value.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
+    assert!(
+        !urls.is_empty(),
+        "{variable} is not set: run scripts/test.sh, which starts Redis (a single node and a \
+         Cluster) and sets it"
+    );
+    urls
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn connect(runtime: &Runtime, variable: &str) -> RedisAuctions {
+    let urls = urls(variable);
+    let conn = runtime
+        .block_on(RedisConnection::connect(&urls))
+        .unwrap_or_else(|error| panic!("cannot reach Redis at {urls:?} ({variable}): {error}"));
+    if variable == CLUSTER {
+        assert!(conn.is_cluster(), "{variable} must list several Cluster nodes");
+    }
+    RedisAuctions::new(conn)
+}
+
+fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap()
+}
+
+fn user(n: usize) -> Uuid {
+    Uuid::from_u128(0x5eed_0000 + n as u128)
+}
+
+// ---- the scenario --------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    starting_price: i64,
+    min_increment: i64,
+    extend_seconds: i64,
+    duration: i64,
+    /// How long before the start the first bid comes.
+    lead: i64,
+    /// Bids accepted before the auction reached Redis.
+    prior_bids: i64,
+    closed: bool,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    /// 0 is the seller.
+    bidder: usize,
+    amount: Amount,
+    time: Time,
+}
+
+#[derive(Debug, Clone)]
+enum Amount {
+    /// The lowest acceptable amount plus this (negative: too low).
+    AboveMin(i64),
+    Exactly(i64),
+}
+
+#[derive(Debug, Clone)]
+enum Time {
+    Advance(i64),
+    /// A few microseconds around a boundary of the current state.
+    Near(Mark, i64),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    Start,
+    /// The start of the anti-sniping window: `ends_at - extend_seconds`.
+    Window,
+    End,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let amount = prop_oneof![
+        4 => (-3i64..=40).prop_map(Amount::AboveMin),
+        1 => (0i64..=3_000).prop_map(Amount::Exactly),
+    ];
+    let mark = prop_oneof![Just(Mark::Start), Just(Mark::Window), Just(Mark::End)];
+    let time = prop_oneof![
+        3 => (0i64..=6 * SECOND).prop_map(Time::Advance),
+        1 => Just(Time::Advance(0)),
+        1 => (mark, -2i64..=2).prop_map(|(mark, offset)| Time::Near(mark, offset)),
+    ];
+    (0usize..4, amount, time).prop_map(|(bidder, amount, time)| Step { bidder, amount, time })
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        0i64..=1_000,
+        1i64..=50,
+        prop_oneof![1 => Just(0i64), 3 => 1i64..=30],
+        (5i64..=90).prop_map(|seconds| seconds * SECOND),
+        0i64..=20 * SECOND,
+        prop_oneof![4 => Just(0i64), 1 => 1i64..=3],
+        prop::bool::weighted(0.1),
+        prop::collection::vec(step(), 1..=60),
+    )
+        .prop_map(
+            |(
+                starting_price,
+                min_increment,
+                extend_seconds,
+                duration,
+                lead,
+                prior_bids,
+                closed,
+                steps,
+            )| Scenario {
+                starting_price,
+                min_increment,
+                extend_seconds,
+                duration,
+                lead,
+                prior_bids,
+                closed,
+                steps,
+            },
+        )
+}
+
+/// One stream entry, as the fields the script writes.
+type Entry = Vec<(String, String)>;
+
+fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i64) -> Entry {
+    let (kind, event_id) = match event {
+        AuctionEvent::BidPlaced { .. } => ("bid", command_bid.to_string()),
+        AuctionEvent::Extended { .. } => ("extended", format!("{command_bid}:extended")),
+        AuctionEvent::Closed { .. } => unreachable!("bids never close an auction"),
+    };
+    // Both entries of one bid describe the bid and the auction right after it.
+    let bidder = auction.high_bidder.unwrap();
+    [
+        ("type", kind.to_owned()),
+        ("auction_id", auction.id.to_string()),
+        ("event_id", event_id),
+        ("seq", auction.bid_count.to_string()),
+        ("bidder", bidder.to_string()),
+        ("amount", auction.current_price.to_string()),
+        ("placed_at", now.to_string()),
+        ("ends_at", auction.ends_at.timestamp_micros().to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+async fn stream_entries(engine: &RedisAuctions, auction_id: Uuid) -> Result<Vec<Entry>, String> {
+    let key = RedisAuctions::events_key(engine.shard(auction_id));
+    let mut conn = engine.conn.clone();
+    let raw: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .map_err(|error| format!("XRANGE {key}: {error}"))?;
+    let auction = auction_id.to_string();
+    Ok(raw
+        .into_iter()
+        .map(|(_, flat)| {
+            flat.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect::<Entry>()
+        })
+        .filter(|entry| entry.iter().any(|(name, value)| name == "auction_id" && *value == auction))
+        .collect())
+}
+
+/// Runs one scenario through both and compares everything.
+async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCaseError> {
+    let seller = user(0);
+    let starts_at = T0;
+    let mut pure = AuctionState {
+        id: Uuid::new_v4(),
+        seller_id: seller,
+        starting_price: scenario.starting_price,
+        min_increment: scenario.min_increment,
+        starts_at: at(starts_at),
+        ends_at: at(starts_at + scenario.duration),
+        extend_seconds: scenario.extend_seconds,
+        current_price: scenario.starting_price + 7 * scenario.prior_bids,
+        high_bidder: (scenario.prior_bids > 0).then(|| user(1)),
+        bid_count: scenario.prior_bids,
+        closed: scenario.closed,
+    };
+    let fail = |error: EngineError| TestCaseError::fail(format!("engine: {error}"));
+    prop_assert!(engine.load(&pure).await.map_err(fail)?, "a fresh auction must be created");
+    prop_assert!(!engine.load(&pure).await.map_err(fail)?, "a second load must not overwrite");
+
+    let mut now = starts_at - scenario.lead;
+    let mut expected_stream = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        now = match step.time {
+            Time::Advance(micros) => now + micros,
+            Time::Near(Mark::Start, offset) => starts_at + offset,
+            Time::Near(Mark::Window, offset) => {
+                pure.ends_at.timestamp_micros() - scenario.extend_seconds * SECOND + offset
+            }
+            Time::Near(Mark::End, offset) => pure.ends_at.timestamp_micros() + offset,
+        };
+        let amount = match step.amount {
+            Amount::AboveMin(delta) => pure.min_next_bid() + delta,
+            Amount::Exactly(amount) => amount,
+        };
+        let bid_id = Uuid::new_v4();
+        let bidder_id = user(step.bidder);
+        let command = AuctionCommand::PlaceBid { bid_id, bidder_id, amount };
+        let expected = match auctions::decide(&pure, &command, at(now)) {
+            Ok(events) => {
+                for event in &events {
+                    auctions::apply(&mut pure, event);
+                }
+                for event in &events {
+                    expected_stream.push(entry(&pure, event, bid_id, now));
+                }
+                RedisBidResult::Accepted {
+                    seq: pure.bid_count,
+                    current_price: pure.current_price,
+                    ends_at: pure.ends_at,
+                    extended: events.len() == 2,
+                }
+            }
+            Err(rejection) => RedisBidResult::Rejected(rejection),
+        };
+        let actual =
+            engine.place_bid(pure.id, bid_id, bidder_id, amount, at(now)).await.map_err(fail)?;
+        prop_assert_eq!(
+            &actual,
+            &expected,
+            "step {} (bidder {}, amount {}, now {})",
+            index,
+            step.bidder,
+            amount,
+            now
+        );
+    }
+
+    let stored = engine.state(pure.id).await.map_err(fail)?;
+    prop_assert_eq!(stored.as_ref(), Some(&pure), "final state");
+    let stream = stream_entries(engine, pure.id).await.map_err(TestCaseError::fail)?;
+    prop_assert_eq!(stream, expected_stream, "stream entries");
+    Ok(())
+}
+
+fn matches_the_rule(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    let config = Config { cases: 64, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&scenario(), |scenario| runtime.block_on(check(&engine, scenario)));
+    if let Err(error) = result {
+        panic!("{variable}: the Redis script disagrees with the rule: {error}");
+    }
+}
+
+#[test]
+fn single_node_matches_the_rule() {
+    matches_the_rule(SINGLE);
+}
+
+#[test]
+fn cluster_matches_the_rule() {
+    matches_the_rule(CLUSTER);
+}
+
+// ---- plain cases ---------------------------------------------------------------------------
+
+fn live_auction() -> AuctionState {
+    AuctionState {
+        id: Uuid::new_v4(),
+        seller_id: user(0),
+        starting_price: 100,
+        min_increment: 10,
+        starts_at: at(T0),
+        ends_at: at(T0 + 600 * SECOND),
+        extend_seconds: 30,
+        current_price: 100,
+        high_bidder: None,
+        bid_count: 0,
+        closed: false,
+    }
+}
+
+fn recovers_from_a_script_flush(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    runtime.block_on(async {
+        let auction = live_auction();
+        assert!(engine.load(&auction).await.unwrap());
+        let first = engine
+            .place_bid(auction.id, Uuid::new_v4(), user(1), 100, at(T0 + SECOND))
+            .await
+            .unwrap();
+        assert!(matches!(first, RedisBidResult::Accepted { seq: 1, .. }), "{first:?}");
+
+        let mut conn = engine.conn.clone();
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+
+        let second = engine
+            .place_bid(auction.id, Uuid::new_v4(), user(2), 110, at(T0 + 2 * SECOND))
+            .await
+            .unwrap();
+        assert!(
+            matches!(second, RedisBidResult::Accepted { seq: 2, current_price: 110, .. }),
+            "{second:?}"
+        );
+        // The load script was flushed too.
+        assert!(engine.load(&live_auction()).await.unwrap());
+    });
+}
+
+#[test]
+fn single_node_recovers_from_a_script_flush() {
+    recovers_from_a_script_flush(SINGLE);
+}
+
+#[test]
+fn cluster_recovers_from_a_script_flush() {
+    recovers_from_a_script_flush(CLUSTER);
+}
+
+fn missing_state_is_reported(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    runtime.block_on(async {
+        let id = Uuid::new_v4();
+        let outcome =
+            engine.place_bid(id, Uuid::new_v4(), user(1), 100, at(T0 + SECOND)).await.unwrap();
+        assert_eq!(outcome, RedisBidResult::Missing);
+        assert_eq!(engine.state(id).await.unwrap(), None);
+        // Nothing was created by the attempt.
+        assert_eq!(engine.state(id).await.unwrap(), None);
+    });
+}
+
+#[test]
+fn single_node_reports_a_missing_auction() {
+    missing_state_is_reported(SINGLE);
+}
+
+#[test]
+fn cluster_reports_a_missing_auction() {
+    missing_state_is_reported(CLUSTER);
+}
+
+fn a_rejection_changes_nothing(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    runtime.block_on(async {
+        let auction = live_auction();
+        engine.load(&auction).await.unwrap();
+        let outcome =
+            engine.place_bid(auction.id, Uuid::new_v4(), user(1), 99, at(T0 + SECOND)).await;
+        assert_eq!(
+            outcome.unwrap(),
+            RedisBidResult::Rejected(Rejection::TooLow { min_amount: 100 })
+        );
+        assert_eq!(engine.state(auction.id).await.unwrap(), Some(auction.clone()));
+        assert!(stream_entries(&engine, auction.id).await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn single_node_rejection_changes_nothing() {
+    a_rejection_changes_nothing(SINGLE);
+}
+
+#[test]
+fn cluster_rejection_changes_nothing() {
+    a_rejection_changes_nothing(CLUSTER);
+}
+
+// ---- an unreachable Redis fails fast --------------------------------------------------------
+
+/// A port on which nothing listens.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Connects to `urls` and reads a state; both must fail as `Unavailable` within `limit`.
+fn fails_fast(urls: Vec<String>, limit: Duration) {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let started = Instant::now();
+        let result = async {
+            let conn = RedisConnection::connect(&urls).await?;
+            RedisAuctions::new(conn).state(Uuid::new_v4()).await
+        }
+        .await;
+        let elapsed = started.elapsed();
+        assert!(matches!(result, Err(EngineError::Unavailable(_))), "{urls:?}: {result:?}");
+        assert!(elapsed < limit, "{urls:?}: failing took {elapsed:?}");
+    });
+}
+
+#[test]
+fn a_stopped_single_node_fails_fast() {
+    fails_fast(vec![format!("redis://127.0.0.1:{}", closed_port())], Duration::from_secs(3));
+}
+
+#[test]
+fn a_stopped_cluster_fails_fast() {
+    let urls = (0..3).map(|_| format!("redis://127.0.0.1:{}", closed_port())).collect();
+    fails_fast(urls, Duration::from_secs(3));
+}
+
+#[test]
+fn a_silent_server_fails_fast() {
+    // Accepts connections and never answers: only timeouts can end the wait.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    fails_fast(vec![format!("redis://127.0.0.1:{port}")], Duration::from_millis(3_500));
+}
