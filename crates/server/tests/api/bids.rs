@@ -254,6 +254,22 @@ async fn reusing_an_idempotency_key_with_a_different_body_is_rejected_with_422()
 }
 
 #[tokio::test]
+async fn an_idempotency_key_is_forgotten_after_24_hours() {
+    let s = setup_with(json!({"ends_at": rfc3339(chrono::Utc::now() + chrono::Duration::days(3))}))
+        .await;
+    expect_json(s.app.bid_with_key(&s.alice, &s.auction_id, 1000, "daily").await, 201).await;
+
+    s.app.advance(chrono::Duration::hours(25));
+    let alice = s.app.login_again(&s.alice).await;
+    let later = s.app.bid_with_key(&alice, &s.auction_id, 1500, "daily").await;
+
+    // A different body under the same key is a new request once the key has expired.
+    let later = expect_json(later, 201).await;
+    assert_eq!(later["bid"]["seq"], 2);
+    assert_eq!(s.app.bid_history(&s.auction_id).await.len(), 2);
+}
+
+#[tokio::test]
 async fn an_idempotency_key_longer_than_64_characters_is_rejected_with_422() {
     let s = setup().await;
 
