@@ -8,14 +8,33 @@
 //! # Layout
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
 //! - [`auctions`]: auction hot state and the bid script.
+//! - [`ratelimit`]: GCRA limits shared by every replica.
 
 pub mod auctions;
 pub mod connection;
+pub mod ratelimit;
+
+use std::future::Future;
+use std::time::Duration;
 
 pub use auctions::{RedisAuctions, RedisBidResult};
 pub use connection::RedisConnection;
+pub use ratelimit::RedisRateLimiter;
 
 use crate::EngineError;
+
+/// The longest any one Redis operation may take, connection set-up and retries included. A
+/// command that times out may or may not have been applied; callers treat it as unavailable.
+const OPERATION_DEADLINE: Duration = Duration::from_millis(2_500);
+
+/// Bounds an operation by [`OPERATION_DEADLINE`]: a stalled Redis gives an error, never a hang.
+pub(crate) async fn deadline<T>(
+    operation: impl Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    tokio::time::timeout(OPERATION_DEADLINE, operation).await.map_err(|_| {
+        EngineError::Unavailable(format!("redis: no answer within {OPERATION_DEADLINE:?}"))
+    })?
+}
 
 /// Redis failed or could not be reached: retrying later may work.
 pub(crate) fn unavailable(error: ::redis::RedisError) -> EngineError {

@@ -10,9 +10,7 @@
 //!   `placed_at`, `ends_at`) in the same atomic step that changes the hash.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
@@ -22,15 +20,11 @@ use surge_core::sharding::shard_of;
 use uuid::Uuid;
 
 use super::connection::RedisConnection;
-use super::unavailable;
+use super::{deadline, unavailable};
 use crate::EngineError;
 
 /// Shards when nothing else is configured.
 pub const DEFAULT_SHARDS: u16 = 16;
-
-/// How long one engine operation may take in all, including a reconnection and the reload of a
-/// script Redis has forgotten. A bid that times out may or may not have been applied.
-const OPERATION_DEADLINE: Duration = Duration::from_millis(2_500);
 
 static LOAD_AUCTION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/load_auction.lua")));
@@ -147,14 +141,6 @@ impl RedisAuctions {
             EngineError::Internal(format!("malformed auction hot state at {key}: {fields:?}"))
         })
     }
-}
-
-async fn deadline<T>(
-    operation: impl Future<Output = Result<T, EngineError>>,
-) -> Result<T, EngineError> {
-    tokio::time::timeout(OPERATION_DEADLINE, operation).await.map_err(|_| {
-        EngineError::Unavailable(format!("redis: no answer within {OPERATION_DEADLINE:?}"))
-    })?
 }
 
 fn encode(state: &AuctionState) -> [(&'static str, String); 10] {

@@ -1,0 +1,34 @@
+-- GCRA for one key: the same arithmetic as surge_core::ratelimit::decide, with the theoretical
+-- arrival time (TAT) kept in Redis so every replica draws on one shared limit.
+--
+-- KEYS[1]  the limit's key
+-- ARGV[1]  emission interval (ms): the time one event "costs"
+-- ARGV[2]  tolerance (ms): how far ahead of now the TAT may run (the burst)
+-- ARGV[3]  now (ms since the Unix epoch), from the caller's clock
+-- ARGV[4]  '1' to take one event if allowed, '0' only to check
+--
+-- Returns {1, new_tat} when allowed (new_tat is stored only when taking), {0, retry_after_ms}
+-- when denied.
+
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local take = ARGV[4] == '1'
+
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  tat = math.max(tonumber(stored), now)
+end
+
+local allow_at = tat - tolerance
+if now < allow_at then
+  return {0, allow_at - now}
+end
+
+local new_tat = tat + interval
+if take then
+  -- Once now reaches new_tat the key limits nothing: let it expire then.
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, new_tat - now))
+end
+return {1, new_tat}

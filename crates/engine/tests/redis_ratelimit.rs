@@ -1,0 +1,141 @@
+//! GCRA limits in Redis give the same answers as the pure arithmetic in `surge-core`, on a single
+//! node and on a Cluster, and one limit is shared by every replica.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use surge_core::ratelimit::{self, Decision, Quota};
+use surge_engine::clock::FrozenClock;
+use surge_engine::ratelimit::RateLimiter;
+use surge_engine::redis::{RedisConnection, RedisRateLimiter};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+const SINGLE: &str = "SURGE_TEST_REDIS_URL";
+const CLUSTER: &str = "SURGE_TEST_REDIS_CLUSTER_URLS";
+
+fn urls(variable: &str) -> Vec<String> {
+    let value = std::env::var(variable).unwrap_or_default();
+    let urls: Vec<String> =
+        value.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
+    assert!(
+        !urls.is_empty(),
+        "{variable} is not set: run scripts/test.sh, which starts Redis (a single node and a \
+         Cluster) and sets it"
+    );
+    urls
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn start() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_800_000_000_000).unwrap()
+}
+
+/// A limiter on its own connection, like one replica.
+fn replica(runtime: &Runtime, variable: &str, clock: Arc<FrozenClock>) -> RedisRateLimiter {
+    let urls = urls(variable);
+    let conn = runtime
+        .block_on(RedisConnection::connect(&urls))
+        .unwrap_or_else(|error| panic!("cannot reach Redis at {urls:?} ({variable}): {error}"));
+    RedisRateLimiter::new(conn, clock)
+}
+
+/// Random quotas and random check/take sequences: Redis must answer exactly like the pure
+/// GCRA with the TAT kept locally.
+fn matches_the_pure_arithmetic(variable: &str) {
+    let runtime = runtime();
+    let clock = Arc::new(FrozenClock::at(start()));
+    let limiter = replica(&runtime, variable, clock.clone());
+    let steps = prop::collection::vec((any::<bool>(), 0i64..40_000), 1..80);
+    let config = ProptestConfig { cases: 48, ..ProptestConfig::default() };
+    proptest!(config, |(limit in 1u32..12, period_s in 1i64..120, steps in steps)| {
+        let quota = Quota::new(limit, period_s * 1000);
+        let key = format!("test:{}", Uuid::new_v4());
+        let mut now = start();
+        let mut tat = None;
+        for (take, later_ms) in steps {
+            now += Duration::milliseconds(later_ms);
+            clock.set(now);
+            let expected = ratelimit::decide(quota, tat, now.timestamp_millis());
+            let actual = runtime.block_on(async {
+                if take { limiter.acquire(quota, &key).await } else { limiter.check(quota, &key).await }
+            });
+            let actual = actual.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(actual, expected);
+            if let (true, Decision::Allowed { new_tat_ms }) = (take, expected) {
+                tat = Some(new_tat_ms);
+            }
+        }
+    });
+}
+
+#[test]
+fn single_node_limits_match_the_pure_arithmetic() {
+    matches_the_pure_arithmetic(SINGLE);
+}
+
+#[test]
+fn cluster_limits_match_the_pure_arithmetic() {
+    matches_the_pure_arithmetic(CLUSTER);
+}
+
+/// Two replicas draw on one budget: what one takes, the other cannot.
+fn is_global(variable: &str) {
+    let runtime = runtime();
+    let clock = Arc::new(FrozenClock::at(start()));
+    let first = replica(&runtime, variable, clock.clone());
+    let second = replica(&runtime, variable, clock.clone());
+    let quota = Quota::new(2, 3_600_000);
+    let key = format!("upload:{}", Uuid::new_v4());
+    runtime.block_on(async {
+        assert!(first.acquire(quota, &key).await.unwrap().is_allowed());
+        assert!(second.acquire(quota, &key).await.unwrap().is_allowed());
+        let Decision::Denied { retry_after_ms } = first.acquire(quota, &key).await.unwrap() else {
+            panic!("a third upload within the hour must be refused on any replica");
+        };
+        assert_eq!(retry_after_ms, 1_800_000);
+        assert!(!second.check(quota, &key).await.unwrap().is_allowed());
+        clock.set(start() + Duration::minutes(30));
+        assert!(second.acquire(quota, &key).await.unwrap().is_allowed());
+    });
+}
+
+#[test]
+fn single_node_limits_hold_across_replicas() {
+    is_global(SINGLE);
+}
+
+#[test]
+fn cluster_limits_hold_across_replicas() {
+    is_global(CLUSTER);
+}
+
+/// Checking never uses up the limit.
+fn checking_is_free(variable: &str) {
+    let runtime = runtime();
+    let clock = Arc::new(FrozenClock::at(start()));
+    let limiter = replica(&runtime, variable, clock);
+    let quota = Quota::new(1, 60_000);
+    let key = format!("login:{}", Uuid::new_v4());
+    runtime.block_on(async {
+        for _ in 0..5 {
+            assert!(limiter.check(quota, &key).await.unwrap().is_allowed());
+        }
+        assert!(limiter.acquire(quota, &key).await.unwrap().is_allowed());
+        assert!(!limiter.check(quota, &key).await.unwrap().is_allowed());
+    });
+}
+
+#[test]
+fn single_node_checks_take_nothing() {
+    checking_is_free(SINGLE);
+}
+
+#[test]
+fn cluster_checks_take_nothing() {
+    checking_is_free(CLUSTER);
+}
