@@ -16,6 +16,13 @@ impl FieldErrors {
         self.0.entry(field.to_owned()).or_insert_with(|| message.into());
     }
 
+    /// Adds another check's errors, so a client sees every problem at once.
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, message) in other.0 {
+            self.0.entry(field).or_insert(message);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

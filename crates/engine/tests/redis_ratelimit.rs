@@ -8,28 +8,14 @@ use proptest::prelude::*;
 use surge_core::ratelimit::{self, Decision, Quota};
 use surge_engine::clock::FrozenClock;
 use surge_engine::ratelimit::RateLimiter;
-use surge_engine::redis::{RedisConnection, RedisRateLimiter};
+use surge_engine::redis::RedisRateLimiter;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-const SINGLE: &str = "SURGE_TEST_REDIS_URL";
-const CLUSTER: &str = "SURGE_TEST_REDIS_CLUSTER_URLS";
+#[path = "support/redis.rs"]
+mod support;
 
-fn urls(variable: &str) -> Vec<String> {
-    let value = std::env::var(variable).unwrap_or_default();
-    let urls: Vec<String> =
-        value.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
-    assert!(
-        !urls.is_empty(),
-        "{variable} is not set: run scripts/test.sh, which starts Redis (a single node and a \
-         Cluster) and sets it"
-    );
-    urls
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
+use support::{CLUSTER, SINGLE, runtime};
 
 fn start() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_800_000_000_000).unwrap()
@@ -37,11 +23,7 @@ fn start() -> DateTime<Utc> {
 
 /// A limiter on its own connection, like one replica.
 fn replica(runtime: &Runtime, variable: &str, clock: Arc<FrozenClock>) -> RedisRateLimiter {
-    let urls = urls(variable);
-    let conn = runtime
-        .block_on(RedisConnection::connect(&urls))
-        .unwrap_or_else(|error| panic!("cannot reach Redis at {urls:?} ({variable}): {error}"));
-    RedisRateLimiter::new(conn, clock)
+    RedisRateLimiter::new(support::connect(runtime, variable), clock)
 }
 
 /// Random quotas and random check/take sequences: Redis must answer exactly like the pure

@@ -254,7 +254,7 @@ pub async fn search(
     if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
         errors.add("q", format!("must be at most {MAX_QUERY_CHARS} characters"));
     }
-    let limit = pagination::limit(params.limit).map_err(|e| errors_with(&mut errors, e));
+    let limit = pagination::limit(params.limit).map_err(|e| errors.merge(e));
     let (Some(sort), Ok(limit)) = (sort, limit) else {
         return Err(errors.into());
     };
@@ -312,13 +312,4 @@ pub async fn search(
             thumbnail_url: row.thumbnail.map(image_url),
         },
     )))
-}
-
-/// Folds a single-field validation error into `errors` so all problems are reported together.
-fn errors_with(errors: &mut FieldErrors, error: ApiError) {
-    if let ApiError::Validation(fields) = error {
-        for (field, message) in fields.iter() {
-            errors.add(field, message);
-        }
-    }
 }

@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use surge_core::validation::FieldErrors;
+
 use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -20,12 +22,12 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// `limit` (1–100, default 20).
-pub fn limit(requested: Option<i64>) -> Result<u32, ApiError> {
+/// `limit` (1–100, default 20). A field error, so callers can report it with their own.
+pub fn limit(requested: Option<i64>) -> Result<u32, FieldErrors> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
-        Some(_) => Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(FieldErrors::single("limit", format!("must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
