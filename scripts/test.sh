@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check Surge's CI runs: formatting, lints, and the whole test suite (unit, API,
-# race, crash, SSE and pagination tests against the real server, and the store contract suite
-# on SQLite and PostgreSQL).
+# race, crash, SSE and pagination tests against the real server, the store contract suite on
+# SQLite and PostgreSQL, the engine property tests, and the distributed fault tests), then the
+# API suite again on PostgreSQL + Redis and on PostgreSQL + a Redis Cluster.
 #
 # The embedded backend needs nothing installed. PostgreSQL and Redis are installed from the OS
 # packages when missing, started on loopback in a temporary directory for this run (PostgreSQL,
@@ -23,9 +24,23 @@ step "services"
 start_postgres
 start_redis
 
-step "tests"
+# The API suite's crash tests start the embedded binary themselves; the distributed set-ups
+# have their own fault tests.
+api_suite_on() {
+  step "API suite on $1"
+  if cargo nextest --version >/dev/null 2>&1; then
+    SURGE_TEST_BACKEND="$1" cargo nextest run -p surge --test api --no-fail-fast \
+      --failure-output final -E 'not test(/^crash::/)'
+  else
+    SURGE_TEST_BACKEND="$1" cargo test -p surge --test api --no-fail-fast -- --skip crash::
+  fi
+}
+
+step "tests (every crate; the API suite on the embedded backend)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --failure-output final
 else
   cargo test --workspace --no-fail-fast
 fi
+api_suite_on redis
+api_suite_on redis-cluster

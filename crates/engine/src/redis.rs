@@ -7,19 +7,36 @@
 //!
 //! # Layout
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
-//! - [`auctions`]: auction hot state and the bid script.
+//! - [`auctions`]: auction hot state and the scripts that change it.
+//! - [`stream`]: the shard streams' entries.
+//! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
+//! - [`reads`]: PostgreSQL reads completed by the hot state and unapplied stream entries.
+//! - [`lease`]: leases with fencing epochs for singleton jobs.
+//! - [`persister`]: applying a shard's stream to PostgreSQL under its lease.
+//! - [`tailer`]: fan-out of every shard's stream to this replica's subscribers.
+//! - [`replica`]: the background work of one replica, and how replicas share shards.
 //! - [`ratelimit`]: GCRA limits shared by every replica.
 
 pub mod auctions;
+pub mod commands;
 pub mod connection;
+pub mod lease;
+pub mod persister;
 pub mod ratelimit;
+pub mod reads;
+pub mod replica;
+pub mod stream;
+pub mod tailer;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use auctions::{RedisAuctions, RedisBidResult};
+pub use commands::DistributedAuctions;
 pub use connection::RedisConnection;
 pub use ratelimit::RedisRateLimiter;
+pub use reads::LiveAuctionStore;
+pub use replica::{Replica, ReplicaSettings, ReplicaTasks};
 
 use crate::EngineError;
 
@@ -39,4 +56,14 @@ pub(crate) async fn deadline<T>(
 /// Redis failed or could not be reached: retrying later may work.
 pub(crate) fn unavailable(error: ::redis::RedisError) -> EngineError {
     EngineError::Unavailable(format!("redis: {error}"))
+}
+
+/// Whether Redis answers a PING within the operation deadline.
+pub async fn ping(conn: &RedisConnection) -> Result<(), EngineError> {
+    let mut conn = conn.clone();
+    deadline(async {
+        ::redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    })
+    .await
 }

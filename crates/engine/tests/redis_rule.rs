@@ -13,7 +13,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
 use surge_engine::EngineError;
+use surge_engine::auctions::PlaceBid;
+use surge_engine::redis::auctions::{AcceptedReply, LoadResult};
 use surge_engine::redis::{RedisAuctions, RedisBidResult, RedisConnection};
+use surge_store::auctions::UserRef;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
@@ -27,7 +30,28 @@ const T0: i64 = 1_800_000_000_000_000;
 const SECOND: i64 = 1_000_000;
 
 fn connect(runtime: &Runtime, variable: &str) -> RedisAuctions {
-    RedisAuctions::new(support::connect(runtime, variable))
+    // A prefix of its own, so no other test's stream entries are in the way.
+    let prefix = format!("test-rule-{}", Uuid::new_v4().simple());
+    RedisAuctions::new(support::connect(runtime, variable)).with_prefix(&prefix)
+}
+
+fn nickname(n: usize) -> String {
+    format!("user{n}")
+}
+
+fn bid(auction_id: Uuid, bid_id: Uuid, bidder: usize, amount: i64) -> PlaceBid {
+    PlaceBid {
+        auction_id,
+        bid_id,
+        bidder: UserRef { id: user(bidder), nickname: nickname(bidder) },
+        amount,
+        idempotency: None,
+    }
+}
+
+/// Creates the hot state of an auction Redis has never seen.
+async fn load(engine: &RedisAuctions, state: &AuctionState) -> Result<LoadResult, EngineError> {
+    engine.load(state, None, "0-0").await
 }
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -36,6 +60,11 @@ fn at(micros: i64) -> DateTime<Utc> {
 
 fn user(n: usize) -> Uuid {
     Uuid::from_u128(0x5eed_0000 + n as u128)
+}
+
+/// The `n` that [`user`] made `id` from.
+fn bidder_index(id: Uuid) -> usize {
+    (id.as_u128() - 0x5eed_0000) as usize
 }
 
 // ---- the scenario --------------------------------------------------------------------------
@@ -149,6 +178,7 @@ fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i
         ("event_id", event_id),
         ("seq", auction.bid_count.to_string()),
         ("bidder", bidder.to_string()),
+        ("nickname", nickname(bidder_index(bidder))),
         ("amount", auction.current_price.to_string()),
         ("placed_at", now.to_string()),
         ("ends_at", auction.ends_at.timestamp_micros().to_string()),
@@ -159,7 +189,7 @@ fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i
 }
 
 async fn stream_entries(engine: &RedisAuctions, auction_id: Uuid) -> Result<Vec<Entry>, String> {
-    let key = RedisAuctions::events_key(engine.shard(auction_id));
+    let key = engine.events_key(engine.shard(auction_id));
     let mut conn = engine.conn.clone();
     let raw: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(&key)
@@ -196,8 +226,10 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
         closed: scenario.closed,
     };
     let fail = |error: EngineError| TestCaseError::fail(format!("engine: {error}"));
-    prop_assert!(engine.load(&pure).await.map_err(fail)?, "a fresh auction must be created");
-    prop_assert!(!engine.load(&pure).await.map_err(fail)?, "a second load must not overwrite");
+    let created = load(engine, &pure).await.map_err(fail)?;
+    prop_assert_eq!(created, LoadResult::Created, "a fresh auction must be created");
+    let again = load(engine, &pure).await.map_err(fail)?;
+    prop_assert_eq!(again, LoadResult::Exists, "a second load must not overwrite");
 
     let mut now = starts_at - scenario.lead;
     let mut expected_stream = Vec::new();
@@ -225,17 +257,22 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
                 for event in &events {
                     expected_stream.push(entry(&pure, event, bid_id, now));
                 }
-                RedisBidResult::Accepted {
+                RedisBidResult::Accepted(AcceptedReply {
+                    bid_id,
+                    amount,
                     seq: pure.bid_count,
                     current_price: pure.current_price,
                     ends_at: pure.ends_at,
                     extended: events.len() == 2,
-                }
+                    placed_at: at(now),
+                })
             }
             Err(rejection) => RedisBidResult::Rejected(rejection),
         };
-        let actual =
-            engine.place_bid(pure.id, bid_id, bidder_id, amount, at(now)).await.map_err(fail)?;
+        let actual = engine
+            .place_bid(&bid(pure.id, bid_id, step.bidder, amount), at(now))
+            .await
+            .map_err(fail)?;
         prop_assert_eq!(
             &actual,
             &expected,
@@ -298,26 +335,32 @@ fn recovers_from_a_script_flush(variable: &str) {
     let engine = connect(&runtime, variable);
     runtime.block_on(async {
         let auction = live_auction();
-        assert!(engine.load(&auction).await.unwrap());
+        assert_eq!(load(&engine, &auction).await.unwrap(), LoadResult::Created);
         let first = engine
-            .place_bid(auction.id, Uuid::new_v4(), user(1), 100, at(T0 + SECOND))
+            .place_bid(&bid(auction.id, Uuid::new_v4(), 1, 100), at(T0 + SECOND))
             .await
             .unwrap();
-        assert!(matches!(first, RedisBidResult::Accepted { seq: 1, .. }), "{first:?}");
+        assert!(
+            matches!(first, RedisBidResult::Accepted(AcceptedReply { seq: 1, .. })),
+            "{first:?}"
+        );
 
         let mut conn = engine.conn.clone();
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
 
         let second = engine
-            .place_bid(auction.id, Uuid::new_v4(), user(2), 110, at(T0 + 2 * SECOND))
+            .place_bid(&bid(auction.id, Uuid::new_v4(), 2, 110), at(T0 + 2 * SECOND))
             .await
             .unwrap();
         assert!(
-            matches!(second, RedisBidResult::Accepted { seq: 2, current_price: 110, .. }),
+            matches!(
+                second,
+                RedisBidResult::Accepted(AcceptedReply { seq: 2, current_price: 110, .. })
+            ),
             "{second:?}"
         );
         // The load script was flushed too.
-        assert!(engine.load(&live_auction()).await.unwrap());
+        assert_eq!(load(&engine, &live_auction()).await.unwrap(), LoadResult::Created);
     });
 }
 
@@ -337,7 +380,7 @@ fn missing_state_is_reported(variable: &str) {
     runtime.block_on(async {
         let id = Uuid::new_v4();
         let outcome =
-            engine.place_bid(id, Uuid::new_v4(), user(1), 100, at(T0 + SECOND)).await.unwrap();
+            engine.place_bid(&bid(id, Uuid::new_v4(), 1, 100), at(T0 + SECOND)).await.unwrap();
         assert_eq!(outcome, RedisBidResult::Missing);
         // Nothing was created by the attempt.
         assert_eq!(engine.state(id).await.unwrap(), None);
@@ -359,9 +402,9 @@ fn a_rejection_changes_nothing(variable: &str) {
     let engine = connect(&runtime, variable);
     runtime.block_on(async {
         let auction = live_auction();
-        engine.load(&auction).await.unwrap();
+        load(&engine, &auction).await.unwrap();
         let outcome =
-            engine.place_bid(auction.id, Uuid::new_v4(), user(1), 99, at(T0 + SECOND)).await;
+            engine.place_bid(&bid(auction.id, Uuid::new_v4(), 1, 99), at(T0 + SECOND)).await;
         assert_eq!(
             outcome.unwrap(),
             RedisBidResult::Rejected(Rejection::TooLow { min_amount: 100 })

@@ -30,6 +30,7 @@ pub struct Settings {
     pub auctions: AuctionSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
+    pub distributed: DistributedSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,26 @@ pub struct WriterSettings {
     pub synchronous: Durability,
 }
 
+/// The distributed backend (PostgreSQL + Redis); ignored when embedded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DistributedSettings {
+    /// Shards the auctions are spread over; every replica of a deployment must agree.
+    pub shards: u16,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Time to live of a lease, in milliseconds; a dead replica's shards move within about
+    /// twice this.
+    pub lease_ttl_ms: u64,
+    /// Most stream entries applied to PostgreSQL in one transaction.
+    pub persist_batch: usize,
+    /// How long applied entries stay in a shard stream, in seconds.
+    pub stream_retention_secs: u64,
+    /// This replica's name in leases, logs and the persisters' consumer group; unique per
+    /// replica. A random one when unset.
+    pub replica_name: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpSettings {
@@ -100,6 +121,20 @@ impl Default for Settings {
             auctions: AuctionSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
+            distributed: DistributedSettings::default(),
+        }
+    }
+}
+
+impl Default for DistributedSettings {
+    fn default() -> Self {
+        Self {
+            shards: 16,
+            key_prefix: "surge".into(),
+            lease_ttl_ms: 5_000,
+            persist_batch: 512,
+            stream_retention_secs: 60,
+            replica_name: None,
         }
     }
 }

@@ -7,16 +7,31 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::local::LocalFileSystem;
+use surge_engine::auctions::{AuctionCommands, AuctionFeed};
 use surge_engine::clock::{Clock, SystemClock};
 use surge_engine::embedded::auctions::WriterTask;
 use surge_engine::embedded::{EmbeddedAuctions, Fanout, InProcessRateLimiter};
 use surge_engine::ratelimit::Quota;
+use surge_engine::ratelimit::RateLimiter;
+use surge_engine::redis::connection::{durability_warnings, redact};
+use surge_engine::redis::persister::PersisterSettings;
+use surge_engine::redis::{
+    DistributedAuctions, LiveAuctionStore, RedisAuctions, RedisConnection, RedisRateLimiter,
+    Replica, ReplicaSettings, ReplicaTasks,
+};
 use surge_engine::workers::run_closer;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
 use surge_http::state::{AppState, HttpSettings, Readiness, Services};
+use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
 use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
+use surge_store::accounts::{RefreshTokenStore, UserStore};
+use surge_store::auctions::AuctionStore;
+use surge_store::auctions::postgres::PgAuctions;
 use surge_store::auctions::sqlite::SqliteAuctions;
-use surge_store::db::SqliteDb;
+use surge_store::db::{PgDb, SqliteDb};
+use surge_store::events::postgres::PgEventLedger;
+use surge_store::images::ImageStore;
+use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -26,6 +41,8 @@ use crate::config::Settings;
 
 /// How long shutdown waits for the writer to commit what is queued.
 const WRITER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `/readyz` waits for a dependency.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often expired idempotency records are purged.
 const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -34,10 +51,28 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     state: AppState,
-    db: SqliteDb,
-    writer: WriterTask,
-    embedded: EmbeddedAuctions,
+    backend: Backend,
     settings: Settings,
+}
+
+/// What runs behind the ports, and must be stopped in order at shutdown.
+enum Backend {
+    /// One process: SQLite and the in-process writer.
+    Embedded { db: Box<SqliteDb>, writer: WriterTask, engine: EmbeddedAuctions },
+    /// Replicas on PostgreSQL + Redis; `tasks` tail, persist and close in the background.
+    Distributed { db: PgDb, tasks: ReplicaTasks },
+}
+
+/// The ports a backend provides.
+struct Ports {
+    users: Arc<dyn UserStore>,
+    refresh_tokens: Arc<dyn RefreshTokenStore>,
+    auctions: Arc<dyn AuctionStore>,
+    images: Arc<dyn ImageStore>,
+    bids: Arc<dyn AuctionCommands>,
+    feed: Arc<dyn AuctionFeed>,
+    limiter: Arc<dyn RateLimiter>,
+    readiness: Arc<dyn Readiness>,
 }
 
 /// The Prometheus recorder is process-global; tests build many applications in one process.
@@ -76,6 +111,66 @@ impl Readiness for SqliteReadiness {
     }
 }
 
+struct DistributedReadiness {
+    db: PgDb,
+    redis: RedisConnection,
+}
+
+#[async_trait::async_trait]
+impl Readiness for DistributedReadiness {
+    async fn check(&self) -> Result<(), String> {
+        let (postgres, redis) = tokio::join!(
+            tokio::time::timeout(READINESS_TIMEOUT, self.db.ping()),
+            surge_engine::redis::ping(&self.redis),
+        );
+        let mut down = Vec::new();
+        if !matches!(postgres, Ok(true)) {
+            down.push("PostgreSQL does not answer");
+        }
+        if redis.is_err() {
+            down.push("Redis does not answer");
+        }
+        if down.is_empty() { Ok(()) } else { Err(down.join("; ")) }
+    }
+}
+
+/// Which backend the settings select.
+enum Selected<'a> {
+    Embedded,
+    Distributed { database_url: &'a str, redis_urls: Vec<String> },
+}
+
+fn select_backend(settings: &Settings) -> anyhow::Result<Selected<'_>> {
+    match (&settings.database_url, &settings.redis_url) {
+        (None, None) => Ok(Selected::Embedded),
+        (Some(database_url), Some(redis_url)) => {
+            if !database_url.starts_with("postgres://")
+                && !database_url.starts_with("postgresql://")
+            {
+                bail!(
+                    "database_url must be a postgres:// URL (the distributed backend is PostgreSQL)"
+                );
+            }
+            let redis_urls: Vec<String> = redis_url
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if redis_urls.is_empty() {
+                bail!(
+                    "redis_url is empty; give redis://host:port, or several comma-separated Cluster nodes"
+                );
+            }
+            Ok(Selected::Distributed { database_url, redis_urls })
+        }
+        _ => bail!(
+            "the distributed backend needs both database_url (postgres://…) and redis_url \
+             (redis://…); set both, or neither to run embedded"
+        ),
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
@@ -86,26 +181,20 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        if settings.database_url.is_some() || settings.redis_url.is_some() {
-            bail!(
-                "database_url / redis_url select the distributed backend (PostgreSQL + Redis), \
-                 which this build does not include yet; unset them to run embedded"
-            );
-        }
+        let selected = select_backend(&settings)?;
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!("cannot create the data dir {}", settings.data_dir.display())
         })?;
-        let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
-            .await
-            .context("cannot open the SQLite database")?;
-        let key_path = settings
-            .jwt_signing_key_file
-            .clone()
-            .unwrap_or_else(|| settings.data_dir.join(tokens::GENERATED_KEY_FILE));
-        let key = if settings.jwt_signing_key_file.is_some() {
-            tokens::load_signing_key(&key_path)?
-        } else {
-            tokens::load_or_generate_signing_key(&key_path)?
+        let key = match (&settings.jwt_signing_key_file, &selected) {
+            (Some(path), _) => tokens::load_signing_key(path)?,
+            (None, Selected::Embedded) => tokens::load_or_generate_signing_key(
+                &settings.data_dir.join(tokens::GENERATED_KEY_FILE),
+            )?,
+            (None, Selected::Distributed { .. }) => bail!(
+                "the distributed backend needs jwt_signing_key_file (SURGE_JWT_SIGNING_KEY_FILE): \
+                 every replica must sign tokens with the same key. Create one with \
+                 `openssl genpkey -algorithm ed25519 -out jwt.pem` and give it to every replica"
+            ),
         };
         let token_settings = TokenSettings {
             issuer: settings.auth.issuer.clone(),
@@ -114,9 +203,12 @@ impl Application {
             refresh_ttl: chrono::Duration::seconds(settings.auth.refresh_token_ttl_secs as i64),
         };
         let fanout = Arc::new(Fanout::new(settings.auctions.sse_buffer));
-        let (embedded, writer) =
-            EmbeddedAuctions::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
-                .await?;
+        let (ports, backend) = match selected {
+            Selected::Embedded => embedded(&settings, fanout, clock.clone()).await?,
+            Selected::Distributed { database_url, redis_urls } => {
+                distributed(&settings, database_url, redis_urls, fanout, clock.clone()).await?
+            }
+        };
         let objects_dir = settings.data_dir.join("objects");
         std::fs::create_dir_all(&objects_dir)
             .with_context(|| format!("cannot create {}", objects_dir.display()))?;
@@ -132,20 +224,20 @@ impl Application {
         };
         let state = AppState::new(Services {
             clock: clock.clone(),
-            users: Arc::new(SqliteUsers::new(db.pool.clone())),
-            refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
-            auctions: Arc::new(SqliteAuctions::new(db.pool.clone())),
-            images: Arc::new(SqliteImages::new(db.pool.clone())),
+            users: ports.users,
+            refresh_tokens: ports.refresh_tokens,
+            auctions: ports.auctions,
+            images: ports.images,
             objects: Arc::new(objects),
-            bids: Arc::new(embedded.clone()),
-            feed: fanout,
-            limiter: Arc::new(InProcessRateLimiter::new(clock.clone())),
+            bids: ports.bids,
+            feed: ports.feed,
+            limiter: ports.limiter,
             tokens: Arc::new(TokenService::new(&key, token_settings, clock)),
             nicknames: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
-            readiness: Arc::new(SqliteReadiness(db.clone())),
+            readiness: ports.readiness,
             metrics: Arc::new(move || metrics.render()),
             settings: Arc::new(http_settings),
             shutdown: CancellationToken::new(),
@@ -154,7 +246,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port, state, db, writer, embedded, settings })
+        Ok(Self { listener, port, state, backend, settings })
     }
 
     pub fn port(&self) -> u16 {
@@ -167,13 +259,17 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, ends SSE streams, lets in-flight
-    /// requests finish, and commits what the writer has queued.
+    /// requests finish, and stops the backend (the embedded writer commits what is queued; a
+    /// replica hands its leases over).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, state, db, writer, embedded, settings, .. } = self;
-        let workers = Workers::start(&state, &embedded, &settings);
+        let Application { listener, state, backend, settings, .. } = self;
+        let workers = match &backend {
+            Backend::Embedded { engine, .. } => Workers::embedded(&state, engine, &settings),
+            Backend::Distributed { .. } => Workers(Vec::new()),
+        };
         let cancel = state.shutdown.clone();
         let router = surge_http::router(state);
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -188,18 +284,114 @@ impl Application {
             })
             .await;
         drop(workers);
-        writer.stop(WRITER_STOP_TIMEOUT).await;
-        db.pool.close().await;
+        match backend {
+            Backend::Embedded { db, writer, .. } => {
+                writer.stop(WRITER_STOP_TIMEOUT).await;
+                db.pool.close().await;
+            }
+            Backend::Distributed { db, tasks } => {
+                tasks.stop(WRITER_STOP_TIMEOUT).await;
+                db.pool.close().await;
+            }
+        }
         tracing::info!("stopped");
         served.context("the HTTP server failed")
     }
+}
+
+async fn embedded(
+    settings: &Settings,
+    fanout: Arc<Fanout>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Ports, Backend)> {
+    let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
+        .await
+        .context("cannot open the SQLite database")?;
+    let (engine, writer) =
+        EmbeddedAuctions::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
+            .await?;
+    let ports = Ports {
+        users: Arc::new(SqliteUsers::new(db.pool.clone())),
+        refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
+        auctions: Arc::new(SqliteAuctions::new(db.pool.clone())),
+        images: Arc::new(SqliteImages::new(db.pool.clone())),
+        bids: Arc::new(engine.clone()),
+        feed: fanout,
+        limiter: Arc::new(InProcessRateLimiter::new(clock)),
+        readiness: Arc::new(SqliteReadiness(db.clone())),
+    };
+    Ok((ports, Backend::Embedded { db: Box::new(db), writer, engine }))
+}
+
+async fn distributed(
+    settings: &Settings,
+    database_url: &str,
+    redis_urls: Vec<String>,
+    fanout: Arc<Fanout>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Ports, Backend)> {
+    let db = PgDb::connect(database_url)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(database_url)))?;
+    let shown: Vec<String> = redis_urls.iter().map(|url| redact(url)).collect();
+    let conn = RedisConnection::connect(&redis_urls)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", shown.join(", ")))?;
+    for warning in durability_warnings(&redis_urls).await {
+        tracing::warn!("UNSAFE REDIS SETTINGS: {warning}");
+    }
+    let tuning = &settings.distributed;
+    let redis =
+        RedisAuctions::new(conn.clone()).with_shards(tuning.shards).with_prefix(&tuning.key_prefix);
+    let ledger = PgEventLedger::new(db.pool.clone());
+    let commands: Arc<dyn AuctionCommands> =
+        Arc::new(DistributedAuctions::new(redis.clone(), ledger.clone(), clock.clone()));
+    let auctions: Arc<dyn AuctionStore> =
+        Arc::new(LiveAuctionStore::new(Arc::new(PgAuctions::new(db.pool.clone())), redis.clone()));
+    let replica = Replica {
+        redis,
+        urls: redis_urls,
+        ledger,
+        id: tuning
+            .replica_name
+            .clone()
+            .unwrap_or_else(|| format!("replica-{}", uuid::Uuid::now_v7().simple())),
+        settings: ReplicaSettings {
+            lease_ttl: Duration::from_millis(tuning.lease_ttl_ms.max(300)),
+            persister: PersisterSettings {
+                batch: tuning.persist_batch.max(1),
+                retention: Duration::from_secs(tuning.stream_retention_secs),
+            },
+            closer_interval: Duration::from_millis(settings.auctions.closer_interval_ms.max(10)),
+        },
+        fanout: fanout.clone(),
+        auctions: auctions.clone(),
+        commands: commands.clone(),
+        clock: clock.clone(),
+    };
+    let tasks = replica.start().await.context("cannot start tailing the shard streams")?;
+    let ports = Ports {
+        users: Arc::new(PgUsers::new(db.pool.clone())),
+        refresh_tokens: Arc::new(PgRefreshTokens::new(db.pool.clone())),
+        auctions,
+        images: Arc::new(PgImages::new(db.pool.clone())),
+        bids: commands,
+        feed: fanout,
+        limiter: Arc::new(
+            RedisRateLimiter::new(conn.clone(), clock).with_prefix(&tuning.key_prefix),
+        ),
+        readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
+    };
+    Ok((ports, Backend::Distributed { db, tasks }))
 }
 
 /// Background tasks, aborted when dropped.
 struct Workers(Vec<JoinHandle<()>>);
 
 impl Workers {
-    fn start(state: &AppState, embedded: &EmbeddedAuctions, settings: &Settings) -> Self {
+    /// The closer and the idempotency purge of the embedded backend (a replica runs its own
+    /// under leases).
+    fn embedded(state: &AppState, embedded: &EmbeddedAuctions, settings: &Settings) -> Self {
         let closer = tokio::spawn(run_closer(
             state.auctions.clone(),
             state.bids.clone(),

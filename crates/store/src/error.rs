@@ -18,6 +18,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// Unavailable for a reason outside the database driver (a cache or engine it depends on).
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(reason.into())))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {

@@ -12,12 +12,14 @@
 //! - [`auctions`]: auction reads, search, bid history, and the [`auctions::sqlite::AuctionLedger`]
 //!   the embedded engine's writer commits through.
 //! - [`images`]: uploaded-image metadata.
+//! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
 //! - [`error`]: the one error type every repository returns.
 
 pub mod accounts;
 pub mod auctions;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod time;
 

@@ -37,5 +37,7 @@ mod support;
 mod accounts;
 #[path = "contract/auctions.rs"]
 mod auctions;
+#[path = "contract/events.rs"]
+mod events;
 #[path = "contract/images.rs"]
 mod images;

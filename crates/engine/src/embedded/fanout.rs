@@ -47,6 +47,22 @@ impl Fanout {
     }
 }
 
+impl Fanout {
+    /// Publishes events of several entities, each entity's in the order given.
+    pub fn publish_each(&self, events: impl IntoIterator<Item = FeedEvent>) {
+        let mut by_auction: Vec<(Uuid, Vec<FeedEvent>)> = Vec::new();
+        for event in events {
+            match by_auction.iter_mut().find(|(id, _)| *id == event.auction_id) {
+                Some((_, events)) => events.push(event),
+                None => by_auction.push((event.auction_id, vec![event])),
+            }
+        }
+        for (id, events) in by_auction {
+            self.publish(id, events);
+        }
+    }
+}
+
 impl AuctionFeed for Fanout {
     fn subscribe(&self, auction_id: Uuid) -> broadcast::Receiver<Arc<FeedEvent>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());

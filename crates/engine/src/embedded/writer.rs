@@ -206,16 +206,7 @@ impl Writer {
             }
         }
         drop(committed);
-        let mut by_auction: Vec<(Uuid, Vec<FeedEvent>)> = Vec::new();
-        for event in events {
-            match by_auction.iter_mut().find(|(id, _)| *id == event.auction_id) {
-                Some((_, events)) => events.push(event),
-                None => by_auction.push((event.auction_id, vec![event])),
-            }
-        }
-        for (id, events) in by_auction {
-            self.fanout.publish(id, events);
-        }
+        self.fanout.publish_each(events);
     }
 
     /// The state as this batch sees it: changed in the batch, else hot, else from disk.

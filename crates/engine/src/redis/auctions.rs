@@ -1,16 +1,16 @@
-//! Auction hot state in Redis and the bid script.
+//! Auction hot state in Redis and the scripts that change it.
 //!
-//! Keys of an auction in shard `s` (one Cluster slot per shard):
-//! - `surge:{s<s>}:auction:<id>`: a hash with the [`AuctionState`] fields (`seller`,
+//! Keys of an auction in shard `s` (one Cluster slot per shard), under the deployment's prefix:
+//! - `<prefix>:{s<s>}:auction:<id>`: a hash with the [`AuctionState`] fields (`seller`,
 //!   `starting_price`, `min_increment`, `starts_at` and `ends_at` in microseconds since the Unix
-//!   epoch, `extend_seconds`, `current_price`, `high_bidder` (empty for none), `bid_count`,
-//!   `closed` (`0`/`1`)).
-//! - `surge:{s<s>}:events`: the shard's stream. `place_bid.lua` appends one entry per event
-//!   (`type` = `bid` or `extended`, `auction_id`, `event_id`, `seq`, `bidder`, `amount`,
-//!   `placed_at`, `ends_at`) in the same atomic step that changes the hash.
+//!   epoch, `extend_seconds`, `current_price`, `high_bidder` (empty for none),
+//!   `high_bidder_nickname`, `bid_count`, `closed` (`0`/`1`)).
+//! - `<prefix>:{s<s>}:events`: the shard's stream (see [`super::stream`] for its entries).
+//! - `<prefix>:{s<s>}:persisted`: the id of the last stream entry applied to PostgreSQL.
+//! - `<prefix>:{s<s>}:idem:<user>:<key>`: the first outcome of a keyed bid, for 24 hours.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
@@ -22,46 +22,93 @@ use uuid::Uuid;
 use super::connection::RedisConnection;
 use super::{deadline, unavailable};
 use crate::EngineError;
+use crate::auctions::PlaceBid;
 
 /// Shards when nothing else is configured.
 pub const DEFAULT_SHARDS: u16 = 16;
+/// The key prefix when nothing else is configured.
+pub const DEFAULT_PREFIX: &str = "surge";
+/// How long an `Idempotency-Key` outcome is remembered.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
+const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
 
 static LOAD_AUCTION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/load_auction.lua")));
 static PLACE_BID: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/place_bid.lua")));
+static CLOSE_AUCTION: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/close_auction.lua")));
+
+/// An accepted bid as the script reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedReply {
+    pub bid_id: Uuid,
+    pub amount: i64,
+    pub seq: i64,
+    /// The auction right after the bid.
+    pub current_price: i64,
+    pub ends_at: DateTime<Utc>,
+    /// Whether the bid pushed the end back.
+    pub extended: bool,
+    pub placed_at: DateTime<Utc>,
+}
 
 /// The outcome of [`RedisAuctions::place_bid`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedisBidResult {
-    /// The bid was applied; `seq` is its number, `current_price` and `ends_at` the auction's
-    /// state right after it, `extended` whether it pushed the end back.
-    Accepted {
-        seq: i64,
-        current_price: i64,
-        ends_at: DateTime<Utc>,
-        extended: bool,
-    },
+    Accepted(AcceptedReply),
     Rejected(Rejection),
     /// Redis holds no hot state for this auction.
     Missing,
+    /// A retried keyed request: the outcome it got the first time.
+    Replayed(Box<RedisBidResult>),
+    /// The `Idempotency-Key` was used before with a different request.
+    KeyReused,
 }
 
-/// Auction hot state and bids on Redis, one shard per Cluster slot.
+/// The outcome of [`RedisAuctions::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadResult {
+    Created,
+    /// Hot state was already there and was left as it is.
+    Exists,
+    /// The stream holds events of the auction that the persisted copy may lack: nothing was
+    /// created; retry once the shard's persister has caught up.
+    Stale,
+}
+
+/// The outcome of [`RedisAuctions::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseResult {
+    Closed,
+    /// Not ended yet, or already closed.
+    NothingToDo,
+    Missing,
+}
+
+/// Auction hot state and commands on Redis, one shard per Cluster slot.
 #[derive(Clone)]
 pub struct RedisAuctions {
     pub conn: RedisConnection,
     /// The number of shards. Every process sharing a Redis must use the same value.
     pub shards: u16,
+    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
+    pub prefix: Arc<str>,
 }
 
 impl RedisAuctions {
     pub fn new(conn: RedisConnection) -> Self {
-        Self { conn, shards: DEFAULT_SHARDS }
+        Self { conn, shards: DEFAULT_SHARDS, prefix: DEFAULT_PREFIX.into() }
     }
 
     pub fn with_shards(mut self, shards: u16) -> Self {
         self.shards = shards.max(1);
+        self
+    }
+
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
         self
     }
 
@@ -72,27 +119,52 @@ impl RedisAuctions {
 
     /// The key of an auction's hot state hash.
     pub fn auction_key(&self, auction_id: Uuid) -> String {
-        format!("surge:{{s{}}}:auction:{auction_id}", self.shard(auction_id))
+        format!("{}:{{s{}}}:auction:{auction_id}", self.prefix, self.shard(auction_id))
     }
 
     /// The key of the stream that holds the events of `shard`.
-    pub fn events_key(shard: u16) -> String {
-        format!("surge:{{s{shard}}}:events")
+    pub fn events_key(&self, shard: u16) -> String {
+        format!("{}:{{s{shard}}}:events", self.prefix)
     }
 
-    /// Creates the hot state of an auction unless it exists. `Ok(false)` when it already did; the
-    /// existing state is left as it is.
-    pub async fn load(&self, state: &AuctionState) -> Result<bool, EngineError> {
-        let fields = encode(state);
+    /// The key holding the id of the last entry of `shard`'s stream applied to PostgreSQL.
+    pub fn persisted_key(&self, shard: u16) -> String {
+        format!("{}:{{s{shard}}}:persisted", self.prefix)
+    }
+
+    /// A key in `shard`'s slot for a per-shard singleton (`lease`, `epoch`, …).
+    pub fn shard_key(&self, shard: u16, name: &str) -> String {
+        format!("{}:{{s{shard}}}:{name}", self.prefix)
+    }
+
+    fn idempotency_key(&self, shard: u16, user: Uuid, key: &str) -> String {
+        format!("{}:{{s{shard}}}:idem:{user}:{key}", self.prefix)
+    }
+
+    /// Creates the hot state of an auction from a persisted copy. `persisted` is the shard's
+    /// persisted position read *before* the copy (see [`Self::persisted_position`]); the
+    /// script refuses with [`LoadResult::Stale`] when the stream holds later events of this
+    /// auction, so a rebuilt key can never be behind what was acknowledged.
+    pub async fn load(
+        &self,
+        state: &AuctionState,
+        high_bidder_nickname: Option<&str>,
+        persisted: &str,
+    ) -> Result<LoadResult, EngineError> {
+        let shard = self.shard(state.id);
         let mut invocation = LOAD_AUCTION.key(self.auction_key(state.id));
-        for (field, value) in &fields {
+        invocation.key(self.events_key(shard)).arg(state.id.to_string()).arg(persisted);
+        for (field, value) in &encode(state) {
             invocation.arg(*field).arg(value);
         }
-        let mut conn = self.conn.clone();
-        let created: i64 =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                .await?;
-        Ok(created == 1)
+        invocation.arg("high_bidder_nickname").arg(high_bidder_nickname.unwrap_or_default());
+        let created: i64 = self.invoke(&invocation).await?;
+        match created {
+            1 => Ok(LoadResult::Created),
+            0 => Ok(LoadResult::Exists),
+            -1 => Ok(LoadResult::Stale),
+            other => Err(EngineError::Internal(format!("unexpected reply from load: {other}"))),
+        }
     }
 
     /// Decides and applies a bid atomically, exactly as [`surge_core::auctions::decide`] and
@@ -100,34 +172,73 @@ impl RedisAuctions {
     /// Times are kept to the microsecond; `now` is truncated to it.
     pub async fn place_bid(
         &self,
-        auction_id: Uuid,
-        bid_id: Uuid,
-        bidder_id: Uuid,
-        amount: i64,
+        bid: &PlaceBid,
         now: DateTime<Utc>,
     ) -> Result<RedisBidResult, EngineError> {
         // The script computes in doubles; money stays far inside their exact range.
-        if amount > MAX_MONEY {
-            return Err(EngineError::Internal(format!("bid amount {amount} above {MAX_MONEY}")));
+        if bid.amount > MAX_MONEY {
+            return Err(EngineError::Internal(format!(
+                "bid amount {} above {MAX_MONEY}",
+                bid.amount
+            )));
         }
-        let shard = self.shard(auction_id);
-        let mut invocation = PLACE_BID.key(self.auction_key(auction_id));
+        let shard = self.shard(bid.auction_id);
+        let (record_key, request_hash) = match &bid.idempotency {
+            Some(key) => {
+                (self.idempotency_key(shard, bid.bidder.id, &key.key), hex(&key.request_hash))
+            }
+            // Unused by the script, but every key must name the shard's slot.
+            None => (self.shard_key(shard, "idem"), String::new()),
+        };
+        let mut invocation = PLACE_BID.key(self.auction_key(bid.auction_id));
         invocation
-            .key(Self::events_key(shard))
-            .arg(auction_id.to_string())
-            .arg(bid_id.to_string())
-            .arg(bidder_id.to_string())
-            .arg(amount)
-            .arg(now.timestamp_micros());
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                .await?;
+            .key(self.events_key(shard))
+            .key(record_key)
+            .arg(bid.auction_id.to_string())
+            .arg(bid.bid_id.to_string())
+            .arg(bid.bidder.id.to_string())
+            .arg(bid.amount)
+            .arg(now.timestamp_micros())
+            .arg(&bid.bidder.nickname)
+            .arg(request_hash)
+            .arg(IDEMPOTENCY_WINDOW_MS);
+        let reply: Vec<Value> = self.invoke(&invocation).await?;
         decode_bid_reply(&reply)
+    }
+
+    /// Announces the result of an auction whose end has passed: sets it closed and appends the
+    /// `closed` event, atomically.
+    pub async fn close(
+        &self,
+        auction_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<CloseResult, EngineError> {
+        let shard = self.shard(auction_id);
+        let mut invocation = CLOSE_AUCTION.key(self.auction_key(auction_id));
+        invocation
+            .key(self.events_key(shard))
+            .arg(auction_id.to_string())
+            .arg(now.timestamp_micros())
+            .arg(CLOSED_RETENTION_MS);
+        let reply: i64 = self.invoke(&invocation).await?;
+        match reply {
+            1 => Ok(CloseResult::Closed),
+            0 => Ok(CloseResult::NothingToDo),
+            -1 => Ok(CloseResult::Missing),
+            other => Err(EngineError::Internal(format!("unexpected reply from close: {other}"))),
+        }
     }
 
     /// Reads an auction's hot state back; `None` when Redis holds none.
     pub async fn state(&self, auction_id: Uuid) -> Result<Option<AuctionState>, EngineError> {
+        Ok(self.hot(auction_id).await?.map(|(state, _)| state))
+    }
+
+    /// The hot state and the high bidder's nickname; `None` when Redis holds none.
+    pub async fn hot(
+        &self,
+        auction_id: Uuid,
+    ) -> Result<Option<(AuctionState, Option<String>)>, EngineError> {
         let key = self.auction_key(auction_id);
         let mut conn = self.conn.clone();
         let fields: HashMap<String, String> = deadline(async {
@@ -137,10 +248,35 @@ impl RedisAuctions {
         if fields.is_empty() {
             return Ok(None);
         }
-        decode(auction_id, &fields).map(Some).ok_or_else(|| {
+        let state = decode(auction_id, &fields).ok_or_else(|| {
             EngineError::Internal(format!("malformed auction hot state at {key}: {fields:?}"))
-        })
+        })?;
+        let nickname = fields.get("high_bidder_nickname").filter(|n| !n.is_empty()).cloned();
+        Ok(Some((state, nickname)))
     }
+
+    /// The id of the last entry of `shard`'s stream known to be in PostgreSQL (`0-0` if none).
+    pub async fn persisted_position(&self, shard: u16) -> Result<String, EngineError> {
+        let key = self.persisted_key(shard);
+        let mut conn = self.conn.clone();
+        let position: Option<String> = deadline(async {
+            ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await?;
+        Ok(position.unwrap_or_else(|| "0-0".to_owned()))
+    }
+
+    async fn invoke<T: ::redis::FromRedisValue>(
+        &self,
+        invocation: &::redis::ScriptInvocation<'_>,
+    ) -> Result<T, EngineError> {
+        let mut conn = self.conn.clone();
+        deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn encode(state: &AuctionState) -> [(&'static str, String); 10] {
@@ -198,18 +334,28 @@ fn decode_bid_reply(reply: &[Value]) -> Result<RedisBidResult, EngineError> {
         Some(Value::SimpleString(text)) => Some(text.as_str()),
         _ => None,
     };
+    let time = |index: usize| int(index).and_then(DateTime::<Utc>::from_timestamp_micros);
     match int(0) {
         Some(1) => {
-            let ends_at = int(3).and_then(DateTime::<Utc>::from_timestamp_micros);
-            match (int(1), int(2), ends_at, int(4)) {
-                (Some(seq), Some(current_price), Some(ends_at), Some(extended)) => {
-                    Ok(RedisBidResult::Accepted {
-                        seq,
-                        current_price,
-                        ends_at,
-                        extended: extended == 1,
-                    })
-                }
+            let bid_id = text(6).and_then(|id| Uuid::parse_str(id).ok());
+            match (int(1), int(2), time(3), int(4), time(5), bid_id, int(7)) {
+                (
+                    Some(seq),
+                    Some(current_price),
+                    Some(ends_at),
+                    Some(extended),
+                    Some(placed_at),
+                    Some(bid_id),
+                    Some(amount),
+                ) => Ok(RedisBidResult::Accepted(AcceptedReply {
+                    bid_id,
+                    amount,
+                    seq,
+                    current_price,
+                    ends_at,
+                    extended: extended == 1,
+                    placed_at,
+                })),
                 _ => Err(malformed()),
             }
         }
@@ -224,6 +370,16 @@ fn decode_bid_reply(reply: &[Value]) -> Result<RedisBidResult, EngineError> {
             Ok(RedisBidResult::Rejected(rejection))
         }
         Some(-1) => Ok(RedisBidResult::Missing),
+        Some(2) => match (int(1), reply.get(2)) {
+            (Some(0), None) => Ok(RedisBidResult::KeyReused),
+            (Some(1), Some(Value::Array(first))) => match decode_bid_reply(first)? {
+                replayed @ (RedisBidResult::Accepted(_) | RedisBidResult::Rejected(_)) => {
+                    Ok(RedisBidResult::Replayed(Box::new(replayed)))
+                }
+                _ => Err(malformed()),
+            },
+            _ => Err(malformed()),
+        },
         _ => Err(malformed()),
     }
 }
@@ -272,27 +428,58 @@ mod tests {
 
     #[test]
     fn keys_of_one_shard_share_a_hash_tag() {
-        let auctions_key =
-            |shards: u16, id: Uuid| format!("surge:{{s{}}}:auction:{id}", shard_of(id, shards));
         let id = Uuid::from_u128(1);
-        assert_eq!(auctions_key(16, id), format!("surge:{{s2}}:auction:{id}"));
-        assert_eq!(RedisAuctions::events_key(2), "surge:{s2}:events");
+        let shard = shard_of(id, DEFAULT_SHARDS);
+        assert_eq!(shard, 2);
+        // The key format without a connection: same prefix and tag as `RedisAuctions` builds.
+        let auction = format!("{DEFAULT_PREFIX}:{{s{shard}}}:auction:{id}");
+        assert_eq!(auction, format!("surge:{{s2}}:auction:{id}"));
     }
 
     #[test]
     fn bid_replies_decode() {
         let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
         let ends_at = DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_001).unwrap();
+        let placed_at = DateTime::<Utc>::from_timestamp_micros(1_799_999_990_000_000).unwrap();
+        let bid_id = Uuid::from_u128(9);
+        let accepted = AcceptedReply {
+            bid_id,
+            amount: 250,
+            seq: 3,
+            current_price: 250,
+            ends_at,
+            extended: true,
+            placed_at,
+        };
+        let fresh = vec![
+            Value::Int(1),
+            Value::Int(3),
+            Value::Int(250),
+            Value::Int(1_800_000_000_000_001),
+            Value::Int(1),
+            Value::Int(1_799_999_990_000_000),
+            bulk(&bid_id.to_string()),
+            Value::Int(250),
+        ];
+        assert_eq!(decode_bid_reply(&fresh).unwrap(), RedisBidResult::Accepted(accepted.clone()));
+        // A replay carries the stored outcome, its numbers as text.
+        let stored = vec![
+            bulk("1"),
+            bulk("3"),
+            bulk("250"),
+            bulk("1800000000000001"),
+            bulk("1"),
+            bulk("1799999990000000"),
+            bulk(&bid_id.to_string()),
+            bulk("250"),
+        ];
         assert_eq!(
-            decode_bid_reply(&[
-                Value::Int(1),
-                Value::Int(3),
-                Value::Int(250),
-                Value::Int(1_800_000_000_000_001),
-                Value::Int(1)
-            ])
-            .unwrap(),
-            RedisBidResult::Accepted { seq: 3, current_price: 250, ends_at, extended: true }
+            decode_bid_reply(&[Value::Int(2), Value::Int(1), Value::Array(stored)]).unwrap(),
+            RedisBidResult::Replayed(Box::new(RedisBidResult::Accepted(accepted)))
+        );
+        assert_eq!(
+            decode_bid_reply(&[Value::Int(2), Value::Int(0)]).unwrap(),
+            RedisBidResult::KeyReused
         );
         assert_eq!(
             decode_bid_reply(&[Value::Int(0), bulk("too_low"), Value::Int(160)]).unwrap(),
@@ -304,6 +491,7 @@ mod tests {
         );
         assert_eq!(decode_bid_reply(&[Value::Int(-1)]).unwrap(), RedisBidResult::Missing);
         assert!(decode_bid_reply(&[Value::Int(0), bulk("bogus"), Value::Int(0)]).is_err());
+        assert!(decode_bid_reply(&[Value::Int(2), Value::Int(1), Value::Int(-1)]).is_err());
         assert!(decode_bid_reply(&[]).is_err());
     }
 }

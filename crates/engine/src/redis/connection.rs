@@ -102,3 +102,76 @@ impl ConnectionLike for RedisConnection {
         }
     }
 }
+
+/// What is unsafe about each node's persistence settings for Surge, as messages for the
+/// operator: without AOF an acknowledged bid can vanish in a restart, and with an eviction
+/// policy Redis may drop hot state under memory pressure. A node that cannot be asked (or
+/// refuses `CONFIG`, as some managed services do) is reported as unverified.
+pub async fn durability_warnings(urls: &[String]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for url in urls {
+        let asked = async {
+            let client = Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut conn =
+                client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+            let mut config = std::collections::HashMap::<String, String>::new();
+            for name in ["appendonly", "appendfsync", "maxmemory-policy"] {
+                let pair: Vec<String> = ::redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let [key, value] = pair.as_slice() {
+                    config.insert(key.clone(), value.clone());
+                }
+            }
+            Ok::<_, String>(config)
+        };
+        let node = redact(url);
+        match tokio::time::timeout(CONNECT_DEADLINE, asked).await {
+            Ok(Ok(config)) => {
+                let get = |name: &str| config.get(name).map(String::as_str).unwrap_or("?");
+                if get("appendonly") != "yes" {
+                    warnings.push(format!(
+                        "Redis {node} runs without AOF (appendonly={}): acknowledged bids not \
+                         yet in PostgreSQL are lost if it restarts; set `appendonly yes` and \
+                         `appendfsync always` (or `everysec`, losing up to a second)",
+                        get("appendonly")
+                    ));
+                } else if get("appendfsync") != "always" {
+                    warnings.push(format!(
+                        "Redis {node} has appendfsync={}: a crash of its machine can lose up to \
+                         a second of acknowledged bids; `appendfsync always` loses none",
+                        get("appendfsync")
+                    ));
+                }
+                if get("maxmemory-policy") != "noeviction" {
+                    warnings.push(format!(
+                        "Redis {node} has maxmemory-policy={}: it may evict hot auction state \
+                         under memory pressure; set `maxmemory-policy noeviction`",
+                        get("maxmemory-policy")
+                    ));
+                }
+            }
+            Ok(Err(error)) => warnings.push(format!(
+                "could not verify the persistence settings of Redis {node} ({error}); make sure \
+                 it has `appendonly yes` and `maxmemory-policy noeviction`"
+            )),
+            Err(_) => warnings.push(format!(
+                "Redis {node} did not answer in time; its persistence settings are unverified"
+            )),
+        }
+    }
+    warnings
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

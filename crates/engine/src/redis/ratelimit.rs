@@ -20,20 +20,27 @@ pub struct RedisRateLimiter {
     /// Time comes from the caller (as for the in-process limiter), so both backends agree and
     /// tests can move it; replicas' clocks are expected to be NTP-close.
     clock: Arc<dyn Clock>,
+    /// The deployment's key prefix.
+    prefix: Arc<str>,
 }
 
 impl RedisRateLimiter {
     pub fn new(conn: RedisConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { conn, clock }
+        Self { conn, clock, prefix: super::auctions::DEFAULT_PREFIX.into() }
+    }
+
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
     }
 
     /// The whole limiter key is the hash tag: one key, one Cluster slot.
-    fn redis_key(key: &str) -> String {
-        format!("surge:rl:{{{key}}}")
+    fn redis_key(&self, key: &str) -> String {
+        format!("{}:rl:{{{key}}}", self.prefix)
     }
 
     async fn decide(&self, quota: Quota, key: &str, take: bool) -> Result<Decision, EngineError> {
-        let mut invocation = GCRA.key(Self::redis_key(key));
+        let mut invocation = GCRA.key(self.redis_key(key));
         invocation
             .arg(quota.emission_interval_ms())
             .arg(quota.tolerance_ms())

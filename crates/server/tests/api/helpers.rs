@@ -30,6 +30,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Kept so the database and images outlive the server.
     _data_dir: tempfile::TempDir,
+    /// The PostgreSQL database of a distributed-backend run.
+    _database: Option<surge_testkit::ScratchDatabase>,
     /// Dropping the app stops the server through this.
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -74,6 +76,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .tempdir()
         .expect("could not create a data dir");
     let mut settings = Settings::for_tests(data_dir.path().to_path_buf());
+    let database = TestBackend::from_env().prepare(&mut settings).await;
     configure(&mut settings);
 
     let clock = Arc::new(ManualClock::new());
@@ -91,7 +94,50 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         api: Api::new(format!("http://127.0.0.1:{port}")),
         clock,
         _data_dir: data_dir,
+        _database: database,
         shutdown: Some(shutdown),
+    }
+}
+
+/// The backend the API suite runs on, from `SURGE_TEST_BACKEND`: `embedded` (the default),
+/// `redis` (PostgreSQL + one Redis node) or `redis-cluster` (PostgreSQL + a 3-master Redis
+/// Cluster). `scripts/test.sh` runs the suite once per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Embedded,
+    Redis,
+    RedisCluster,
+}
+
+impl TestBackend {
+    pub fn from_env() -> Self {
+        match std::env::var("SURGE_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("" | "embedded") => TestBackend::Embedded,
+            Ok("redis") => TestBackend::Redis,
+            Ok("redis-cluster") => TestBackend::RedisCluster,
+            Ok(other) => panic!("SURGE_TEST_BACKEND={other}: use embedded, redis or redis-cluster"),
+        }
+    }
+
+    /// Points `settings` at this backend: for the distributed ones a fresh PostgreSQL database,
+    /// a Redis key prefix of its own, a shared signing key and short leases.
+    pub async fn prepare(self, settings: &mut Settings) -> Option<surge_testkit::ScratchDatabase> {
+        let variable = match self {
+            TestBackend::Embedded => return None,
+            TestBackend::Redis => surge_testkit::REDIS_URL_VAR,
+            TestBackend::RedisCluster => surge_testkit::REDIS_CLUSTER_URLS_VAR,
+        };
+        let database = surge_testkit::ScratchDatabase::create().await;
+        settings.database_url = Some(database.url.clone());
+        settings.redis_url = Some(surge_testkit::redis_urls(variable).join(","));
+        settings.distributed.key_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        settings.distributed.shards = 4;
+        settings.distributed.lease_ttl_ms = 1_000;
+        let key = settings.data_dir.join("jwt.pem");
+        surge_http::accounts::tokens::load_or_generate_signing_key(&key)
+            .expect("cannot write a signing key");
+        settings.jwt_signing_key_file = Some(key);
+        Some(database)
     }
 }
 

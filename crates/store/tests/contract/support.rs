@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgPool, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 use surge_core::auctions::ValidAuction;
 use surge_store::StoreResult;
 use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
@@ -19,6 +19,7 @@ use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
 use surge_store::images::{ImageRecord, ImageStore};
 use surge_store::time::{from_micros, to_micros};
+use surge_testkit::ScratchDatabase;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -30,9 +31,6 @@ pub const HOUR: i64 = 60 * MINUTE;
 pub fn t(micros: i64) -> DateTime<Utc> {
     from_micros(1_893_456_000 * SECOND + micros)
 }
-
-/// The name of the environment variable giving the PostgreSQL server to test against.
-const DATABASE_URL_VAR: &str = "SURGE_TEST_DATABASE_URL";
 
 /// The repositories of one backend, plus a handle for the engine-side writes.
 pub struct Backend {
@@ -124,6 +122,14 @@ impl Backend {
         let id = Uuid::now_v7();
         self.auctions.create(NewAuction { id, seller_id, auction, created_at }).await.unwrap();
         id
+    }
+
+    /// The PostgreSQL pool, for what exists only there (the distributed engine's ledger).
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.raw {
+            Raw::Postgres { pool } => Some(pool.clone()),
+            Raw::Sqlite { .. } => None,
+        }
     }
 
     /// Appends a bid the way the engine's persistence does.
@@ -246,14 +252,7 @@ where
     F: FnOnce(Backend) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(admin_url) = std::env::var(DATABASE_URL_VAR) else {
-        panic!(
-            "{DATABASE_URL_VAR} is not set, so the PostgreSQL half of the store contract cannot \
-             run: use scripts/test.sh, which starts PostgreSQL and sets it (or point it at a \
-             server yourself, e.g. postgres://postgres:pw@127.0.0.1:5432/postgres)"
-        );
-    };
-    let scratch = ScratchDatabase::create(&admin_url).await;
+    let scratch = ScratchDatabase::create().await;
     let db = match PgDb::connect(&scratch.url).await {
         Ok(db) => db,
         Err(error) => {
@@ -272,68 +271,4 @@ where
             Err(error) => panic!("scenario task failed: {error}"),
         }
     }
-}
-
-/// A database of its own for one test, on the server the admin URL points at.
-struct ScratchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDatabase {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("surge_test_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap_or_else(|error| {
-            panic!("{DATABASE_URL_VAR}: cannot connect to {admin_url}: {error}")
-        });
-        sqlx::query(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|error| panic!("creating database {name}: {error}"));
-        admin.close().await.ok();
-        let url = with_database(admin_url, &name);
-        Self { admin_url: admin_url.to_owned(), name, url }
-    }
-
-    async fn drop_best_effort(&self) {
-        let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await else { return };
-        let name = &self.name;
-        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-            r#"drop database if exists "{name}" with (force)"#
-        )))
-        .execute(&mut admin)
-        .await;
-        if let Err(error) = dropped {
-            eprintln!("could not drop test database {name}: {error}");
-        }
-        admin.close().await.ok();
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`, keeping any query string.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority..].find('/') {
-        Some(slash) => &base[..authority + slash],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
-}
-
-#[test]
-fn the_scratch_database_replaces_only_the_path_of_the_admin_url() {
-    assert_eq!(
-        with_database("postgres://u:p@127.0.0.1:5432/postgres", "x"),
-        "postgres://u:p@127.0.0.1:5432/x"
-    );
-    assert_eq!(with_database("postgres://u:p@h:1", "x"), "postgres://u:p@h:1/x");
-    assert_eq!(
-        with_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
 }

@@ -1,12 +1,33 @@
--- Creates an auction's hot state, unless it already exists.
+-- Creates an auction's hot state from its persisted copy, unless that would be stale.
 --
 -- KEYS[1]  the auction hash
--- ARGV     field, value, field, value, ... (the whole AuctionState)
+-- KEYS[2]  the shard's event stream
+-- ARGV[1]  auction id
+-- ARGV[2]  the shard's persisted position (a stream id), read *before* the persisted copy was
+--          read: every entry up to it is already in that copy
+-- ARGV[3…] field, value, field, value, ... (the whole hot state)
 --
--- Returns 1 when the hash was created, 0 when it was already there (left untouched: the hot
--- state is newer than any copy it could be loaded from).
+-- Returns
+--    1  created
+--    0  it already existed (left untouched: the hot state is newer than any persisted copy)
+--   -1  the stream holds events of this auction after the persisted position (or too many
+--       entries to tell): the copy may be stale, so nothing is created; retry once the
+--       shard's persister has caught up
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+local limit = 10000
+local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2], '+', 'COUNT', limit)
+if #entries >= limit then
+  return -1
+end
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'auction_id' and fields[i + 1] == ARGV[1] then
+      return -1
+    end
+  end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1

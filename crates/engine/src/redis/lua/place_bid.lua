@@ -4,17 +4,23 @@
 --
 -- KEYS[1]  the auction hash
 -- KEYS[2]  the shard's event stream
+-- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
 -- ARGV[1]  auction id
 -- ARGV[2]  bid id
 -- ARGV[3]  bidder id
 -- ARGV[4]  amount (minor units)
 -- ARGV[5]  now (microseconds since the Unix epoch)
+-- ARGV[6]  the bidder's nickname (carried in the event for subscribers)
+-- ARGV[7]  hex digest of the keyed request, or '' when the request carries no Idempotency-Key
+-- ARGV[8]  how long a keyed outcome is remembered, in milliseconds
 --
 -- Returns
---   {1, seq, current_price, ends_at, extended (0/1)}  accepted
---   {0, reason, min_amount or 0}                       rejected; reason is one of
---                                                      not_started, ended, own_auction, too_low
---   {-1}                                               no hot state for this auction
+--   {1, seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount}   accepted
+--   {0, reason, min_amount or 0}              rejected; reason is one of
+--                                             not_started, ended, own_auction, too_low
+--   {-1}                                      no hot state for this auction
+--   {2, 1, outcome}                           a retried keyed request: its first outcome
+--   {2, 0}                                    the key was used before for another request
 --
 -- Numbers are Lua doubles: exact for integers up to 2^53, far above money (at most 10^15) and
 -- microsecond timestamps (about 2 * 10^15 today). They are written back with '%.0f', never in
@@ -27,9 +33,45 @@ local bid_id = ARGV[2]
 local bidder = ARGV[3]
 local amount = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
+local nickname = ARGV[6]
+local request_hash = ARGV[7]
+local keyed = request_hash ~= ''
 
 local function int(x)
   return string.format('%.0f', x)
+end
+
+-- A keyed request within the window replays its first outcome. The window is measured on the
+-- caller's clock (like every other time here); the key's own expiry only collects garbage.
+local idempotency_window = tonumber(ARGV[8]) * 1000
+if keyed then
+  local stored = redis.call('GET', KEYS[3])
+  if stored then
+    local record = cjson.decode(stored)
+    if now - tonumber(record[3]) < idempotency_window then
+      if record[1] ~= request_hash then
+        return {2, 0}
+      end
+      return {2, 1, record[2]}
+    end
+  end
+end
+
+-- The outcome, remembered for a keyed request so a retry replays it.
+-- Numbers are stored as decimal text: cjson would round them to 14 significant digits.
+local function decided(outcome)
+  if keyed then
+    local stored = {}
+    for i, value in ipairs(outcome) do
+      if type(value) == 'number' then
+        stored[i] = int(value)
+      else
+        stored[i] = value
+      end
+    end
+    redis.call('SET', KEYS[3], cjson.encode({request_hash, stored, int(now)}), 'PX', ARGV[8])
+  end
+  return outcome
 end
 
 local f = redis.call('HMGET', auction_key, 'seller', 'starting_price', 'min_increment',
@@ -49,16 +91,16 @@ local closed = f[9] == '1'
 
 -- Status: live from starts_at (inclusive) to ends_at (exclusive); a closed auction is ended.
 if now < starts_at then
-  return {0, 'not_started', 0}
+  return decided({0, 'not_started', 0})
 end
 if now >= ends_at then
-  return {0, 'ended', 0}
+  return decided({0, 'ended', 0})
 end
 if closed then
-  return {0, 'ended', 0}
+  return decided({0, 'ended', 0})
 end
 if bidder == seller then
-  return {0, 'own_auction', 0}
+  return decided({0, 'own_auction', 0})
 end
 
 local min_amount
@@ -68,7 +110,7 @@ else
   min_amount = current_price + min_increment
 end
 if amount < min_amount then
-  return {0, 'too_low', min_amount}
+  return decided({0, 'too_low', min_amount})
 end
 
 local seq = bid_count + 1
@@ -83,6 +125,7 @@ end
 redis.call('HSET', auction_key,
   'current_price', int(amount),
   'high_bidder', bidder,
+  'high_bidder_nickname', nickname,
   'bid_count', int(seq),
   'ends_at', int(new_ends_at))
 
@@ -92,6 +135,7 @@ redis.call('XADD', stream_key, '*',
   'event_id', bid_id,
   'seq', int(seq),
   'bidder', bidder,
+  'nickname', nickname,
   'amount', int(amount),
   'placed_at', int(now),
   'ends_at', int(new_ends_at))
@@ -102,9 +146,10 @@ if extended == 1 then
     'event_id', bid_id .. ':extended',
     'seq', int(seq),
     'bidder', bidder,
+    'nickname', nickname,
     'amount', int(amount),
     'placed_at', int(now),
     'ends_at', int(new_ends_at))
 end
 
-return {1, seq, amount, new_ends_at, extended}
+return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount})

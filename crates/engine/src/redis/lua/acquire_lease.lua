@@ -1,0 +1,14 @@
+-- Takes a lease if nobody holds it, with a fresh fencing epoch.
+--
+-- KEYS[1]  the lease
+-- KEYS[2]  the epoch counter (never expires: epochs only grow)
+-- ARGV[1]  the taker's identity
+-- ARGV[2]  time to live, in milliseconds
+--
+-- Returns the new epoch, or 0 when the lease is held.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '/' .. epoch, 'PX', ARGV[2])
+return epoch

@@ -1,0 +1,362 @@
+//! The persister of one shard: applies the shard stream's events to PostgreSQL, in order, while
+//! its replica holds the shard's lease.
+//!
+//! On start it first re-delivers the entries a previous holder read but never acknowledged
+//! (XAUTOCLAIM), then reads new ones (XREADGROUP). Each batch is applied in one PostgreSQL
+//! transaction fenced by the lease's epoch and idempotent by event id, and only then
+//! acknowledged (XACK): a crash between the two re-applies a batch, which changes nothing.
+//! A transient database failure is retried with backoff and leaves the entries waiting in the
+//! stream; an entry the database refuses for what it is goes to the dead-letter table.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use surge_store::events::postgres::PgEventLedger;
+use surge_store::events::{ApplyError, PersistedEvent};
+use tokio::time::Instant;
+
+use super::auctions::RedisAuctions;
+use super::connection::RedisConnection;
+use super::lease::Lease;
+use super::stream::{RawEntry, ShardEvent};
+use super::{deadline, unavailable};
+use crate::EngineError;
+
+/// The consumer group every replica's persisters share.
+pub const GROUP: &str = "persisters";
+/// How long a read waits for new entries.
+const BLOCK_MS: u64 = 500;
+/// Backoff between retries of a transient failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the stream lag gauge is refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// What a persister needs besides its lease.
+#[derive(Clone)]
+pub struct PersisterSettings {
+    /// Most entries applied in one transaction.
+    pub batch: usize,
+    /// How long applied entries stay in the stream, so every replica's fan-out has read them
+    /// before they are trimmed.
+    pub retention: Duration,
+}
+
+/// Why a persister stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The lease was lost, released, or fenced by a newer holder.
+    LeaseLost,
+}
+
+pub struct Persister {
+    pub redis: RedisAuctions,
+    /// A connection of its own: blocking reads must not hold up the shared one.
+    pub reader: RedisConnection,
+    pub ledger: PgEventLedger,
+    pub shard: u16,
+    /// This replica's name in the consumer group.
+    pub consumer: String,
+    pub settings: PersisterSettings,
+}
+
+impl Persister {
+    /// Runs until the lease is lost.
+    pub async fn run(self, lease: &Lease) -> Stopped {
+        let lost = lease.lost();
+        tokio::select! {
+            stopped = self.persist(lease) => stopped,
+            _ = lost.cancelled() => Stopped::LeaseLost,
+        }
+    }
+
+    async fn persist(&self, lease: &Lease) -> Stopped {
+        let mut backoff = FIRST_BACKOFF;
+        // Until the group exists and the previous holder's pending entries are re-applied.
+        let mut claimed = false;
+        let mut lag_at = Instant::now();
+        loop {
+            if !lease.is_valid() {
+                return Stopped::LeaseLost;
+            }
+            let step = async {
+                if !claimed {
+                    self.create_group().await?;
+                    self.claim_pending(lease).await?;
+                    claimed = true;
+                }
+                let entries = self.read_new().await?;
+                if !entries.is_empty() {
+                    self.handle(lease, entries).await?;
+                }
+                if lag_at.elapsed() >= LAG_EVERY {
+                    self.report_lag().await;
+                    lag_at = Instant::now();
+                }
+                Ok::<_, Failure>(())
+            };
+            match step.await {
+                Ok(()) => backoff = FIRST_BACKOFF,
+                Err(Failure::LeaseLost) => return Stopped::LeaseLost,
+                Err(Failure::Redis(error)) => {
+                    tracing::warn!(shard = self.shard, error = %error, "persister: Redis failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn stream(&self) -> String {
+        self.redis.events_key(self.shard)
+    }
+
+    async fn create_group(&self) -> Result<(), Failure> {
+        let mut conn = self.redis.conn.clone();
+        let created: Result<(), EngineError> = deadline(async {
+            match ::redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.stream())
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async::<()>(&mut conn)
+                .await
+            {
+                Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+                other => other.map_err(unavailable),
+            }
+        })
+        .await;
+        created.map_err(Failure::Redis)
+    }
+
+    /// Takes over and applies every entry read by an earlier holder but never acknowledged.
+    async fn claim_pending(&self, lease: &Lease) -> Result<(), Failure> {
+        let mut cursor = "0-0".to_owned();
+        loop {
+            let mut conn = self.redis.conn.clone();
+            let (next, entries, _deleted): (String, Vec<RawEntry>, Vec<String>) = deadline(async {
+                ::redis::cmd("XAUTOCLAIM")
+                    .arg(self.stream())
+                    .arg(GROUP)
+                    .arg(&self.consumer)
+                    .arg(0)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(self.settings.batch)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+            .map_err(Failure::Redis)?;
+            if !entries.is_empty() {
+                tracing::info!(
+                    shard = self.shard,
+                    entries = entries.len(),
+                    "re-applying entries left pending by a previous holder"
+                );
+                self.handle(lease, entries).await?;
+            }
+            if next == "0-0" {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    async fn read_new(&self) -> Result<Vec<RawEntry>, Failure> {
+        let mut conn = self.reader.clone();
+        let reply: Option<Vec<(String, Vec<RawEntry>)>> = deadline(async {
+            ::redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(self.settings.batch)
+                .arg("BLOCK")
+                .arg(BLOCK_MS)
+                .arg("STREAMS")
+                .arg(self.stream())
+                .arg(">")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(Failure::Redis)?;
+        Ok(reply.into_iter().flatten().flat_map(|(_, entries)| entries).collect())
+    }
+
+    /// Applies, dead-letters what cannot be applied, acknowledges, and moves the persisted
+    /// position forward.
+    async fn handle(&self, lease: &Lease, entries: Vec<RawEntry>) -> Result<(), Failure> {
+        let started = Instant::now();
+        let mut events: Vec<(&str, PersistedEvent)> = Vec::with_capacity(entries.len());
+        let mut poison: Vec<(&RawEntry, String)> = Vec::new();
+        for entry in &entries {
+            match ShardEvent::decode(&entry.1) {
+                Ok(event) => events.extend(event.to_persisted().map(|e| (entry.0.as_str(), e))),
+                Err(error) => poison.push((entry, error)),
+            }
+        }
+        let batch: Vec<PersistedEvent> = events.iter().map(|(_, e)| e.clone()).collect();
+        if let Err(error) = self.apply(lease, &batch).await {
+            match error {
+                ApplyError::Permanent(error) => {
+                    tracing::warn!(shard = self.shard, error = %error, "a batch was refused; applying its events one by one");
+                    for (id, event) in &events {
+                        if let Err(ApplyError::Permanent(error)) =
+                            self.apply(lease, std::slice::from_ref(event)).await
+                        {
+                            let entry = entries.iter().find(|entry| entry.0 == *id);
+                            poison.extend(entry.map(|entry| (entry, error)));
+                        }
+                    }
+                }
+                _ => return Err(Failure::LeaseLost),
+            }
+        }
+        for (entry, error) in &poison {
+            self.dead_letter(lease, entry, error).await?;
+        }
+        let ids: Vec<&str> = entries.iter().map(|entry| entry.0.as_str()).collect();
+        self.acknowledge(&ids).await.map_err(Failure::Redis)?;
+        metrics::histogram!("surge_persist_apply_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("surge_persisted_events_total").increment(entries.len() as u64);
+        Ok(())
+    }
+
+    /// Applies `events`, retrying transient failures for as long as the lease holds. Returns
+    /// `Err(Permanent)` when the data is refused, `Err(Fenced)` when the lease is gone.
+    async fn apply(&self, lease: &Lease, events: &[PersistedEvent]) -> Result<(), ApplyError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if !lease.is_valid() {
+                return Err(ApplyError::Fenced { newer: lease.epoch() });
+            }
+            match self.ledger.apply(self.shard, lease.epoch(), events, Utc::now()).await {
+                Ok(()) => return Ok(()),
+                Err(ApplyError::Transient(error)) => {
+                    tracing::warn!(shard = self.shard, error = %error, "PostgreSQL refused a batch for now; it waits in the stream");
+                    metrics::counter!("surge_persist_retries_total").increment(1);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(fenced @ ApplyError::Fenced { .. }) => {
+                    tracing::warn!(shard = self.shard, epoch = lease.epoch(), error = %fenced, "persister fenced out");
+                    return Err(fenced);
+                }
+                Err(permanent) => return Err(permanent),
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        lease: &Lease,
+        entry: &RawEntry,
+        error: &str,
+    ) -> Result<(), Failure> {
+        let fields: serde_json::Map<String, serde_json::Value> = entry
+            .1
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), serde_json::Value::String(pair[1].clone())))
+            .collect();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if !lease.is_valid() {
+                return Err(Failure::LeaseLost);
+            }
+            let recorded = self
+                .ledger
+                .dead_letter(self.shard, &entry.0, &fields.clone().into(), error, Utc::now())
+                .await;
+            match recorded {
+                Ok(()) => break,
+                Err(failure) => {
+                    tracing::warn!(shard = self.shard, error = %failure, "could not record a dead letter; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        tracing::error!(shard = self.shard, entry = %entry.0, error, "event moved to the dead-letter table");
+        metrics::counter!("surge_dead_letters_total").increment(1);
+        Ok(())
+    }
+
+    /// XACK, then the persisted position, then trimming entries older than the retention.
+    async fn acknowledge(&self, ids: &[&str]) -> Result<(), EngineError> {
+        let Some(last) = ids.last() else { return Ok(()) };
+        let stream = self.stream();
+        let now_ms = Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
+        let retained = format!("{}-0", now_ms.max(0));
+        let oldest_kept = min_id(last, &retained);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(ids).ignore();
+        pipe.cmd("SET").arg(self.redis.persisted_key(self.shard)).arg(*last).ignore();
+        pipe.cmd("XTRIM").arg(&stream).arg("MINID").arg("~").arg(oldest_kept).ignore();
+        let mut conn = self.redis.conn.clone();
+        deadline(async { pipe.query_async::<()>(&mut conn).await.map_err(unavailable) }).await
+    }
+
+    /// Publishes the shard's unapplied entries (not yet delivered + delivered, unacknowledged).
+    async fn report_lag(&self) {
+        let mut conn = self.redis.conn.clone();
+        let groups: Result<Vec<std::collections::HashMap<String, ::redis::Value>>, _> =
+            deadline(async {
+                ::redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(self.stream())
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await;
+        let Ok(groups) = groups else { return };
+        let count =
+            |group: &std::collections::HashMap<String, ::redis::Value>, name: &str| match group
+                .get(name)
+            {
+                Some(::redis::Value::Int(n)) => *n,
+                _ => 0,
+            };
+        if let Some(group) = groups.iter().find(|group| {
+            matches!(group.get("name"), Some(::redis::Value::BulkString(name)) if name == GROUP.as_bytes())
+        }) {
+            let lag = count(group, "lag") + count(group, "pending");
+            metrics::gauge!("surge_stream_lag", "shard" => self.shard.to_string()).set(lag as f64);
+        }
+    }
+}
+
+/// The smaller of two stream ids (`<ms>-<seq>`).
+fn min_id<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+    };
+    if parse(a) <= parse(b) { a } else { b }
+}
+
+enum Failure {
+    LeaseLost,
+    Redis(EngineError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::min_id;
+
+    #[test]
+    fn stream_ids_compare_numerically() {
+        assert_eq!(min_id("1700000000000-5", "1700000000000-12"), "1700000000000-5");
+        assert_eq!(min_id("999-0", "1000-0"), "999-0");
+        assert_eq!(min_id("1000-1", "1000-0"), "1000-0");
+    }
+}

@@ -1,0 +1,310 @@
+//! What each replica runs in the background of the distributed deployment, and how replicas
+//! share the shards.
+//!
+//! Every replica tails every shard stream (fan-out to its own subscribers). Persisting is
+//! shared: a replica announces itself in a registry of live replicas, aims to hold
+//! `ceil(shards / live replicas)` shard leases, takes free ones when below that, and gives
+//! some back when above, so a newcomer gets its share and a dead replica's shards are taken
+//! over once their leases expire. One more lease guards the auction closer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use surge_store::auctions::AuctionStore;
+use surge_store::events::postgres::PgEventLedger;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::auctions::RedisAuctions;
+use super::connection::RedisConnection;
+use super::lease::{Lease, LeaseKeys};
+use super::persister::{Persister, PersisterSettings};
+use super::tailer::{run_tailer, stream_end};
+use super::{deadline, unavailable};
+use crate::EngineError;
+use crate::auctions::AuctionCommands;
+use crate::clock::Clock;
+use crate::embedded::Fanout;
+use crate::workers::run_closer;
+
+/// How the replica's background work is tuned.
+#[derive(Clone)]
+pub struct ReplicaSettings {
+    /// A lease's time to live; a dead holder's shards move within about twice this.
+    pub lease_ttl: Duration,
+    pub persister: PersisterSettings,
+    /// How often the closer looks for auctions past their end.
+    pub closer_interval: Duration,
+}
+
+/// The replica's background tasks. [`ReplicaTasks::stop`] gives its leases back.
+pub struct ReplicaTasks {
+    stop: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Everything the background work needs.
+#[derive(Clone)]
+pub struct Replica {
+    pub redis: RedisAuctions,
+    /// Node URLs, to open the dedicated connections blocking reads need.
+    pub urls: Vec<String>,
+    pub ledger: PgEventLedger,
+    /// This replica's name among the others (consumer name, lease holder).
+    pub id: String,
+    pub settings: ReplicaSettings,
+    pub fanout: Arc<Fanout>,
+    pub auctions: Arc<dyn AuctionStore>,
+    pub commands: Arc<dyn AuctionCommands>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Replica {
+    /// Starts tailing every shard from its current end (read before this returns, so no
+    /// event acknowledged afterwards is missed) and starts taking leases.
+    pub async fn start(self) -> Result<ReplicaTasks, EngineError> {
+        let mut ends = Vec::with_capacity(usize::from(self.redis.shards));
+        for shard in 0..self.redis.shards {
+            ends.push(stream_end(&self.redis.conn, &self.redis.events_key(shard)).await?);
+        }
+        let stop = CancellationToken::new();
+        let mut handles = Vec::new();
+        for (shard, from) in (0..self.redis.shards).zip(ends) {
+            let replica = self.clone();
+            let stop = stop.clone();
+            handles.push(tokio::spawn(async move {
+                let Some(reader) = replica.dedicated_connection(&stop).await else { return };
+                run_tailer(replica.redis, reader, shard, from, replica.fanout, stop).await;
+            }));
+        }
+        handles.push(tokio::spawn(self.coordinate(stop.clone())));
+        Ok(ReplicaTasks { stop, handles })
+    }
+
+    /// A connection of its own, retried until it opens or `stop` fires.
+    async fn dedicated_connection(&self, stop: &CancellationToken) -> Option<RedisConnection> {
+        loop {
+            match RedisConnection::connect(&self.urls).await {
+                Ok(conn) => return Some(conn),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot open a Redis connection; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return None,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn lease_keys(&self, scope: &str) -> LeaseKeys {
+        LeaseKeys {
+            lease: format!("{}:{{{scope}}}:lease", self.redis.prefix),
+            epoch: format!("{}:{{{scope}}}:epoch", self.redis.prefix),
+        }
+    }
+
+    fn registry_key(&self) -> String {
+        format!("{}:replicas", self.redis.prefix)
+    }
+
+    /// Announces this replica and counts the live ones.
+    async fn heartbeat(&self) -> Result<usize, EngineError> {
+        let now = Utc::now().timestamp_millis();
+        // A live replica beats three times per TTL; one silent for a whole TTL is gone, so
+        // its shards are shared out as soon as their leases expire.
+        let expired = now - self.settings.lease_ttl.as_millis() as i64;
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("ZADD").arg(self.registry_key()).arg(now).arg(&self.id).ignore();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(self.registry_key()).arg("-inf").arg(expired).ignore();
+        pipe.cmd("ZCARD").arg(self.registry_key());
+        let mut conn = self.redis.conn.clone();
+        let (live,): (usize,) =
+            deadline(async { pipe.query_async(&mut conn).await.map_err(unavailable) }).await?;
+        Ok(live.max(1))
+    }
+
+    async fn leave(&self) {
+        let mut conn = self.redis.conn.clone();
+        let _ = deadline(async {
+            ::redis::cmd("ZREM")
+                .arg(self.registry_key())
+                .arg(&self.id)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await;
+    }
+
+    /// Takes, keeps and gives back shard leases, and runs the closer when it holds its lease.
+    async fn coordinate(self, stop: CancellationToken) {
+        let mut held: BTreeMap<u16, Held> = BTreeMap::new();
+        let mut closer: Option<Held> = None;
+        let mut ticker = tokio::time::interval(self.settings.lease_ttl / 3);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            held.retain(|_, task| !task.handle.is_finished());
+            if closer.as_ref().is_some_and(|task| task.handle.is_finished()) {
+                closer = None;
+            }
+            let live = match self.heartbeat().await {
+                Ok(live) => live,
+                Err(error) => {
+                    tracing::warn!(error = %error, "replica heartbeat failed");
+                    continue;
+                }
+            };
+            let shards = usize::from(self.redis.shards);
+            let target = shards.div_ceil(live);
+            while held.len() > target {
+                if let Some((shard, task)) = held.pop_last() {
+                    tracing::info!(shard, "handing a shard over to another replica");
+                    task.finish().await;
+                }
+            }
+            for shard in 0..self.redis.shards {
+                if held.len() >= target || stop.is_cancelled() {
+                    break;
+                }
+                if held.contains_key(&shard) {
+                    continue;
+                }
+                match self.take_shard(shard, &stop).await {
+                    Ok(Some(task)) => {
+                        held.insert(shard, task);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(shard, error = %error, "could not try a shard lease");
+                        break;
+                    }
+                }
+            }
+            if closer.is_none() {
+                closer = self.take_closer().await;
+            }
+            metrics::gauge!("surge_shards_held").set(held.len() as f64);
+        }
+        for (_, task) in held {
+            task.finish().await;
+        }
+        if let Some(task) = closer {
+            task.finish().await;
+        }
+        self.leave().await;
+    }
+
+    async fn take_shard(
+        &self,
+        shard: u16,
+        stop: &CancellationToken,
+    ) -> Result<Option<Held>, EngineError> {
+        let keys = self.lease_keys(&format!("s{shard}"));
+        let ttl = self.settings.lease_ttl;
+        let Some(lease) = Lease::acquire(&self.redis.conn, keys, &self.id, ttl).await? else {
+            return Ok(None);
+        };
+        tracing::info!(shard, epoch = lease.epoch(), "took a shard lease; persisting it");
+        let release = CancellationToken::new();
+        let replica = self.clone();
+        let (task_release, stop) = (release.clone(), stop.clone());
+        let handle = tokio::spawn(async move {
+            if let Some(reader) = replica.dedicated_connection(&stop).await {
+                let persister = Persister {
+                    redis: replica.redis.clone(),
+                    reader,
+                    ledger: replica.ledger.clone(),
+                    shard,
+                    consumer: replica.id.clone(),
+                    settings: replica.settings.persister.clone(),
+                };
+                tokio::select! {
+                    _ = persister.run(&lease) => {
+                        tracing::warn!(shard, "shard lease lost; persister stopped");
+                    }
+                    _ = task_release.cancelled() => {}
+                }
+            }
+            lease.release().await;
+        });
+        Ok(Some(Held { release, handle }))
+    }
+
+    async fn take_closer(&self) -> Option<Held> {
+        let ttl = self.settings.lease_ttl;
+        let lease = match Lease::acquire(&self.redis.conn, self.lease_keys("closer"), &self.id, ttl)
+            .await
+        {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not try the closer lease");
+                return None;
+            }
+        };
+        tracing::info!(epoch = lease.epoch(), "took the closer lease");
+        let release = CancellationToken::new();
+        let task_release = release.clone();
+        let replica = self.clone();
+        let handle = tokio::spawn(async move {
+            let lost = lease.lost();
+            let closing = run_closer(
+                replica.auctions,
+                replica.commands,
+                replica.clock,
+                replica.settings.closer_interval,
+            );
+            tokio::select! {
+                _ = closing => {}
+                _ = lost.cancelled() => tracing::warn!("closer lease lost; closer stopped"),
+                _ = task_release.cancelled() => {}
+            }
+            lease.release().await;
+        });
+        Some(Held { release, handle })
+    }
+}
+
+/// A task that holds a lease.
+struct Held {
+    release: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Held {
+    /// Stops the work and gives the lease back.
+    async fn finish(self) {
+        self.release.cancel();
+        let _ = self.handle.await;
+    }
+}
+
+impl ReplicaTasks {
+    /// Stops tailing and persisting and gives every lease back, so other replicas take over at
+    /// once instead of after the TTL.
+    pub async fn stop(mut self, timeout: Duration) {
+        self.stop.cancel();
+        let handles = std::mem::take(&mut self.handles);
+        let all = async {
+            for handle in handles {
+                let _ = handle.await;
+            }
+        };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("background work did not stop in time");
+        }
+    }
+}
+
+impl Drop for ReplicaTasks {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

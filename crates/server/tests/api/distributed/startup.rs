@@ -1,0 +1,56 @@
+//! What a replica checks before it serves.
+
+use surge::config::Settings;
+use surge::startup::Application;
+
+use super::deployment::{Deployment, OwnRedis};
+
+fn distributed_settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::for_tests(data_dir.to_path_buf());
+    settings.database_url = Some("postgres://surge@127.0.0.1:1/surge".into());
+    settings.redis_url = Some("redis://127.0.0.1:1".into());
+    settings
+}
+
+async fn refusal(settings: Settings) -> String {
+    match Application::build(settings).await {
+        Ok(_) => panic!("the replica started"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+#[tokio::test]
+async fn a_replica_refuses_to_start_without_a_configured_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = refusal(distributed_settings(dir.path())).await;
+    assert!(message.contains("jwt_signing_key_file"), "{message}");
+    assert!(!dir.path().join("jwt-signing-key.pem").exists(), "a key was generated anyway");
+}
+
+#[tokio::test]
+async fn half_a_distributed_configuration_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = distributed_settings(dir.path());
+    settings.redis_url = None;
+    let message = refusal(settings).await;
+    assert!(
+        message.contains("needs both database_url") && message.contains("redis_url"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_warns_loudly_about_a_redis_that_can_lose_or_evict_bids() {
+    let redis = OwnRedis::start(&["--appendonly", "no", "--maxmemory-policy", "allkeys-lru"]);
+    let deployment = Deployment::start_on(redis.url(), 1).await;
+    let logs = deployment.replicas[0].logs();
+    assert!(logs.contains("UNSAFE REDIS SETTINGS") && logs.contains("appendonly=no"), "{logs}");
+    assert!(logs.contains("maxmemory-policy=allkeys-lru"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_redis_draws_no_warning() {
+    let deployment = Deployment::start(1).await;
+    let logs = deployment.replicas[0].logs();
+    assert!(!logs.contains("UNSAFE REDIS SETTINGS"), "{logs}");
+}

@@ -1,0 +1,93 @@
+//! The distributed engine's event ledger (PostgreSQL only): fenced, idempotent, and honest
+//! about what it refuses.
+
+use surge_store::events::postgres::PgEventLedger;
+use surge_store::events::{ApplyError, PersistedEvent};
+use uuid::Uuid;
+
+use crate::support::{Backend, HOUR, on_postgres, t, valid_auction};
+
+fn bid(auction_id: Uuid, bidder_id: Uuid, seq: i64, amount: i64) -> PersistedEvent {
+    PersistedEvent::Bid {
+        event_id: Uuid::now_v7(),
+        auction_id,
+        seq,
+        bidder_id,
+        amount,
+        placed_at: t(seq),
+        ends_at: t(24 * HOUR),
+    }
+}
+
+async fn fixture(backend: &Backend) -> (PgEventLedger, Uuid, Uuid) {
+    let seller = backend.user("seller").await;
+    let bidder = backend.user("bidder").await;
+    let auction = backend.auction(seller, valid_auction("Lamp"), t(0)).await;
+    (PgEventLedger::new(backend.postgres_pool().unwrap()), auction, bidder)
+}
+
+#[tokio::test]
+async fn applying_a_batch_twice_changes_nothing_the_second_time() {
+    on_postgres(|backend| async move {
+        let (ledger, auction, bidder) = fixture(&backend).await;
+        let batch = [bid(auction, bidder, 1, 100), bid(auction, bidder, 2, 110)];
+        ledger.apply(0, 1, &batch, t(0)).await.unwrap();
+        ledger.apply(0, 1, &batch, t(0)).await.unwrap();
+
+        let bids = backend.auctions.bids_after(auction, 0, 10).await.unwrap();
+        assert_eq!(
+            bids.iter().map(|b| (b.seq, b.amount)).collect::<Vec<_>>(),
+            [(1, 100), (2, 110)]
+        );
+        let record = backend.auctions.get(auction).await.unwrap().unwrap();
+        assert_eq!((record.current_price, record.bid_count), (110, 2));
+        let (state, nickname) = ledger.auction_state(auction).await.unwrap().unwrap();
+        assert_eq!((state.current_price, state.bid_count), (110, 2));
+        assert_eq!(nickname.as_deref(), Some("bidder"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_holder_with_an_older_epoch_is_fenced_out() {
+    on_postgres(|backend| async move {
+        let (ledger, auction, bidder) = fixture(&backend).await;
+        ledger.apply(3, 7, &[bid(auction, bidder, 1, 100)], t(0)).await.unwrap();
+
+        let stale = ledger.apply(3, 6, &[bid(auction, bidder, 2, 110)], t(1)).await;
+
+        assert!(matches!(stale, Err(ApplyError::Fenced { newer: 7 })), "{stale:?}");
+        assert_eq!(backend.auctions.bids_after(auction, 0, 10).await.unwrap().len(), 1);
+        // Other shards have fences of their own.
+        ledger.apply(4, 1, &[], t(1)).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_bid_at_a_taken_seq_is_refused_for_good() {
+    on_postgres(|backend| async move {
+        let (ledger, auction, bidder) = fixture(&backend).await;
+        ledger.apply(0, 1, &[bid(auction, bidder, 1, 100)], t(0)).await.unwrap();
+
+        let clash = ledger.apply(0, 1, &[bid(auction, bidder, 1, 999)], t(1)).await;
+
+        assert!(matches!(clash, Err(ApplyError::Permanent(_))), "{clash:?}");
+        let unknown_auction = bid(Uuid::now_v7(), bidder, 1, 100);
+        let orphan = ledger.apply(0, 1, &[unknown_auction], t(1)).await;
+        assert!(matches!(orphan, Err(ApplyError::Permanent(_))), "{orphan:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_kept_once_with_its_error() {
+    on_postgres(|backend| async move {
+        let (ledger, _, _) = fixture(&backend).await;
+        let entry = serde_json::json!({"type": "bid", "seq": "x"});
+        ledger.dead_letter(2, "1-0", &entry, "`seq` is not an integer", t(0)).await.unwrap();
+        ledger.dead_letter(2, "1-0", &entry, "`seq` is not an integer", t(0)).await.unwrap();
+        assert_eq!(ledger.dead_letter_count().await.unwrap(), 1);
+    })
+    .await;
+}
