@@ -6,13 +6,16 @@
 //!
 //! # Layout
 //! - [`clock`]: the one source of "now", replaceable in tests.
+//! - [`cache`]: the two-tier (process, then Redis) single-flight cache for hot reads.
 //! - [`auctions`]: the contended-command port for bids and closing, and the event feed.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
+//! - [`redis`]: the distributed implementations on Redis (+ PostgreSQL through the persisters).
 //! - [`workers`]: background jobs shared by both deployments (the auction closer).
 
 pub mod auctions;
+pub mod cache;
 pub mod clock;
 pub mod embedded;
 pub mod error;

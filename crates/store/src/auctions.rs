@@ -27,7 +27,7 @@ pub struct NewAuction {
 }
 
 /// An auction as stored, with the people it refers to resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuctionRecord {
     pub id: Uuid,
     pub seller: UserRef,

@@ -11,6 +11,7 @@
 //! trimmed only after it is committed, and then PostgreSQL, read last, has it).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,6 +26,7 @@ use super::auctions::RedisAuctions;
 use super::stream::{RawEntry, ShardEvent, is_about};
 use super::{deadline, unavailable};
 use crate::EngineError;
+use crate::cache::TwoTierCache;
 
 /// Stream entries read per XRANGE call.
 const PAGE: usize = 1_000;
@@ -32,14 +34,35 @@ const PAGE: usize = 1_000;
 /// behind and the read is refused (503) rather than made slow for everyone.
 const MAX_UNAPPLIED: usize = 50_000;
 
+/// How long an auction's stored record is cached. Its live fields are always overlaid from
+/// the hot state; the rest (title, images, seller) is immutable or may trail by this long (a
+/// seller's new nickname).
+const RECORD_TTL: Duration = Duration::from_secs(30);
+
 pub struct LiveAuctionStore {
     inner: Arc<dyn AuctionStore>,
     redis: RedisAuctions,
+    records: TwoTierCache<AuctionRecord>,
 }
 
 impl LiveAuctionStore {
     pub fn new(inner: Arc<dyn AuctionStore>, redis: RedisAuctions) -> Self {
-        Self { inner, redis }
+        let records = TwoTierCache::new("auction", 100_000, RECORD_TTL)
+            .with_redis(redis.conn.clone(), &redis.prefix);
+        Self { inner, redis, records }
+    }
+
+    /// The stored record through the cache.
+    async fn record(&self, id: Uuid) -> StoreResult<Option<AuctionRecord>> {
+        let loaded = self
+            .records
+            .get_or_load(&id.to_string(), || async { self.inner.get(id).await.map_err(Arc::new) })
+            .await;
+        match loaded {
+            Ok(record) => Ok(record.map(|record| (*record).clone())),
+            Err(error) => Err(Arc::try_unwrap(error)
+                .unwrap_or_else(|shared| surge_store::StoreError::unavailable(shared.to_string()))),
+        }
     }
 
     /// The bids of `auction_id` in the shard stream after the persisted position.
@@ -106,7 +129,7 @@ impl AuctionStore for LiveAuctionStore {
     async fn get(&self, id: Uuid) -> StoreResult<Option<AuctionRecord>> {
         // Hot state first: if it is read before the row, the row can only be as new or older.
         let hot = self.redis.hot(id).await.map_err(store)?;
-        let Some(mut record) = self.inner.get(id).await? else { return Ok(None) };
+        let Some(mut record) = self.record(id).await? else { return Ok(None) };
         if let Some((state, nickname)) = hot
             && state.bid_count >= record.bid_count
         {

@@ -191,6 +191,10 @@ impl Replica {
                 closer = self.take_closer().await;
             }
             metrics::gauge!("surge_shards_held").set(held.len() as f64);
+            // The table is the truth (a counter restarts with the process): keep it visible.
+            if let Ok(count) = self.ledger.dead_letter_count().await {
+                metrics::gauge!("surge_dead_letters").set(count as f64);
+            }
         }
         for (_, task) in held {
             task.finish().await;

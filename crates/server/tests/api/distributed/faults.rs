@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::deployment::{DURABLE, Deployment, LEASE_TTL, OwnRedis};
-use crate::helpers::{Api, TestUser, auction_body, expect_error, expect_json, int, merged, string};
+use crate::helpers::{
+    Api, TestUser, auction_body, expect_error, expect_json, header, int, merged, string,
+};
 use crate::storm::Storm;
 
 /// Bidding tasks per storm.
@@ -124,6 +126,7 @@ async fn restarting_redis_mid_storm_loses_no_acknowledged_bid() {
     // Meanwhile a bid gets a prompt 503, not a hang.
     let started = Instant::now();
     let refused = deployment.api(0).bid(&bidders[0], &auction_id, i64::from(u32::MAX)).await;
+    assert!(!header(&refused, "retry-after").is_empty(), "a 503 must say when to retry");
     expect_error(refused, 503, "unavailable").await;
     assert!(started.elapsed() < Duration::from_secs(5), "a bid took {:?}", started.elapsed());
     redis.launch();

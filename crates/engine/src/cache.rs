@@ -1,0 +1,178 @@
+//! The two-tier cache for hot reads: moka in this process, then (distributed) Redis shared by
+//! every replica, then the loader. Concurrent misses of one key in a process share one load
+//! (single flight), so a burst of readers of a cold key costs one database query.
+//!
+//! Entries expire after a short time to live; callers use it only for data that is immutable
+//! or may trail by that long, and overlay anything that must be exact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::redis::RedisConnection;
+
+/// The shared tier: a Redis key per entry, `<prefix>:cache:<namespace>:<key>`.
+#[derive(Clone)]
+struct SharedTier {
+    conn: RedisConnection,
+    prefix: String,
+}
+
+pub struct TwoTierCache<V> {
+    namespace: &'static str,
+    local: Cache<String, Arc<V>>,
+    shared: Option<SharedTier>,
+    ttl: Duration,
+}
+
+/// Why a load produced nothing to cache.
+#[derive(Debug, Clone)]
+enum Miss<E> {
+    Absent,
+    Failed(E),
+}
+
+impl<V> TwoTierCache<V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// A process-local cache of at most `capacity` entries living `ttl`.
+    pub fn new(namespace: &'static str, capacity: u64, ttl: Duration) -> Self {
+        let local = Cache::builder().max_capacity(capacity).time_to_live(ttl).build();
+        Self { namespace, local, shared: None, ttl }
+    }
+
+    /// Adds the Redis tier every replica shares.
+    pub fn with_redis(mut self, conn: RedisConnection, prefix: &str) -> Self {
+        self.shared = Some(SharedTier { conn, prefix: prefix.to_owned() });
+        self
+    }
+
+    /// The cached value of `key`, else the shared tier's, else `load`'s (stored in both tiers).
+    /// `Ok(None)` when the loader finds nothing; absence is not cached.
+    pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<Option<Arc<V>>, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        let loaded = self
+            .local
+            .try_get_with(key.to_owned(), async {
+                if let Some(value) = self.shared_get(key).await {
+                    return Ok(Arc::new(value));
+                }
+                match load().await {
+                    Ok(Some(value)) => {
+                        self.shared_set(key, &value).await;
+                        Ok(Arc::new(value))
+                    }
+                    Ok(None) => Err(Miss::Absent),
+                    Err(error) => Err(Miss::Failed(error)),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(value) => Ok(Some(value)),
+            Err(miss) => match miss.as_ref() {
+                Miss::Absent => Ok(None),
+                Miss::Failed(error) => Err(error.clone()),
+            },
+        }
+    }
+
+    /// Forgets `key` in this process and in the shared tier.
+    pub async fn invalidate(&self, key: &str) {
+        self.local.invalidate(key).await;
+        if let Some(shared) = &self.shared {
+            let mut conn = shared.conn.clone();
+            let deleted = ::redis::cmd("DEL")
+                .arg(self.shared_key(shared, key))
+                .query_async::<i64>(&mut conn)
+                .await;
+            if let Err(error) = deleted {
+                tracing::warn!(error = %error, "could not invalidate a shared cache entry");
+            }
+        }
+    }
+
+    fn shared_key(&self, shared: &SharedTier, key: &str) -> String {
+        format!("{}:cache:{}:{key}", shared.prefix, self.namespace)
+    }
+
+    /// A shared-tier hit; a miss, an unreadable entry or an unreachable Redis all fall through
+    /// to the loader (the cache must never make a read fail).
+    async fn shared_get(&self, key: &str) -> Option<V> {
+        let shared = self.shared.as_ref()?;
+        let mut conn = shared.conn.clone();
+        let mut command = ::redis::cmd("GET");
+        command.arg(self.shared_key(shared, key));
+        let read = command.query_async::<Option<String>>(&mut conn);
+        let text = tokio::time::timeout(Duration::from_millis(500), read).await.ok()?.ok()??;
+        serde_json::from_str(&text).ok()
+    }
+
+    async fn shared_set(&self, key: &str, value: &V) {
+        let Some(shared) = &self.shared else { return };
+        let Ok(text) = serde_json::to_string(value) else { return };
+        let mut conn = shared.conn.clone();
+        let mut command = ::redis::cmd("SET");
+        command
+            .arg(self.shared_key(shared, key))
+            .arg(text)
+            .arg("PX")
+            .arg(self.ttl.as_millis().max(1) as u64);
+        let write = command.query_async::<()>(&mut conn);
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_millis(500), write).await {
+            tracing::debug!(error = %error, "could not fill the shared cache");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_key_share_one_load() {
+        let cache: Arc<TwoTierCache<String>> =
+            Arc::new(TwoTierCache::new("test", 100, Duration::from_secs(60)));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let mut readers = Vec::new();
+        for _ in 0..50 {
+            let (cache, loads) = (cache.clone(), loads.clone());
+            readers.push(tokio::spawn(async move {
+                cache
+                    .get_or_load::<(), _, _>("k", || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(Some("v".to_owned()))
+                    })
+                    .await
+            }));
+        }
+        for reader in readers {
+            assert_eq!(reader.await.unwrap().unwrap().as_deref().map(String::as_str), Some("v"));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn absence_and_failures_are_not_cached() {
+        let cache: TwoTierCache<String> = TwoTierCache::new("test", 100, Duration::from_secs(60));
+        let none = cache.get_or_load::<(), _, _>("k", || async { Ok(None) }).await;
+        assert!(none.unwrap().is_none());
+        let failed = cache.get_or_load("k", || async { Err::<Option<String>, _>("down") }).await;
+        assert_eq!(failed.unwrap_err(), "down");
+        let loaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("v".into())) }).await;
+        assert_eq!(loaded.unwrap().as_deref().map(String::as_str), Some("v"));
+        cache.invalidate("k").await;
+        let reloaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("w".into())) }).await;
+        assert_eq!(reloaded.unwrap().as_deref().map(String::as_str), Some("w"));
+    }
+}
