@@ -3,16 +3,23 @@
 use std::time::Duration;
 
 use super::deployment::Deployment;
-use crate::helpers::{PASSWORD, PNG, auction_body, expect_error, expect_rate_limited, string};
+use crate::helpers::{
+    Api, PASSWORD, PNG, TestUser, auction_body, expect_error, expect_rate_limited, string,
+};
+
+/// A bidder and a live auction (of another user), made on `api`.
+async fn live_auction(api: &Api) -> (TestUser, String) {
+    let seller = api.signup().await;
+    let bidder = api.signup().await;
+    let auction = api.create_auction(&seller, auction_body(chrono::Utc::now())).await;
+    (bidder, string(&auction["id"]))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_on_one_replica_gets_bids_placed_on_another_in_seq_order() {
     let deployment = Deployment::start(2).await;
     let (first, second) = (deployment.api(0), deployment.api(1));
-    let seller = first.signup().await;
-    let bidder = first.signup().await;
-    let auction = first.create_auction(&seller, auction_body(chrono::Utc::now())).await;
-    let auction_id = string(&auction["id"]);
+    let (bidder, auction_id) = live_auction(&first).await;
     let mut events = second.events(&auction_id, "", None).await;
 
     for n in 0..20 {
@@ -37,10 +44,7 @@ async fn a_subscriber_on_one_replica_gets_bids_placed_on_another_in_seq_order() 
 async fn a_bid_is_read_back_at_once_from_any_replica() {
     let deployment = Deployment::start(2).await;
     let (first, second) = (deployment.api(0), deployment.api(1));
-    let seller = first.signup().await;
-    let bidder = first.signup().await;
-    let auction = first.create_auction(&seller, auction_body(chrono::Utc::now())).await;
-    let auction_id = string(&auction["id"]);
+    let (bidder, auction_id) = live_auction(&first).await;
 
     for n in 1..=5 {
         let placed = first.place_bid(&bidder, &auction_id, 1_000 * n).await;
