@@ -87,13 +87,20 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(listen = %settings.listen, port = app.port(), data_dir = %settings.data_dir.display(), "surge is serving");
             app.run_until_stopped(shutdown_signal()).await
         }
-        Command::Migrate => {
-            std::fs::create_dir_all(&settings.data_dir)?;
-            surge_store::db::SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
-                .await?;
-            tracing::info!(data_dir = %settings.data_dir.display(), "database is migrated");
-            Ok(())
-        }
+        Command::Migrate => match &settings.database_url {
+            Some(url) => {
+                surge_store::db::PgDb::connect(url).await?;
+                tracing::info!("the PostgreSQL database is migrated");
+                Ok(())
+            }
+            None => {
+                std::fs::create_dir_all(&settings.data_dir)?;
+                surge_store::db::SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
+                    .await?;
+                tracing::info!(data_dir = %settings.data_dir.display(), "database is migrated");
+                Ok(())
+            }
+        },
         Command::DefaultConfig => Ok(()),
     }
 }

@@ -54,3 +54,32 @@ async fn a_durable_redis_draws_no_warning() {
     let logs = deployment.replicas[0].logs();
     assert!(!logs.contains("UNSAFE REDIS SETTINGS"), "{logs}");
 }
+
+#[tokio::test]
+async fn surge_migrate_creates_the_postgres_schema() {
+    let database = surge_testkit::ScratchDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_surge"))
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SURGE_DATABASE_URL", &database.url)
+        .env("SURGE_LOG_FORMAT", "json")
+        .status()
+        .expect("could not run surge migrate");
+    assert!(status.success(), "surge migrate exited with {status}");
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables
+         where table_schema = 'public' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for table in ["auctions", "bids", "dead_letters", "shard_fences", "users"] {
+        assert!(tables.iter().any(|t| t == table), "{table} missing from {tables:?}");
+    }
+    assert!(!dir.path().join("surge.db").exists(), "migrate touched SQLite instead");
+    pool.close().await;
+    database.drop_best_effort().await;
+}
