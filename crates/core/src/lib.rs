@@ -8,11 +8,13 @@
 //! # Layout
 //! - [`accounts`]: sign-up and profile validation.
 //! - [`auctions`]: auction creation rules and the bid decision (`decide` / `apply`).
+//! - [`cinema`]: seat codes and the reservation decision.
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
 //! - [`validation`]: the field-error map returned as 422 `fields`.
 
 pub mod accounts;
 pub mod auctions;
+pub mod cinema;
 pub mod ratelimit;
 pub mod sharding;
 pub mod validation;
