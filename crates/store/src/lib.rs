@@ -11,12 +11,14 @@
 //! - [`accounts`]: users and refresh-token families.
 //! - [`auctions`]: auction reads, search, bid history, and the [`auctions::sqlite::AuctionLedger`]
 //!   the embedded engine's writer commits through.
+//! - [`cinema`]: theaters, movies, screenings, "now showing", seat maps and reservations.
 //! - [`images`]: uploaded-image metadata.
 //! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
 //! - [`error`]: the one error type every repository returns.
 
 pub mod accounts;
 pub mod auctions;
+pub mod cinema;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -37,6 +37,8 @@ mod support;
 mod accounts;
 #[path = "contract/auctions.rs"]
 mod auctions;
+#[path = "contract/cinema.rs"]
+mod cinema;
 #[path = "contract/events.rs"]
 mod events;
 #[path = "contract/images.rs"]

@@ -14,6 +14,9 @@ use surge_store::accounts::{NewUser, RefreshTokenStore, UserStore};
 use surge_store::auctions::postgres::PgAuctions;
 use surge_store::auctions::sqlite::SqliteAuctions;
 use surge_store::auctions::{AuctionStore, NewAuction};
+use surge_store::cinema::postgres::PgCinema;
+use surge_store::cinema::sqlite::SqliteCinema;
+use surge_store::cinema::{CinemaStore, ReservationRecord, seats_to_text};
 use surge_store::db::{Durability, PgDb, SqliteDb};
 use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
@@ -38,6 +41,7 @@ pub struct Backend {
     pub tokens: Arc<dyn RefreshTokenStore>,
     pub auctions: Arc<dyn AuctionStore>,
     pub images: Arc<dyn ImageStore>,
+    pub cinema: Arc<dyn CinemaStore>,
     raw: Raw,
 }
 
@@ -65,6 +69,7 @@ impl Backend {
             tokens: Arc::new(SqliteRefreshTokens::new(pool.clone())),
             auctions: Arc::new(SqliteAuctions::new(pool.clone())),
             images: Arc::new(SqliteImages::new(pool.clone())),
+            cinema: Arc::new(SqliteCinema::new(pool.clone())),
             raw: Raw::Sqlite { pool, _dir: dir },
         }
     }
@@ -76,6 +81,7 @@ impl Backend {
             tokens: Arc::new(PgRefreshTokens::new(pool.clone())),
             auctions: Arc::new(PgAuctions::new(pool.clone())),
             images: Arc::new(PgImages::new(pool.clone())),
+            cinema: Arc::new(PgCinema::new(pool.clone())),
             raw: Raw::Postgres { pool },
         }
     }
@@ -162,6 +168,66 @@ impl Backend {
                 .bind(bid.placed_at)
                 .execute(pool)
                 .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a reservation and its seats, as the engine does: one transaction, one row per
+    /// seat (a taken seat makes the whole insert fail).
+    pub async fn insert_reservation(&self, reservation: &ReservationRecord) -> StoreResult<()> {
+        let seats = seats_to_text(&reservation.seats);
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "insert into reservations (id, screening_id, user_id, seats, created_at)
+                     values (?, ?, ?, ?, ?)",
+                )
+                .bind(reservation.id)
+                .bind(reservation.screening_id)
+                .bind(reservation.user_id)
+                .bind(&seats)
+                .bind(to_micros(reservation.created_at))
+                .execute(&mut *tx)
+                .await?;
+                for seat in &reservation.seats {
+                    sqlx::query(
+                        "insert into reserved_seats (screening_id, seat, reservation_id)
+                         values (?, ?, ?)",
+                    )
+                    .bind(reservation.screening_id)
+                    .bind(seat.to_string())
+                    .bind(reservation.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            Raw::Postgres { pool } => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "insert into reservations (id, screening_id, user_id, seats, created_at)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(reservation.id)
+                .bind(reservation.screening_id)
+                .bind(reservation.user_id)
+                .bind(&seats)
+                .bind(reservation.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let codes: Vec<String> = reservation.seats.iter().map(|s| s.to_string()).collect();
+                sqlx::query(
+                    "insert into reserved_seats (screening_id, seat, reservation_id)
+                     select $1, seat, $2 from unnest($3::text[]) as seat",
+                )
+                .bind(reservation.screening_id)
+                .bind(reservation.id)
+                .bind(&codes)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
             }
         }
         Ok(())
