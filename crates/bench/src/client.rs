@@ -60,6 +60,20 @@ impl Endpoint {
         Self::new(addr)
     }
 
+    /// Parses a comma-separated list of URLs (see [`Endpoint::parse_url`]), in the order given.
+    pub fn parse_urls(list: &str) -> Result<Vec<Self>> {
+        let endpoints = list
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(Self::parse_url)
+            .collect::<Result<Vec<_>>>()?;
+        if endpoints.is_empty() {
+            bail!("--url needs at least one http://IP:PORT (got {list:?})");
+        }
+        Ok(endpoints)
+    }
+
     /// The socket address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -190,5 +204,22 @@ impl Conn {
         })
         .await
         .context("response head timed out")?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_list_keeps_its_order_and_stays_on_loopback() {
+        let endpoints =
+            Endpoint::parse_urls("http://127.0.0.1:8001, http://localhost:8002/,").unwrap();
+        let addrs: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
+        assert_eq!(addrs, ["127.0.0.1:8001", "127.0.0.1:8002"]);
+        assert_eq!(endpoints[1].host_header(), "127.0.0.1:8002");
+        assert!(Endpoint::parse_urls(" , ").is_err());
+        assert!(Endpoint::parse_urls("http://127.0.0.1:8001,http://10.0.0.1:80").is_err());
+        assert!(Endpoint::parse_urls("http://127.0.0.1:8001/api").is_err());
     }
 }

@@ -4,6 +4,10 @@
 //! as soon as the previous response is read. Requests started during the warm-up are sent but not
 //! measured; nothing new starts after the measured window ends, and each request in flight is
 //! bounded by [`REQUEST_TIMEOUT`](crate::client::REQUEST_TIMEOUT), so a phase always ends.
+//!
+//! Given several endpoints (replicas of one deployment), worker `i` talks to endpoint
+//! [`endpoint_of`]`(i, n)` for the whole phase, so the load is spread evenly and each worker keeps
+//! its one connection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
+use hyper::header;
 
 use crate::client::{Conn, Endpoint, Reply};
 use crate::histogram::Histogram;
@@ -32,7 +37,8 @@ pub enum Outcome {
 
 /// What a phase sends and how it judges the answers.
 pub trait Workload: Send + Sync + 'static {
-    /// The next request for worker `conn`; must be cheap, it runs in the hot loop.
+    /// The next request for worker `conn`; must be cheap, it runs in the hot loop. The
+    /// generator sets its `Host` header to the worker's endpoint.
     fn request(&self, conn: usize) -> Request<Full<Bytes>>;
     /// Classifies the answer to worker `conn`'s last request.
     fn classify(&self, conn: usize, reply: &Reply) -> Outcome;
@@ -117,17 +123,25 @@ impl WorkerStats {
     }
 }
 
-/// Runs one phase of `workload` against `endpoint` and returns the merged measurements.
+/// The endpoint worker `conn` uses out of `endpoints`: round-robin, so workers with
+/// consecutive numbers land on different servers.
+pub fn endpoint_of(conn: usize, endpoints: usize) -> usize {
+    conn % endpoints.max(1)
+}
+
+/// Runs one phase of `workload`, spread over `endpoints` (at least one), and returns the merged
+/// measurements.
 pub async fn run_phase<W: Workload>(
-    endpoint: &Endpoint,
+    endpoints: &[Endpoint],
     plan: PhasePlan,
     workload: Arc<W>,
 ) -> PhaseStats {
+    assert!(!endpoints.is_empty(), "run_phase needs at least one endpoint");
     let measure_start = Instant::now() + plan.warmup;
     let end = measure_start + plan.duration;
     let workers: Vec<_> = (0..plan.connections)
         .map(|conn| {
-            let endpoint = endpoint.clone();
+            let endpoint = endpoints[endpoint_of(conn, endpoints.len())].clone();
             let workload = Arc::clone(&workload);
             tokio::spawn(worker(conn, endpoint, workload, measure_start, end))
         })
@@ -176,7 +190,8 @@ async fn worker<W: Workload>(
             conn = None;
             continue;
         }
-        let req = workload.request(idx);
+        let mut req = workload.request(idx);
+        req.headers_mut().insert(header::HOST, endpoint.host_header().clone());
         let started = Instant::now();
         let measured = started >= measure_start;
         match c.send(req).await {

@@ -2,7 +2,8 @@
 //!
 //! Each scenario starts its own Surge server (or uses `--url`), measures it over loopback with
 //! cheap keep-alive HTTP/1.1 connections, checks the invariants the contract promises, and stops
-//! by itself within a bounded time.
+//! by itself within a bounded time. The bid storm also runs against several replicas of a
+//! distributed deployment at once, and can watch that deployment's Redis streams drain.
 
 mod api;
 mod client;
@@ -12,6 +13,7 @@ mod report;
 mod scenarios;
 mod server;
 mod sse;
+mod stream_lag;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,9 +34,13 @@ Examples:
   target/release/surge-bench healthz --json
   ulimit -n 65536 && target/release/surge-bench sse-fanout --subscribers 5000 --rate 100
   target/release/surge-bench bid-storm --url http://127.0.0.1:8080
+  target/release/surge-bench bid-storm --url http://127.0.0.1:8081,http://127.0.0.1:8082 \\
+      --redis-url redis://127.0.0.1:6379 --key-prefix bench1 --shards 16
 
 The server is started as `SERVER_BIN serve --listen 127.0.0.1:PORT --data-dir TMPDIR` on a free
 port with a fresh data dir (removed afterwards), and stopped with SIGTERM at the end.
+With several --url replicas and --redis-url, the bid storm also times how long the shard streams
+take to drain into PostgreSQL (scripts/bench-distributed.sh sets all of that up).
 sse-fanout holds one socket per subscriber in this process and in the server: raise the open
 file limit first (`ulimit -n 65536`), or only the subscribers that fit will connect.
 
@@ -53,8 +59,11 @@ struct Cli {
         help_heading = "Server"
     )]
     server_bin: PathBuf,
-    /// Use an already running Surge at this loopback URL (http://127.0.0.1:PORT) instead.
-    #[arg(long, global = true, value_name = "URL", help_heading = "Server")]
+    /// Use an already running Surge at this loopback URL (http://127.0.0.1:PORT) instead. A
+    /// comma-separated list (replicas of one distributed deployment) spreads the bid storm's
+    /// connections round-robin over them; set-up, the /healthz ceiling, the checks and the
+    /// other scenarios use the first.
+    #[arg(long, global = true, value_name = "URL[,URL…]", help_heading = "Server")]
     url: Option<String>,
     /// Print machine-readable JSON results on stdout instead of markdown.
     #[arg(long, global = true, help_heading = "Output")]
@@ -79,7 +88,9 @@ enum Command {
 async fn run(cli: &Cli, target: &Target) -> Result<bool> {
     let endpoint = target.endpoint();
     match &cli.command {
-        Command::BidStorm(args) => scenarios::bid_storm::run(endpoint, args, cli.json).await,
+        Command::BidStorm(args) => {
+            scenarios::bid_storm::run(target.endpoints(), args, cli.json).await
+        }
         Command::Healthz(args) => scenarios::healthz::run(endpoint, args, cli.json).await,
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
@@ -89,6 +100,15 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::BidStorm(args) = &cli.command
+        && args.watches_redis()
+        && cli.url.is_none()
+    {
+        eprintln!(
+            "surge-bench: --redis-url watches a distributed deployment: give its replicas with --url"
+        );
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -2,7 +2,8 @@
 //!
 //! By default the bench starts its own `surge serve` on a free loopback port with a fresh data
 //! directory, so every run measures a clean server and nothing outlives the run. `--url` points
-//! the bench at a server someone else started instead.
+//! the bench at servers someone else started instead: one, or several replicas of a distributed
+//! deployment that the bid storm spreads its connections over.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -23,21 +24,25 @@ const HEALTH_POLL: Duration = Duration::from_millis(50);
 /// How long the server gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The server a run talks to, and the child process when the bench started it.
+/// The servers a run talks to, and the child process when the bench started one.
 pub struct Target {
-    endpoint: Endpoint,
+    /// Never empty; the first is the one every scenario sets up, measures the ceiling and
+    /// verifies through.
+    endpoints: Vec<Endpoint>,
     spawned: Option<SpawnedServer>,
 }
 
 impl Target {
-    /// Uses the server at `url` if given, otherwise starts `server_bin`; returns once
-    /// `/healthz` answers 200.
-    pub async fn open(url: Option<&str>, server_bin: &Path) -> Result<Self> {
-        match url {
-            Some(url) => {
-                let endpoint = Endpoint::parse_url(url)?;
-                wait_healthy(&endpoint, None).await?;
-                Ok(Self { endpoint, spawned: None })
+    /// Uses the servers at `urls` (comma-separated) if given, otherwise starts `server_bin`;
+    /// returns once `/healthz` answers 200 on every one.
+    pub async fn open(urls: Option<&str>, server_bin: &Path) -> Result<Self> {
+        match urls {
+            Some(urls) => {
+                let endpoints = Endpoint::parse_urls(urls)?;
+                for endpoint in &endpoints {
+                    wait_healthy(endpoint, None).await?;
+                }
+                Ok(Self { endpoints, spawned: None })
             }
             None => {
                 let (mut spawned, addr) = SpawnedServer::spawn(server_bin)?;
@@ -51,14 +56,19 @@ impl Target {
                     server_bin.display(),
                     spawned.child.id()
                 );
-                Ok(Self { endpoint, spawned: Some(spawned) })
+                Ok(Self { endpoints: vec![endpoint], spawned: Some(spawned) })
             }
         }
     }
 
-    /// Where to send requests.
+    /// The first (or only) server: where set-up, the ceiling and the checks go.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.endpoints[0]
+    }
+
+    /// Every server given with `--url` (just the started one otherwise), in the order given.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
     }
 
     /// The server's process id, known only when the bench started it (for RSS readings).
