@@ -48,6 +48,19 @@ impl Fanout {
 }
 
 impl Fanout {
+    /// Whether anyone here listens to `entity`: publishers that must first decode or render an
+    /// event skip that work for entities nobody watches.
+    pub fn is_watched(&self, entity: Uuid) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.by_entity.get(&entity).is_some_and(|sender| sender.receiver_count() > 0)
+    }
+
+    /// Whether anyone here listens to anything.
+    pub fn has_watchers(&self) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.by_entity.values().any(|sender| sender.receiver_count() > 0)
+    }
+
     /// Publishes events of several entities, each entity's in the order given.
     pub fn publish_each(&self, events: impl IntoIterator<Item = FeedEvent>) {
         let mut by_auction: Vec<(Uuid, Vec<FeedEvent>)> = Vec::new();

@@ -67,6 +67,16 @@ pub enum RedisBidResult {
     KeyReused,
 }
 
+/// What a bid reply says about the auction's live state: while `now < ends_at`, a bid below
+/// `min_amount` by anyone but `seller` is certainly too low (prices only rise, ends only move
+/// later), so a replica may refuse it without asking Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floor {
+    pub min_amount: i64,
+    pub ends_at: DateTime<Utc>,
+    pub seller: Uuid,
+}
+
 /// The outcome of [`RedisAuctions::load`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadResult {
@@ -175,6 +185,15 @@ impl RedisAuctions {
         bid: &PlaceBid,
         now: DateTime<Utc>,
     ) -> Result<RedisBidResult, EngineError> {
+        Ok(self.place_bid_with_floor(bid, now).await?.0)
+    }
+
+    /// [`Self::place_bid`], plus the floor the reply reveals (for a fresh accept or too-low).
+    pub async fn place_bid_with_floor(
+        &self,
+        bid: &PlaceBid,
+        now: DateTime<Utc>,
+    ) -> Result<(RedisBidResult, Option<Floor>), EngineError> {
         // The script computes in doubles; money stays far inside their exact range.
         if bid.amount > MAX_MONEY {
             return Err(EngineError::Internal(format!(
@@ -203,7 +222,7 @@ impl RedisAuctions {
             .arg(request_hash)
             .arg(IDEMPOTENCY_WINDOW_MS);
         let reply: Vec<Value> = self.invoke(&invocation).await?;
-        decode_bid_reply(&reply)
+        Ok((decode_bid_reply(&reply)?, floor(&reply)))
     }
 
     /// Announces the result of an auction whose end has passed: sets it closed and appends the
@@ -319,6 +338,29 @@ fn decode(id: Uuid, fields: &HashMap<String, String>) -> Option<AuctionState> {
         high_bidder,
         bid_count: int("bid_count")?,
         closed,
+    })
+}
+
+/// The floor in a fresh accepted (`{1, …, next minimum, seller}`) or too-low
+/// (`{0, 'too_low', min, ends_at, seller}`) reply.
+fn floor(reply: &[Value]) -> Option<Floor> {
+    let int = |index: usize| match reply.get(index) {
+        Some(Value::Int(value)) => Some(*value),
+        _ => None,
+    };
+    let text = |index: usize| match reply.get(index) {
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
+        _ => None,
+    };
+    let (min_at, ends_at_at, seller_at) = match (int(0)?, text(1)) {
+        (1, _) => (8, 3, 9),
+        (0, Some("too_low")) => (2, 3, 4),
+        _ => return None,
+    };
+    Some(Floor {
+        min_amount: int(min_at)?,
+        ends_at: DateTime::<Utc>::from_timestamp_micros(int(ends_at_at)?)?,
+        seller: Uuid::parse_str(text(seller_at)?).ok()?,
     })
 }
 
@@ -493,5 +535,27 @@ mod tests {
         assert!(decode_bid_reply(&[Value::Int(0), bulk("bogus"), Value::Int(0)]).is_err());
         assert!(decode_bid_reply(&[Value::Int(2), Value::Int(1), Value::Int(-1)]).is_err());
         assert!(decode_bid_reply(&[]).is_err());
+    }
+
+    #[test]
+    fn fresh_replies_reveal_the_floor_and_replays_do_not() {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let seller = Uuid::from_u128(7);
+        let ends_at = DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_000).unwrap();
+        let too_low = [
+            Value::Int(0),
+            bulk("too_low"),
+            Value::Int(160),
+            Value::Int(1_800_000_000_000_000),
+            bulk(&seller.to_string()),
+        ];
+        assert_eq!(floor(&too_low), Some(Floor { min_amount: 160, ends_at, seller }));
+        let mut accepted = vec![Value::Int(1), Value::Int(3), Value::Int(250)];
+        accepted.extend([Value::Int(1_800_000_000_000_000), Value::Int(0), Value::Int(1)]);
+        accepted.extend([bulk(&Uuid::from_u128(9).to_string()), Value::Int(250), Value::Int(260)]);
+        accepted.push(bulk(&seller.to_string()));
+        assert_eq!(floor(&accepted), Some(Floor { min_amount: 260, ends_at, seller }));
+        assert_eq!(floor(&[Value::Int(0), bulk("ended"), Value::Int(0)]), None);
+        assert_eq!(floor(&[Value::Int(2), Value::Int(1), Value::Array(accepted)]), None);
     }
 }

@@ -8,7 +8,11 @@ use async_trait::async_trait;
 use surge_store::events::postgres::PgEventLedger;
 use uuid::Uuid;
 
-use super::auctions::{AcceptedReply, CloseResult, LoadResult, RedisAuctions, RedisBidResult};
+use surge_core::auctions::Rejection;
+
+use super::auctions::{
+    AcceptedReply, CloseResult, Floor, LoadResult, RedisAuctions, RedisBidResult,
+};
 use crate::EngineError;
 use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
@@ -22,11 +26,44 @@ pub struct DistributedAuctions {
     redis: RedisAuctions,
     ledger: PgEventLedger,
     clock: Arc<dyn Clock>,
+    /// What this replica last learned of each auction's minimum next bid.
+    floors: moka::sync::Cache<Uuid, Floor>,
 }
 
 impl DistributedAuctions {
     pub fn new(redis: RedisAuctions, ledger: PgEventLedger, clock: Arc<dyn Clock>) -> Self {
-        Self { redis, ledger, clock }
+        let floors = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        Self { redis, ledger, clock, floors }
+    }
+
+    /// A rejection that is certain without Redis: a bid below the floor this replica learned
+    /// from an earlier reply stays too low, because prices only rise. Under a storm most losing
+    /// bids end here. Keyed requests always go to Redis, which records their outcome.
+    fn certain_rejection(&self, bid: &PlaceBid) -> Option<Rejection> {
+        if bid.idempotency.is_some() {
+            return None;
+        }
+        let floor = self.floors.get(&bid.auction_id)?;
+        let certain = self.clock.now() < floor.ends_at
+            && bid.bidder.id != floor.seller
+            && bid.amount < floor.min_amount;
+        certain.then_some(Rejection::TooLow { min_amount: floor.min_amount })
+    }
+
+    /// Keeps the highest floor learned (replies can arrive out of order).
+    fn raise_floor(&self, auction_id: Uuid, floor: Floor) {
+        let higher = match self.floors.get(&auction_id) {
+            Some(known) => Floor {
+                min_amount: known.min_amount.max(floor.min_amount),
+                ends_at: known.ends_at.max(floor.ends_at),
+                seller: floor.seller,
+            },
+            None => floor,
+        };
+        self.floors.insert(auction_id, higher);
     }
 
     /// Recreates a missing hot key from PostgreSQL, but only from a copy that holds every event
@@ -59,8 +96,14 @@ impl DistributedAuctions {
 impl AuctionCommands for DistributedAuctions {
     async fn place_bid(&self, bid: PlaceBid) -> Result<BidOutcome, EngineError> {
         // Twice at most: a missing key is rebuilt once, then the bid runs on it.
+        if let Some(rejection) = self.certain_rejection(&bid) {
+            return Ok(BidOutcome::Rejected(rejection));
+        }
         for _ in 0..2 {
-            let result = self.redis.place_bid(&bid, self.clock.now()).await?;
+            let (result, floor) = self.redis.place_bid_with_floor(&bid, self.clock.now()).await?;
+            if let Some(floor) = floor {
+                self.raise_floor(bid.auction_id, floor);
+            }
             match result {
                 RedisBidResult::Missing => self.rebuild(bid.auction_id).await?,
                 RedisBidResult::KeyReused => return Err(EngineError::IdempotencyKeyReused),

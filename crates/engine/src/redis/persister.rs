@@ -8,7 +8,10 @@
 //! A transient database failure is retried with backoff and leaves the entries waiting in the
 //! stream; an entry the database refuses for what it is goes to the dead-letter table.
 
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use ::redis::Script;
 
 use chrono::Utc;
 use surge_store::events::postgres::PgEventLedger;
@@ -22,13 +25,23 @@ use super::stream::{RawEntry, ShardEvent};
 use super::{deadline, unavailable};
 use crate::EngineError;
 
+static ACKNOWLEDGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/acknowledge.lua")));
+
 /// The consumer group every replica's persisters share.
 pub const GROUP: &str = "persisters";
 /// How long a read waits for new entries.
 const BLOCK_MS: u64 = 500;
+/// How long a read that found some entries waits for more before applying them.
+const LINGER: Duration = Duration::from_millis(10);
 /// Backoff between retries of a transient failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the holder takes over entries left pending elsewhere (a consumer paused with a
+/// read outstanding can still be handed entries after the takeover), and how long such an
+/// entry must have been idle first.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+const RECLAIM_IDLE_MS: u64 = 1_000;
 /// How often the stream lag gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
@@ -75,6 +88,7 @@ impl Persister {
         // Until the group exists and the previous holder's pending entries are re-applied.
         let mut claimed = false;
         let mut lag_at = Instant::now();
+        let mut reclaimed_at = Instant::now();
         loop {
             if !lease.is_valid() {
                 return Stopped::LeaseLost;
@@ -82,8 +96,12 @@ impl Persister {
             let step = async {
                 if !claimed {
                     self.create_group().await?;
-                    self.claim_pending(lease).await?;
+                    self.claim_pending(lease, 0).await?;
                     claimed = true;
+                    reclaimed_at = Instant::now();
+                } else if reclaimed_at.elapsed() >= RECLAIM_EVERY {
+                    self.claim_pending(lease, RECLAIM_IDLE_MS).await?;
+                    reclaimed_at = Instant::now();
                 }
                 let entries = self.read_new().await?;
                 if !entries.is_empty() {
@@ -99,6 +117,9 @@ impl Persister {
                 Ok(()) => backoff = FIRST_BACKOFF,
                 Err(Failure::LeaseLost) => return Stopped::LeaseLost,
                 Err(Failure::Redis(error)) => {
+                    // Entries may have been delivered to this consumer without the reply
+                    // reaching it: claim every pending entry again before reading new ones.
+                    claimed = false;
                     tracing::warn!(shard = self.shard, error = %error, "persister: Redis failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -131,8 +152,9 @@ impl Persister {
         created.map_err(Failure::Redis)
     }
 
-    /// Takes over and applies every entry read by an earlier holder but never acknowledged.
-    async fn claim_pending(&self, lease: &Lease) -> Result<(), Failure> {
+    /// Takes over and applies every entry read (by anyone) but never acknowledged, idle for at
+    /// least `min_idle_ms`.
+    async fn claim_pending(&self, lease: &Lease, min_idle_ms: u64) -> Result<(), Failure> {
         let mut cursor = "0-0".to_owned();
         loop {
             let mut conn = self.redis.conn.clone();
@@ -141,7 +163,7 @@ impl Persister {
                     .arg(self.stream())
                     .arg(GROUP)
                     .arg(&self.consumer)
-                    .arg(0)
+                    .arg(min_idle_ms)
                     .arg(&cursor)
                     .arg("COUNT")
                     .arg(self.settings.batch)
@@ -166,7 +188,25 @@ impl Persister {
         }
     }
 
+    /// New entries: waits for some, then lingers briefly for more when the batch is not full,
+    /// so a storm is applied in fewer, larger transactions.
     async fn read_new(&self) -> Result<Vec<RawEntry>, Failure> {
+        let mut entries = self.read_group(self.settings.batch, Some(BLOCK_MS)).await?;
+        if !entries.is_empty() && entries.len() < self.settings.batch {
+            tokio::time::sleep(LINGER).await;
+            // A failure here must not lose the entries already read: apply those first.
+            if let Ok(more) = self.read_group(self.settings.batch - entries.len(), None).await {
+                entries.extend(more);
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn read_group(
+        &self,
+        count: usize,
+        block_ms: Option<u64>,
+    ) -> Result<Vec<RawEntry>, Failure> {
         let mut conn = self.reader.clone();
         let reply: Option<Vec<(String, Vec<RawEntry>)>> = deadline(async {
             ::redis::cmd("XREADGROUP")
@@ -174,9 +214,9 @@ impl Persister {
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg("COUNT")
-                .arg(self.settings.batch)
-                .arg("BLOCK")
-                .arg(BLOCK_MS)
+                .arg(count)
+                .arg(block_ms.map(|_| "BLOCK"))
+                .arg(block_ms)
                 .arg("STREAMS")
                 .arg(self.stream())
                 .arg(">")
@@ -290,19 +330,26 @@ impl Persister {
         Ok(())
     }
 
-    /// XACK, then the persisted position, then trimming entries older than the retention.
+    /// XACK, then the persisted position, then trimming what is applied and older than the
+    /// retention, in one script (`acknowledge.lua`).
     async fn acknowledge(&self, ids: &[&str]) -> Result<(), EngineError> {
-        let Some(last) = ids.last() else { return Ok(()) };
-        let stream = self.stream();
-        let now_ms = Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
-        let retained = format!("{}-0", now_ms.max(0));
-        let oldest_kept = min_id(last, &retained);
-        let mut pipe = ::redis::pipe();
-        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(ids).ignore();
-        pipe.cmd("SET").arg(self.redis.persisted_key(self.shard)).arg(*last).ignore();
-        pipe.cmd("XTRIM").arg(&stream).arg("MINID").arg("~").arg(oldest_kept).ignore();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let retained_ms =
+            Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
+        let mut invocation = ACKNOWLEDGE.key(self.stream());
+        invocation
+            .key(self.redis.persisted_key(self.shard))
+            .arg(GROUP)
+            .arg(format!("{}-0", retained_ms.max(0)))
+            .arg(ids);
         let mut conn = self.redis.conn.clone();
-        deadline(async { pipe.query_async::<()>(&mut conn).await.map_err(unavailable) }).await
+        deadline(async {
+            invocation.invoke_async::<Option<String>>(&mut conn).await.map_err(unavailable)
+        })
+        .await?;
+        Ok(())
     }
 
     /// Publishes the shard's unapplied entries (not yet delivered + delivered, unacknowledged).
@@ -335,28 +382,7 @@ impl Persister {
     }
 }
 
-/// The smaller of two stream ids (`<ms>-<seq>`).
-fn min_id<'a>(a: &'a str, b: &'a str) -> &'a str {
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
-    };
-    if parse(a) <= parse(b) { a } else { b }
-}
-
 enum Failure {
     LeaseLost,
     Redis(EngineError),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::min_id;
-
-    #[test]
-    fn stream_ids_compare_numerically() {
-        assert_eq!(min_id("1700000000000-5", "1700000000000-12"), "1700000000000-5");
-        assert_eq!(min_id("999-0", "1000-0"), "999-0");
-        assert_eq!(min_id("1000-1", "1000-0"), "1000-0");
-    }
 }

@@ -153,6 +153,12 @@ impl ShardEvent {
     }
 }
 
+/// The auction an entry is about, without decoding the rest.
+pub fn auction_of(flat: &[String]) -> Option<Uuid> {
+    let pair = flat.chunks_exact(2).find(|pair| pair[0] == "auction_id")?;
+    Uuid::parse_str(&pair[1]).ok()
+}
+
 /// Whether an entry's flattened fields name `auction_id`, without decoding the rest.
 pub fn is_about(flat: &[String], auction_id: &str) -> bool {
     flat.chunks_exact(2).any(|pair| pair[0] == "auction_id" && pair[1] == auction_id)

@@ -8,12 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
-use super::stream::{RawEntry, ShardEvent};
+use super::stream::{RawEntry, ShardEvent, auction_of};
 use super::{deadline, unavailable};
 use crate::embedded::Fanout;
 
 /// How long one read waits for new entries.
 const BLOCK_MS: u64 = 1_000;
+/// How often an idle tailer (no local subscribers) checks for one.
+const IDLE_POLL: Duration = Duration::from_millis(25);
 /// Most entries per read.
 const READ_COUNT: usize = 1_024;
 
@@ -31,6 +33,15 @@ pub async fn run_tailer(
     let mut last = from;
     let mut backoff = Duration::from_millis(50);
     loop {
+        // Nobody here listens: keep the position and read nothing. When someone subscribes,
+        // reading resumes from where it paused, so no event after their subscription is missed
+        // (earlier ones they drop by seq).
+        if !fanout.has_watchers() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(IDLE_POLL) => continue,
+            }
+        }
         let step = async {
             let from = &last;
             let mut conn = reader.clone();
@@ -97,13 +108,17 @@ pub async fn stream_end(
     Ok(last.into_iter().next().map(|(id, _)| id).unwrap_or_else(|| "0-0".to_owned()))
 }
 
-/// Decodes entries and publishes them, keeping their order.
+/// Decodes and publishes, in order, the entries of auctions someone here is watching; the
+/// others (most of them, under a storm) are skipped without being decoded.
 fn publish(fanout: &Fanout, shard: u16, entries: &[RawEntry]) {
-    let events = entries.iter().filter_map(|(id, fields)| match ShardEvent::decode(fields) {
-        Ok(event) => Some(event.to_feed()),
-        Err(error) => {
-            tracing::warn!(shard, entry = %id, error = %error, "fan-out skipped a malformed entry");
-            None
+    let watched = |fields: &[String]| auction_of(fields).is_some_and(|id| fanout.is_watched(id));
+    let events = entries.iter().filter(|(_, fields)| watched(fields)).filter_map(|(id, fields)| {
+        match ShardEvent::decode(fields) {
+            Ok(event) => Some(event.to_feed()),
+            Err(error) => {
+                tracing::warn!(shard, entry = %id, error = %error, "fan-out skipped a malformed entry");
+                None
+            }
         }
     });
     fanout.publish_each(events);

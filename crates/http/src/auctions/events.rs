@@ -171,7 +171,12 @@ impl Feed {
         received: Result<Arc<FeedEvent>, RecvError>,
     ) -> Option<Option<Arc<FeedEvent>>> {
         match received {
-            Ok(event) if event.kind == FeedEventKind::Bid && event.seq <= self.last_seq => {
+            // Bids (and the extensions they caused) already sent by the replay.
+            Ok(event)
+                if event.kind != FeedEventKind::Closed
+                    && (event.seq < self.last_seq
+                        || (event.seq == self.last_seq && event.kind == FeedEventKind::Bid)) =>
+            {
                 Some(None)
             }
             Ok(event) => Some(Some(event)),

@@ -15,9 +15,12 @@
 -- ARGV[8]  how long a keyed outcome is remembered, in milliseconds
 --
 -- Returns
---   {1, seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount}   accepted
+--   {1, seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount,
+--    next minimum, seller}                    accepted
 --   {0, reason, min_amount or 0}              rejected; reason is one of
---                                             not_started, ended, own_auction, too_low
+--                                             not_started, ended, own_auction, too_low;
+--                                             too_low adds ends_at and seller
+-- (the next minimum, end and seller let callers refuse certainly-too-low bids themselves)
 --   {-1}                                      no hot state for this auction
 --   {2, 1, outcome}                           a retried keyed request: its first outcome
 --   {2, 0}                                    the key was used before for another request
@@ -110,7 +113,7 @@ else
   min_amount = current_price + min_increment
 end
 if amount < min_amount then
-  return decided({0, 'too_low', min_amount})
+  return decided({0, 'too_low', min_amount, ends_at, seller})
 end
 
 local seq = bid_count + 1
@@ -152,4 +155,5 @@ if extended == 1 then
     'ends_at', int(new_ends_at))
 end
 
-return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount})
+return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount,
+  amount + min_increment, seller})

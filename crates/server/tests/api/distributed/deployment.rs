@@ -196,13 +196,15 @@ impl Deployment {
     pub async fn wait_until_persisted(&self, auction_id: &str, count: i64, timeout: Duration) {
         let started = Instant::now();
         loop {
-            let (_, stored) = self.stored_auction(auction_id).await;
-            if stored == count && self.stored_bids(auction_id).await.len() as i64 == count {
+            let (_, recorded) = self.stored_auction(auction_id).await;
+            let rows = self.stored_bids(auction_id).await.len() as i64;
+            if recorded == count && rows == count {
                 return;
             }
             assert!(
                 started.elapsed() < timeout,
-                "PostgreSQL holds {stored} of {count} bids after {timeout:?}\n{}",
+                "after {timeout:?} PostgreSQL has {rows} bid rows and a bid count of {recorded}, \
+                 not {count}\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
