@@ -10,6 +10,7 @@
 //! - [`auctions`]: auction hot state and the scripts that change it.
 //! - [`stream`]: the shard streams' entries.
 //! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
+//! - [`batcher`]: group commit of one auction's concurrent bids into one script call.
 //! - [`reads`]: PostgreSQL reads completed by the hot state and unapplied stream entries.
 //! - [`lease`]: leases with fencing epochs for singleton jobs.
 //! - [`persister`]: applying a shard's stream to PostgreSQL under its lease.
@@ -18,6 +19,7 @@
 //! - [`ratelimit`]: GCRA limits shared by every replica.
 
 pub mod auctions;
+pub mod batcher;
 pub mod commands;
 pub mod connection;
 pub mod lease;

@@ -472,3 +472,78 @@ fn a_silent_server_fails_fast() {
     });
     fails_fast(vec![format!("redis://127.0.0.1:{port}")], Duration::from_millis(3_500));
 }
+
+// ---- batches --------------------------------------------------------------------------------
+
+/// Bids sent together in one call must be decided exactly as if sent one by one, in order.
+async fn check_batches(
+    engine: &RedisAuctions,
+    steps: Vec<(usize, i64)>,
+    chunk: usize,
+) -> Result<(), TestCaseError> {
+    let fail = |error: EngineError| TestCaseError::fail(format!("engine: {error}"));
+    let mut pure = live_auction();
+    prop_assert_eq!(load(engine, &pure).await.map_err(fail)?, LoadResult::Created);
+    let now = T0 + SECOND;
+    let bids: Vec<PlaceBid> = steps
+        .iter()
+        .map(|&(bidder, delta)| bid(pure.id, Uuid::new_v4(), bidder, 100 + delta))
+        .collect();
+    let mut expected = Vec::new();
+    for placed in &bids {
+        let command = AuctionCommand::PlaceBid {
+            bid_id: placed.bid_id,
+            bidder_id: placed.bidder.id,
+            amount: placed.amount,
+        };
+        expected.push(match auctions::decide(&pure, &command, at(now)) {
+            Ok(events) => {
+                for event in &events {
+                    auctions::apply(&mut pure, event);
+                }
+                RedisBidResult::Accepted(AcceptedReply {
+                    bid_id: placed.bid_id,
+                    amount: placed.amount,
+                    seq: pure.bid_count,
+                    current_price: pure.current_price,
+                    ends_at: pure.ends_at,
+                    extended: events.len() == 2,
+                    placed_at: at(now),
+                })
+            }
+            Err(rejection) => RedisBidResult::Rejected(rejection),
+        });
+    }
+    let mut actual = Vec::new();
+    for group in bids.chunks(chunk) {
+        let group: Vec<&PlaceBid> = group.iter().collect();
+        let replies = engine.place_bids(&group, at(now)).await.map_err(fail)?;
+        actual.extend(replies.into_iter().map(|(result, _)| result));
+    }
+    prop_assert_eq!(actual, expected);
+    prop_assert_eq!(engine.state(pure.id).await.map_err(fail)?, Some(pure));
+    Ok(())
+}
+
+fn batches_match_one_by_one(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    let config = Config { cases: 32, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let strategy = (prop::collection::vec((0usize..4, -20i64..60), 1..40), 1usize..12);
+    let result = runner
+        .run(&strategy, |(steps, chunk)| runtime.block_on(check_batches(&engine, steps, chunk)));
+    if let Err(error) = result {
+        panic!("{variable}: a batch decided differently from one bid at a time: {error}");
+    }
+}
+
+#[test]
+fn single_node_batches_match_one_by_one() {
+    batches_match_one_by_one(SINGLE);
+}
+
+#[test]
+fn cluster_batches_match_one_by_one() {
+    batches_match_one_by_one(CLUSTER);
+}

@@ -194,35 +194,68 @@ impl RedisAuctions {
         bid: &PlaceBid,
         now: DateTime<Utc>,
     ) -> Result<(RedisBidResult, Option<Floor>), EngineError> {
+        let mut replies = self.place_bids(&[bid], now).await?;
+        Ok(replies.pop().expect("one reply per bid"))
+    }
+
+    /// Decides bids of one auction that arrived together in one script call, in order, each
+    /// seeing the acceptances before it: one round trip (and one AOF write) for the batch.
+    /// A keyed request must be alone in its call. Returns one reply per bid.
+    pub async fn place_bids(
+        &self,
+        bids: &[&PlaceBid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(RedisBidResult, Option<Floor>)>, EngineError> {
+        let Some(first) = bids.first() else { return Ok(Vec::new()) };
+        if bids.len() > 1 && bids.iter().any(|bid| bid.idempotency.is_some()) {
+            return Err(EngineError::Internal("a keyed bid must be placed alone".into()));
+        }
         // The script computes in doubles; money stays far inside their exact range.
-        if bid.amount > MAX_MONEY {
+        if let Some(bid) = bids.iter().find(|bid| bid.amount > MAX_MONEY) {
             return Err(EngineError::Internal(format!(
                 "bid amount {} above {MAX_MONEY}",
                 bid.amount
             )));
         }
-        let shard = self.shard(bid.auction_id);
-        let (record_key, request_hash) = match &bid.idempotency {
+        let auction_id = first.auction_id;
+        let shard = self.shard(auction_id);
+        let (record_key, request_hash) = match &first.idempotency {
             Some(key) => {
-                (self.idempotency_key(shard, bid.bidder.id, &key.key), hex(&key.request_hash))
+                (self.idempotency_key(shard, first.bidder.id, &key.key), hex(&key.request_hash))
             }
             // Unused by the script, but every key must name the shard's slot.
             None => (self.shard_key(shard, "idem"), String::new()),
         };
-        let mut invocation = PLACE_BID.key(self.auction_key(bid.auction_id));
+        let mut invocation = PLACE_BID.key(self.auction_key(auction_id));
         invocation
             .key(self.events_key(shard))
             .key(record_key)
-            .arg(bid.auction_id.to_string())
-            .arg(bid.bid_id.to_string())
-            .arg(bid.bidder.id.to_string())
-            .arg(bid.amount)
+            .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
-            .arg(&bid.bidder.nickname)
             .arg(request_hash)
             .arg(IDEMPOTENCY_WINDOW_MS);
-        let reply: Vec<Value> = self.invoke(&invocation).await?;
-        Ok((decode_bid_reply(&reply)?, floor(&reply)))
+        for bid in bids {
+            invocation
+                .arg(bid.bid_id.to_string())
+                .arg(bid.bidder.id.to_string())
+                .arg(bid.amount)
+                .arg(&bid.bidder.nickname);
+        }
+        let replies: Vec<Value> = self.invoke(&invocation).await?;
+        if replies.len() != bids.len() {
+            return Err(EngineError::Internal(format!(
+                "place_bid answered {} replies for {} bids",
+                replies.len(),
+                bids.len()
+            )));
+        }
+        replies
+            .iter()
+            .map(|reply| match reply {
+                Value::Array(reply) => Ok((decode_bid_reply(reply)?, floor(reply))),
+                other => Err(EngineError::Internal(format!("unexpected bid reply {other:?}"))),
+            })
+            .collect()
     }
 
     /// Announces the result of an auction whose end has passed: sets it closed and appends the

@@ -13,6 +13,7 @@ use surge_core::auctions::Rejection;
 use super::auctions::{
     AcceptedReply, CloseResult, Floor, LoadResult, RedisAuctions, RedisBidResult,
 };
+use super::batcher::BidBatcher;
 use crate::EngineError;
 use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
@@ -28,6 +29,7 @@ pub struct DistributedAuctions {
     clock: Arc<dyn Clock>,
     /// What this replica last learned of each auction's minimum next bid.
     floors: moka::sync::Cache<Uuid, Floor>,
+    batcher: BidBatcher,
 }
 
 impl DistributedAuctions {
@@ -36,7 +38,8 @@ impl DistributedAuctions {
             .max_capacity(100_000)
             .time_to_idle(Duration::from_secs(600))
             .build();
-        Self { redis, ledger, clock, floors }
+        let batcher = BidBatcher::new(redis.clone(), clock.clone());
+        Self { redis, ledger, clock, floors, batcher }
     }
 
     /// A rejection that is certain without Redis: a bid below the floor this replica learned
@@ -100,7 +103,11 @@ impl AuctionCommands for DistributedAuctions {
             return Ok(BidOutcome::Rejected(rejection));
         }
         for _ in 0..2 {
-            let (result, floor) = self.redis.place_bid_with_floor(&bid, self.clock.now()).await?;
+            let (result, floor) = match bid.idempotency {
+                // A keyed request goes alone: its outcome is recorded with it.
+                Some(_) => self.redis.place_bid_with_floor(&bid, self.clock.now()).await?,
+                None => self.batcher.place(bid.clone()).await?,
+            };
             if let Some(floor) = floor {
                 self.raise_floor(bid.auction_id, floor);
             }

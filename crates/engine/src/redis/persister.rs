@@ -33,7 +33,7 @@ pub const GROUP: &str = "persisters";
 /// How long a read waits for new entries.
 const BLOCK_MS: u64 = 500;
 /// How long a read that found some entries waits for more before applying them.
-const LINGER: Duration = Duration::from_millis(10);
+const LINGER: Duration = Duration::from_millis(50);
 /// Backoff between retries of a transient failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

@@ -1,29 +1,29 @@
--- Places a bid: Surge's bid rule (surge_core::auctions::decide and apply for PlaceBid), run
--- atomically against one auction's hot state. On acceptance the new state is written and every
--- event is appended to the shard's stream in the same step, so the two never disagree.
+-- Places bids: Surge's bid rule (surge_core::auctions::decide and apply for PlaceBid), run
+-- atomically against one auction's hot state, for one bid or for a batch of bids that arrived
+-- together (decided one after the other, in order, each seeing the acceptances before it). On
+-- acceptance the new state is written and every event is appended to the shard's stream in the
+-- same step, so the two never disagree.
 --
 -- KEYS[1]  the auction hash
 -- KEYS[2]  the shard's event stream
 -- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
 -- ARGV[1]  auction id
--- ARGV[2]  bid id
--- ARGV[3]  bidder id
--- ARGV[4]  amount (minor units)
--- ARGV[5]  now (microseconds since the Unix epoch)
--- ARGV[6]  the bidder's nickname (carried in the event for subscribers)
--- ARGV[7]  hex digest of the keyed request, or '' when the request carries no Idempotency-Key
--- ARGV[8]  how long a keyed outcome is remembered, in milliseconds
+-- ARGV[2]  now (microseconds since the Unix epoch)
+-- ARGV[3]  hex digest of the keyed request, or '' when it carries no Idempotency-Key (a keyed
+--          request is always alone in its call)
+-- ARGV[4]  how long a keyed outcome is remembered, in milliseconds
+-- ARGV[5…] per bid, four values: bid id, bidder id, amount (minor units), bidder's nickname
 --
--- Returns
+-- Returns one reply per bid, in order:
 --   {1, seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount,
 --    next minimum, seller}                    accepted
 --   {0, reason, min_amount or 0}              rejected; reason is one of
 --                                             not_started, ended, own_auction, too_low;
 --                                             too_low adds ends_at and seller
--- (the next minimum, end and seller let callers refuse certainly-too-low bids themselves)
 --   {-1}                                      no hot state for this auction
 --   {2, 1, outcome}                           a retried keyed request: its first outcome
 --   {2, 0}                                    the key was used before for another request
+-- (the next minimum, end and seller let callers refuse certainly-too-low bids themselves)
 --
 -- Numbers are Lua doubles: exact for integers up to 2^53, far above money (at most 10^15) and
 -- microsecond timestamps (about 2 * 10^15 today). They are written back with '%.0f', never in
@@ -32,13 +32,10 @@
 local auction_key = KEYS[1]
 local stream_key = KEYS[2]
 local auction_id = ARGV[1]
-local bid_id = ARGV[2]
-local bidder = ARGV[3]
-local amount = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local nickname = ARGV[6]
-local request_hash = ARGV[7]
+local now = tonumber(ARGV[2])
+local request_hash = ARGV[3]
 local keyed = request_hash ~= ''
+local bids = (#ARGV - 4) / 4
 
 local function int(x)
   return string.format('%.0f', x)
@@ -46,16 +43,16 @@ end
 
 -- A keyed request within the window replays its first outcome. The window is measured on the
 -- caller's clock (like every other time here); the key's own expiry only collects garbage.
-local idempotency_window = tonumber(ARGV[8]) * 1000
+local idempotency_window = tonumber(ARGV[4]) * 1000
 if keyed then
   local stored = redis.call('GET', KEYS[3])
   if stored then
     local record = cjson.decode(stored)
     if now - tonumber(record[3]) < idempotency_window then
       if record[1] ~= request_hash then
-        return {2, 0}
+        return {{2, 0}}
       end
-      return {2, 1, record[2]}
+      return {{2, 1, record[2]}}
     end
   end
 end
@@ -72,7 +69,7 @@ local function decided(outcome)
         stored[i] = value
       end
     end
-    redis.call('SET', KEYS[3], cjson.encode({request_hash, stored, int(now)}), 'PX', ARGV[8])
+    redis.call('SET', KEYS[3], cjson.encode({request_hash, stored, int(now)}), 'PX', ARGV[4])
   end
   return outcome
 end
@@ -80,7 +77,11 @@ end
 local f = redis.call('HMGET', auction_key, 'seller', 'starting_price', 'min_increment',
   'starts_at', 'ends_at', 'extend_seconds', 'current_price', 'bid_count', 'closed')
 if not f[1] then
-  return {-1}
+  local missing = {}
+  for i = 1, bids do
+    missing[i] = {-1}
+  end
+  return missing
 end
 local seller = f[1]
 local starting_price = tonumber(f[2])
@@ -91,69 +92,85 @@ local extend_seconds = tonumber(f[6])
 local current_price = tonumber(f[7])
 local bid_count = tonumber(f[8])
 local closed = f[9] == '1'
+local high_bidder, high_nickname
 
--- Status: live from starts_at (inclusive) to ends_at (exclusive); a closed auction is ended.
-if now < starts_at then
-  return decided({0, 'not_started', 0})
-end
-if now >= ends_at then
-  return decided({0, 'ended', 0})
-end
-if closed then
-  return decided({0, 'ended', 0})
-end
-if bidder == seller then
-  return decided({0, 'own_auction', 0})
-end
+-- One bid against the state as the earlier bids of this call left it.
+local function place(bid_id, bidder, amount, nickname)
+  -- Status: live from starts_at (inclusive) to ends_at (exclusive); a closed auction is ended.
+  if now < starts_at then
+    return decided({0, 'not_started', 0})
+  end
+  if now >= ends_at then
+    return decided({0, 'ended', 0})
+  end
+  if closed then
+    return decided({0, 'ended', 0})
+  end
+  if bidder == seller then
+    return decided({0, 'own_auction', 0})
+  end
 
-local min_amount
-if bid_count == 0 then
-  min_amount = starting_price
-else
-  min_amount = current_price + min_increment
-end
-if amount < min_amount then
-  return decided({0, 'too_low', min_amount, ends_at, seller})
-end
+  local min_amount
+  if bid_count == 0 then
+    min_amount = starting_price
+  else
+    min_amount = current_price + min_increment
+  end
+  if amount < min_amount then
+    return decided({0, 'too_low', min_amount, ends_at, seller})
+  end
 
-local seq = bid_count + 1
-local window = extend_seconds * 1000000
-local extended = 0
-local new_ends_at = ends_at
-if extend_seconds > 0 and ends_at - now <= window and now + window > ends_at then
-  extended = 1
-  new_ends_at = now + window
-end
+  local seq = bid_count + 1
+  local window = extend_seconds * 1000000
+  local extended = 0
+  local new_ends_at = ends_at
+  if extend_seconds > 0 and ends_at - now <= window and now + window > ends_at then
+    extended = 1
+    new_ends_at = now + window
+  end
+  current_price = amount
+  bid_count = seq
+  ends_at = new_ends_at
+  high_bidder = bidder
+  high_nickname = nickname
 
-redis.call('HSET', auction_key,
-  'current_price', int(amount),
-  'high_bidder', bidder,
-  'high_bidder_nickname', nickname,
-  'bid_count', int(seq),
-  'ends_at', int(new_ends_at))
-
-redis.call('XADD', stream_key, '*',
-  'type', 'bid',
-  'auction_id', auction_id,
-  'event_id', bid_id,
-  'seq', int(seq),
-  'bidder', bidder,
-  'nickname', nickname,
-  'amount', int(amount),
-  'placed_at', int(now),
-  'ends_at', int(new_ends_at))
-if extended == 1 then
   redis.call('XADD', stream_key, '*',
-    'type', 'extended',
+    'type', 'bid',
     'auction_id', auction_id,
-    'event_id', bid_id .. ':extended',
+    'event_id', bid_id,
     'seq', int(seq),
     'bidder', bidder,
     'nickname', nickname,
     'amount', int(amount),
     'placed_at', int(now),
     'ends_at', int(new_ends_at))
+  if extended == 1 then
+    redis.call('XADD', stream_key, '*',
+      'type', 'extended',
+      'auction_id', auction_id,
+      'event_id', bid_id .. ':extended',
+      'seq', int(seq),
+      'bidder', bidder,
+      'nickname', nickname,
+      'amount', int(amount),
+      'placed_at', int(now),
+      'ends_at', int(new_ends_at))
+  end
+  return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount,
+    amount + min_increment, seller})
 end
 
-return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount,
-  amount + min_increment, seller})
+local replies = {}
+for i = 1, bids do
+  local at = 4 + (i - 1) * 4
+  replies[i] = place(ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3]), ARGV[at + 4])
+end
+if high_bidder then
+  redis.call('HSET', auction_key,
+    'current_price', int(current_price),
+    'high_bidder', high_bidder,
+    'high_bidder_nickname', high_nickname,
+    'bid_count', int(bid_count),
+    'ends_at', int(ends_at))
+end
+return replies
