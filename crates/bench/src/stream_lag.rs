@@ -7,20 +7,15 @@
 //! lacks, so the time until that is zero on every shard after a storm says how long the
 //! durable copy trails the answers the clients got.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Value};
+use redis::{ConnectionAddr, IntoConnectionInfo};
 use serde::Serialize;
-
-/// The consumer group of Surge's persisters (the server's `persister::GROUP`).
-const GROUP: &str = "persisters";
+use surge_engine::redis::persister::{StreamLag, stream_lag};
+use surge_engine::redis::{KeySpace, RedisConnection};
 /// Pause between readings while waiting for the lag to reach zero.
 pub const POLL: Duration = Duration::from_millis(20);
 /// Pause between readings during the storm, coarser: there they compete with the bids for Redis.
@@ -76,26 +71,9 @@ impl StreamLagArgs {
     }
 }
 
-/// A connection to one Redis node or to a Cluster.
-enum Connection {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl Connection {
-    /// Sends `cmd`; an error reply comes back as `Err`, like a failed request.
-    async fn query(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
-        let reply = match self {
-            Self::Single(conn) => conn.req_packed_command(cmd).await,
-            Self::Cluster(conn) => conn.req_packed_command(cmd).await,
-        };
-        reply.and_then(Value::extract_error)
-    }
-}
-
 /// Reads the persisters' lag over every shard stream of one deployment.
 pub struct LagProbe {
-    conn: Connection,
+    conn: RedisConnection,
     streams: Vec<String>,
 }
 
@@ -107,25 +85,13 @@ impl LagProbe {
         for url in &urls {
             require_loopback(url)?;
         }
-        let connecting = async {
-            match urls.as_slice() {
-                [] => bail!("--redis-url is empty"),
-                [url] => {
-                    let client = redis::Client::open(*url).context("--redis-url")?;
-                    let conn = client.get_multiplexed_async_connection().await?;
-                    Ok(Connection::Single(conn))
-                }
-                urls => {
-                    let client = ClusterClient::new(urls.to_vec()).context("--redis-url")?;
-                    Ok(Connection::Cluster(client.get_async_connection().await?))
-                }
-            }
-        };
-        let conn = tokio::time::timeout(REDIS_TIMEOUT, connecting)
-            .await
-            .context("connecting to Redis timed out")?
-            .context("connecting to Redis")?;
-        let streams = (0..shards).map(|shard| format!("{prefix}:{{s{shard}}}:events")).collect();
+        if urls.is_empty() {
+            bail!("--redis-url is empty");
+        }
+        let urls: Vec<String> = urls.iter().map(|url| url.to_string()).collect();
+        let conn = RedisConnection::connect(&urls).await.context("connecting to Redis")?;
+        let keys = KeySpace::new(prefix, shards);
+        let streams = (0..shards).map(|shard| keys.events(shard)).collect();
         let mut probe = Self { conn, streams };
         tokio::time::timeout(REDIS_TIMEOUT, probe.read())
             .await
@@ -142,21 +108,14 @@ impl LagProbe {
         let mut total = 0;
         let mut found = 0;
         for stream in &self.streams {
-            let mut cmd = redis::cmd("XINFO");
-            cmd.arg("GROUPS").arg(stream);
-            let groups = match self.conn.query(&cmd).await {
-                Ok(groups) => groups,
+            match stream_lag(&self.conn, stream).await {
                 // No stream: no event of this shard was ever written, nothing to persist.
-                Err(e) if e.to_string().contains("no such key") => continue,
+                Ok(StreamLag::NoStream) => continue,
+                Ok(StreamLag::Entries(entries)) => total += entries,
+                Ok(StreamLag::Unknown) => return Ok(None),
                 Err(e) => return Err(e).with_context(|| format!("XINFO GROUPS {stream}")),
-            };
-            found += 1;
-            let groups: Vec<HashMap<String, Value>> = redis::from_redis_value(groups)
-                .with_context(|| format!("XINFO GROUPS {stream}: unexpected reply"))?;
-            match persisters_lag(&groups) {
-                Some(lag) => total += lag,
-                None => return Ok(None),
             }
+            found += 1;
         }
         if found == 0 {
             bail!(
@@ -223,18 +182,6 @@ impl LagProbe {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-/// `lag + pending` of the `persisters` group, if Redis can tell.
-fn persisters_lag(groups: &[HashMap<String, Value>]) -> Option<u64> {
-    let group = groups.iter().find(
-        |g| matches!(g.get("name"), Some(Value::BulkString(name)) if name == GROUP.as_bytes()),
-    )?;
-    let count = |field: &str| match group.get(field) {
-        Some(Value::Int(n)) => u64::try_from(*n).ok(),
-        _ => None,
-    };
-    Some(count("lag")? + count("pending")?)
 }
 
 /// Refuses Redis URLs that are not on this machine: the bench only ever measures loopback.
@@ -310,27 +257,6 @@ impl Drain {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn group(name: &str, lag: Value, pending: i64) -> HashMap<String, Value> {
-        HashMap::from([
-            ("name".to_owned(), Value::BulkString(name.as_bytes().to_vec())),
-            ("lag".to_owned(), lag),
-            ("pending".to_owned(), Value::Int(pending)),
-        ])
-    }
-
-    #[test]
-    fn lag_counts_unread_and_unacknowledged_entries_of_the_persisters() {
-        let groups = [group("other", Value::Int(99), 99), group(GROUP, Value::Int(7), 3)];
-        assert_eq!(persisters_lag(&groups), Some(10));
-    }
-
-    #[test]
-    fn an_unknown_lag_or_a_missing_group_is_not_zero() {
-        assert_eq!(persisters_lag(&[group(GROUP, Value::Nil, 0)]), None);
-        assert_eq!(persisters_lag(&[group("other", Value::Int(0), 0)]), None);
-        assert_eq!(persisters_lag(&[]), None);
-    }
 
     #[test]
     fn only_loopback_redis_is_accepted() {

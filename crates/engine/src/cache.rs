@@ -12,13 +12,13 @@ use moka::future::Cache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::redis::RedisConnection;
+use crate::redis::{KeySpace, RedisConnection};
 
-/// The shared tier: a Redis key per entry, `<prefix>:cache:<namespace>:<key>`.
+/// The shared tier: a Redis key per entry ([`KeySpace::cache`]).
 #[derive(Clone)]
 struct SharedTier {
     conn: RedisConnection,
-    prefix: String,
+    keys: KeySpace,
 }
 
 pub struct TwoTierCache<V> {
@@ -46,8 +46,8 @@ where
     }
 
     /// Adds the Redis tier every replica shares.
-    pub fn with_redis(mut self, conn: RedisConnection, prefix: &str) -> Self {
-        self.shared = Some(SharedTier { conn, prefix: prefix.to_owned() });
+    pub fn with_redis(mut self, conn: RedisConnection, keys: KeySpace) -> Self {
+        self.shared = Some(SharedTier { conn, keys });
         self
     }
 
@@ -100,7 +100,7 @@ where
     }
 
     fn shared_key(&self, shared: &SharedTier, key: &str) -> String {
-        format!("{}:cache:{}:{key}", shared.prefix, self.namespace)
+        shared.keys.cache(self.namespace, key)
     }
 
     /// A shared-tier hit; a miss, an unreadable entry or an unreachable Redis all fall through

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
+//! - [`keys`]: every key name, under the deployment's prefix and shard hash tags.
 //! - [`auctions`]: auction hot state and the scripts that change it.
 //! - [`stream`]: the shard streams' entries.
 //! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
@@ -22,6 +23,7 @@ pub mod auctions;
 pub mod batcher;
 pub mod commands;
 pub mod connection;
+pub mod keys;
 pub mod lease;
 pub mod persister;
 pub mod ratelimit;
@@ -36,6 +38,7 @@ use std::time::Duration;
 pub use auctions::{RedisAuctions, RedisBidResult};
 pub use commands::DistributedAuctions;
 pub use connection::RedisConnection;
+pub use keys::KeySpace;
 pub use ratelimit::RedisRateLimiter;
 pub use reads::LiveAuctionStore;
 pub use replica::{Replica, ReplicaSettings, ReplicaTasks};

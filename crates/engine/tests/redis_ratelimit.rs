@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use surge_core::ratelimit::{self, Decision, Quota};
 use surge_engine::clock::FrozenClock;
 use surge_engine::ratelimit::RateLimiter;
-use surge_engine::redis::RedisRateLimiter;
+use surge_engine::redis::{KeySpace, RedisRateLimiter};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ fn start() -> DateTime<Utc> {
 
 /// A limiter on its own connection, like one replica.
 fn replica(runtime: &Runtime, variable: &str, clock: Arc<FrozenClock>) -> RedisRateLimiter {
-    RedisRateLimiter::new(support::connect(runtime, variable), clock)
+    RedisRateLimiter::new(support::connect(runtime, variable), clock, KeySpace::default())
 }
 
 /// Random quotas and random check/take sequences: Redis must answer exactly like the pure

@@ -15,7 +15,7 @@ use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rej
 use surge_engine::EngineError;
 use surge_engine::auctions::PlaceBid;
 use surge_engine::redis::auctions::{AcceptedReply, LoadResult};
-use surge_engine::redis::{RedisAuctions, RedisBidResult, RedisConnection};
+use surge_engine::redis::{KeySpace, RedisAuctions, RedisBidResult, RedisConnection};
 use surge_store::auctions::UserRef;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ const SECOND: i64 = 1_000_000;
 fn connect(runtime: &Runtime, variable: &str) -> RedisAuctions {
     // A prefix of its own, so no other test's stream entries are in the way.
     let prefix = format!("test-rule-{}", Uuid::new_v4().simple());
-    RedisAuctions::new(support::connect(runtime, variable)).with_prefix(&prefix)
+    RedisAuctions::new(support::connect(runtime, variable), KeySpace::new(&prefix, 16))
 }
 
 fn nickname(n: usize) -> String {
@@ -189,7 +189,7 @@ fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i
 }
 
 async fn stream_entries(engine: &RedisAuctions, auction_id: Uuid) -> Result<Vec<Entry>, String> {
-    let key = engine.events_key(engine.shard(auction_id));
+    let key = engine.keys.events(engine.keys.shard_of(auction_id));
     let mut conn = engine.conn.clone();
     let raw: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(&key)
@@ -439,7 +439,7 @@ fn fails_fast(urls: Vec<String>, limit: Duration) {
         let started = Instant::now();
         let result = async {
             let conn = RedisConnection::connect(&urls).await?;
-            RedisAuctions::new(conn).state(Uuid::new_v4()).await
+            RedisAuctions::new(conn, KeySpace::default()).state(Uuid::new_v4()).await
         }
         .await;
         let elapsed = started.elapsed();

@@ -16,8 +16,8 @@ use surge_engine::ratelimit::RateLimiter;
 use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
 use surge_engine::redis::{
-    DistributedAuctions, LiveAuctionStore, RedisAuctions, RedisConnection, RedisRateLimiter,
-    Replica, ReplicaSettings, ReplicaTasks,
+    DistributedAuctions, KeySpace, LiveAuctionStore, RedisAuctions, RedisConnection,
+    RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
 };
 use surge_engine::workers::run_closer;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
@@ -341,8 +341,8 @@ async fn distributed(
         tracing::warn!("UNSAFE REDIS SETTINGS: {warning}");
     }
     let tuning = &settings.distributed;
-    let redis =
-        RedisAuctions::new(conn.clone()).with_shards(tuning.shards).with_prefix(&tuning.key_prefix);
+    let keys = KeySpace::new(&tuning.key_prefix, tuning.shards);
+    let redis = RedisAuctions::new(conn.clone(), keys.clone());
     let ledger = PgEventLedger::new(db.pool.clone());
     let commands: Arc<dyn AuctionCommands> =
         Arc::new(DistributedAuctions::new(redis.clone(), ledger.clone(), clock.clone()));
@@ -377,9 +377,7 @@ async fn distributed(
         images: Arc::new(PgImages::new(db.pool.clone())),
         bids: commands,
         feed: fanout,
-        limiter: Arc::new(
-            RedisRateLimiter::new(conn.clone(), clock).with_prefix(&tuning.key_prefix),
-        ),
+        limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock, keys)),
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
     };
     Ok((ports, Backend::Distributed { db, tasks }))

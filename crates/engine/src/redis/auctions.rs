@@ -1,6 +1,7 @@
 //! Auction hot state in Redis and the scripts that change it.
 //!
-//! Keys of an auction in shard `s` (one Cluster slot per shard), under the deployment's prefix:
+//! Keys of an auction in shard `s` (one Cluster slot per shard), under the deployment's prefix
+//! (named in [`super::keys`]):
 //! - `<prefix>:{s<s>}:auction:<id>`: a hash with the [`AuctionState`] fields (`seller`,
 //!   `starting_price`, `min_increment`, `starts_at` and `ends_at` in microseconds since the Unix
 //!   epoch, `extend_seconds`, `current_price`, `high_bidder` (empty for none),
@@ -10,24 +11,20 @@
 //! - `<prefix>:{s<s>}:idem:<user>:<key>`: the first outcome of a keyed bid, for 24 hours.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 use surge_core::MAX_MONEY;
 use surge_core::auctions::{AuctionState, Rejection};
-use surge_core::sharding::shard_of;
 use uuid::Uuid;
 
 use super::connection::RedisConnection;
+use super::keys::KeySpace;
 use super::{deadline, unavailable};
 use crate::EngineError;
 use crate::auctions::PlaceBid;
 
-/// Shards when nothing else is configured.
-pub const DEFAULT_SHARDS: u16 = 16;
-/// The key prefix when nothing else is configured.
-pub const DEFAULT_PREFIX: &str = "surge";
 /// How long an `Idempotency-Key` outcome is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
@@ -101,54 +98,12 @@ pub enum CloseResult {
 #[derive(Clone)]
 pub struct RedisAuctions {
     pub conn: RedisConnection,
-    /// The number of shards. Every process sharing a Redis must use the same value.
-    pub shards: u16,
-    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
-    pub prefix: Arc<str>,
+    pub keys: KeySpace,
 }
 
 impl RedisAuctions {
-    pub fn new(conn: RedisConnection) -> Self {
-        Self { conn, shards: DEFAULT_SHARDS, prefix: DEFAULT_PREFIX.into() }
-    }
-
-    pub fn with_shards(mut self, shards: u16) -> Self {
-        self.shards = shards.max(1);
-        self
-    }
-
-    pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The shard `auction_id` belongs to.
-    pub fn shard(&self, auction_id: Uuid) -> u16 {
-        shard_of(auction_id, self.shards)
-    }
-
-    /// The key of an auction's hot state hash.
-    pub fn auction_key(&self, auction_id: Uuid) -> String {
-        format!("{}:{{s{}}}:auction:{auction_id}", self.prefix, self.shard(auction_id))
-    }
-
-    /// The key of the stream that holds the events of `shard`.
-    pub fn events_key(&self, shard: u16) -> String {
-        format!("{}:{{s{shard}}}:events", self.prefix)
-    }
-
-    /// The key holding the id of the last entry of `shard`'s stream applied to PostgreSQL.
-    pub fn persisted_key(&self, shard: u16) -> String {
-        format!("{}:{{s{shard}}}:persisted", self.prefix)
-    }
-
-    /// A key in `shard`'s slot for a per-shard singleton (`lease`, `epoch`, …).
-    pub fn shard_key(&self, shard: u16, name: &str) -> String {
-        format!("{}:{{s{shard}}}:{name}", self.prefix)
-    }
-
-    fn idempotency_key(&self, shard: u16, user: Uuid, key: &str) -> String {
-        format!("{}:{{s{shard}}}:idem:{user}:{key}", self.prefix)
+    pub fn new(conn: RedisConnection, keys: KeySpace) -> Self {
+        Self { conn, keys }
     }
 
     /// Creates the hot state of an auction from a persisted copy. `persisted` is the shard's
@@ -161,9 +116,9 @@ impl RedisAuctions {
         high_bidder_nickname: Option<&str>,
         persisted: &str,
     ) -> Result<LoadResult, EngineError> {
-        let shard = self.shard(state.id);
-        let mut invocation = LOAD_AUCTION.key(self.auction_key(state.id));
-        invocation.key(self.events_key(shard)).arg(state.id.to_string()).arg(persisted);
+        let shard = self.keys.shard_of(state.id);
+        let mut invocation = LOAD_AUCTION.key(self.keys.auction(state.id));
+        invocation.key(self.keys.events(shard)).arg(state.id.to_string()).arg(persisted);
         for (field, value) in &encode(state) {
             invocation.arg(*field).arg(value);
         }
@@ -218,17 +173,17 @@ impl RedisAuctions {
             )));
         }
         let auction_id = first.auction_id;
-        let shard = self.shard(auction_id);
+        let shard = self.keys.shard_of(auction_id);
         let (record_key, request_hash) = match &first.idempotency {
             Some(key) => {
-                (self.idempotency_key(shard, first.bidder.id, &key.key), hex(&key.request_hash))
+                (self.keys.idempotency(shard, first.bidder.id, &key.key), hex(&key.request_hash))
             }
             // Unused by the script, but every key must name the shard's slot.
-            None => (self.shard_key(shard, "idem"), String::new()),
+            None => (self.keys.persisted(shard), String::new()),
         };
-        let mut invocation = PLACE_BID.key(self.auction_key(auction_id));
+        let mut invocation = PLACE_BID.key(self.keys.auction(auction_id));
         invocation
-            .key(self.events_key(shard))
+            .key(self.keys.events(shard))
             .key(record_key)
             .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
@@ -265,10 +220,10 @@ impl RedisAuctions {
         auction_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<CloseResult, EngineError> {
-        let shard = self.shard(auction_id);
-        let mut invocation = CLOSE_AUCTION.key(self.auction_key(auction_id));
+        let shard = self.keys.shard_of(auction_id);
+        let mut invocation = CLOSE_AUCTION.key(self.keys.auction(auction_id));
         invocation
-            .key(self.events_key(shard))
+            .key(self.keys.events(shard))
             .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
             .arg(CLOSED_RETENTION_MS);
@@ -291,7 +246,7 @@ impl RedisAuctions {
         &self,
         auction_id: Uuid,
     ) -> Result<Option<(AuctionState, Option<String>)>, EngineError> {
-        let key = self.auction_key(auction_id);
+        let key = self.keys.auction(auction_id);
         let mut conn = self.conn.clone();
         let fields: HashMap<String, String> = deadline(async {
             ::redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.map_err(unavailable)
@@ -309,7 +264,7 @@ impl RedisAuctions {
 
     /// The id of the last entry of `shard`'s stream known to be in PostgreSQL (`0-0` if none).
     pub async fn persisted_position(&self, shard: u16) -> Result<String, EngineError> {
-        let key = self.persisted_key(shard);
+        let key = self.keys.persisted(shard);
         let mut conn = self.conn.clone();
         let position: Option<String> = deadline(async {
             ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)
@@ -499,16 +454,6 @@ mod tests {
         assert_eq!(decode(Uuid::from_u128(1), &fields), None);
         fields.remove("closed");
         assert_eq!(decode(Uuid::from_u128(1), &fields), None);
-    }
-
-    #[test]
-    fn keys_of_one_shard_share_a_hash_tag() {
-        let id = Uuid::from_u128(1);
-        let shard = shard_of(id, DEFAULT_SHARDS);
-        assert_eq!(shard, 2);
-        // The key format without a connection: same prefix and tag as `RedisAuctions` builds.
-        let auction = format!("{DEFAULT_PREFIX}:{{s{shard}}}:auction:{id}");
-        assert_eq!(auction, format!("surge:{{s2}}:auction:{id}"));
     }
 
     #[test]

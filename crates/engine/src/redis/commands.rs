@@ -73,7 +73,7 @@ impl DistributedAuctions {
     /// of the auction: while the shard stream still has unapplied events of it, wait for the
     /// persister. A lower bid can never win because a key was rebuilt from stale data.
     async fn rebuild(&self, auction_id: Uuid) -> Result<(), EngineError> {
-        let shard = self.redis.shard(auction_id);
+        let shard = self.redis.keys.shard_of(auction_id);
         for _ in 0..REBUILD_ATTEMPTS {
             // The position first, then the copy: everything up to the position is in the copy.
             let persisted = self.redis.persisted_position(shard).await?;

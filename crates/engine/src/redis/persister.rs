@@ -8,10 +8,11 @@
 //! A transient database failure is retried with backoff and leaves the entries waiting in the
 //! stream; an entry the database refuses for what it is goes to the dead-letter table.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::Script;
+use ::redis::{Script, Value};
 
 use chrono::Utc;
 use surge_store::events::postgres::PgEventLedger;
@@ -129,7 +130,7 @@ impl Persister {
     }
 
     fn stream(&self) -> String {
-        self.redis.events_key(self.shard)
+        self.redis.keys.events(self.shard)
     }
 
     async fn create_group(&self) -> Result<(), Failure> {
@@ -340,7 +341,7 @@ impl Persister {
             Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
         let mut invocation = ACKNOWLEDGE.key(self.stream());
         invocation
-            .key(self.redis.persisted_key(self.shard))
+            .key(self.redis.keys.persisted(self.shard))
             .arg(GROUP)
             .arg(format!("{}-0", retained_ms.max(0)))
             .arg(ids);
@@ -352,37 +353,86 @@ impl Persister {
         Ok(())
     }
 
-    /// Publishes the shard's unapplied entries (not yet delivered + delivered, unacknowledged).
+    /// Publishes the shard's unapplied entries.
     async fn report_lag(&self) {
-        let mut conn = self.redis.conn.clone();
-        let groups: Result<Vec<std::collections::HashMap<String, ::redis::Value>>, _> =
-            deadline(async {
-                ::redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(self.stream())
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await;
-        let Ok(groups) = groups else { return };
-        let count =
-            |group: &std::collections::HashMap<String, ::redis::Value>, name: &str| match group
-                .get(name)
-            {
-                Some(::redis::Value::Int(n)) => *n,
-                _ => 0,
-            };
-        if let Some(group) = groups.iter().find(|group| {
-            matches!(group.get("name"), Some(::redis::Value::BulkString(name)) if name == GROUP.as_bytes())
-        }) {
-            let lag = count(group, "lag") + count(group, "pending");
-            metrics::gauge!("surge_stream_lag", "shard" => self.shard.to_string()).set(lag as f64);
-        }
+        let lag = stream_lag(&self.redis.conn, &self.stream()).await;
+        let entries = match lag {
+            Ok(StreamLag::Entries(entries)) => entries,
+            Ok(StreamLag::NoStream) => 0,
+            Ok(StreamLag::Unknown) | Err(_) => return,
+        };
+        metrics::gauge!("surge_stream_lag", "shard" => self.shard.to_string()).set(entries as f64);
     }
+}
+
+/// What PostgreSQL still lacks of one shard stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamLag {
+    /// No stream: nothing was ever written to this shard.
+    NoStream,
+    /// Redis cannot tell: no persisters group yet, or a lag it reports as unknown.
+    Unknown,
+    /// Entries not yet read plus read but not yet acknowledged.
+    Entries(u64),
+}
+
+/// Reads the persisters' lag on `stream` (`lag` + `pending` of their group).
+pub async fn stream_lag(conn: &RedisConnection, stream: &str) -> Result<StreamLag, EngineError> {
+    let mut conn = conn.clone();
+    let groups: Result<Vec<HashMap<String, Value>>, _> = deadline(async {
+        Ok(::redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(&mut conn).await)
+    })
+    .await?;
+    let groups = match groups {
+        Ok(groups) => groups,
+        Err(error) if error.to_string().contains("no such key") => return Ok(StreamLag::NoStream),
+        Err(error) => return Err(unavailable(error)),
+    };
+    Ok(match persisters_lag(&groups) {
+        Some(entries) => StreamLag::Entries(entries),
+        None => StreamLag::Unknown,
+    })
+}
+
+/// `lag + pending` of the persisters' group in an `XINFO GROUPS` reply, if Redis can tell.
+fn persisters_lag(groups: &[HashMap<String, Value>]) -> Option<u64> {
+    let group = groups.iter().find(
+        |group| matches!(group.get("name"), Some(Value::BulkString(name)) if name == GROUP.as_bytes()),
+    )?;
+    let count = |field: &str| match group.get(field) {
+        Some(Value::Int(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    Some(count("lag")? + count("pending")?)
 }
 
 enum Failure {
     LeaseLost,
     Redis(EngineError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(name: &str, lag: Value, pending: i64) -> HashMap<String, Value> {
+        HashMap::from([
+            ("name".to_owned(), Value::BulkString(name.as_bytes().to_vec())),
+            ("lag".to_owned(), lag),
+            ("pending".to_owned(), Value::Int(pending)),
+        ])
+    }
+
+    #[test]
+    fn lag_counts_unread_and_unacknowledged_entries_of_the_persisters() {
+        let groups = [group("other", Value::Int(99), 99), group(GROUP, Value::Int(7), 3)];
+        assert_eq!(persisters_lag(&groups), Some(10));
+    }
+
+    #[test]
+    fn an_unknown_lag_or_a_missing_group_is_not_zero() {
+        assert_eq!(persisters_lag(&[group(GROUP, Value::Nil, 0)]), None);
+        assert_eq!(persisters_lag(&[group("other", Value::Int(0), 0)]), None);
+        assert_eq!(persisters_lag(&[]), None);
+    }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use surge_core::ratelimit::{Decision, Quota};
 
 use super::connection::RedisConnection;
+use super::keys::KeySpace;
 use super::{deadline, unavailable};
 use crate::EngineError;
 use crate::clock::Clock;
@@ -20,27 +21,16 @@ pub struct RedisRateLimiter {
     /// Time comes from the caller (as for the in-process limiter), so both backends agree and
     /// tests can move it; replicas' clocks are expected to be NTP-close.
     clock: Arc<dyn Clock>,
-    /// The deployment's key prefix.
-    prefix: Arc<str>,
+    keys: KeySpace,
 }
 
 impl RedisRateLimiter {
-    pub fn new(conn: RedisConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { conn, clock, prefix: super::auctions::DEFAULT_PREFIX.into() }
-    }
-
-    pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The whole limiter key is the hash tag: one key, one Cluster slot.
-    fn redis_key(&self, key: &str) -> String {
-        format!("{}:rl:{{{key}}}", self.prefix)
+    pub fn new(conn: RedisConnection, clock: Arc<dyn Clock>, keys: KeySpace) -> Self {
+        Self { conn, clock, keys }
     }
 
     async fn decide(&self, quota: Quota, key: &str, take: bool) -> Result<Decision, EngineError> {
-        let mut invocation = GCRA.key(self.redis_key(key));
+        let mut invocation = GCRA.key(self.keys.rate_limit(key));
         invocation
             .arg(quota.emission_interval_ms())
             .arg(quota.tolerance_ms())

@@ -48,7 +48,7 @@ pub struct LiveAuctionStore {
 impl LiveAuctionStore {
     pub fn new(inner: Arc<dyn AuctionStore>, redis: RedisAuctions) -> Self {
         let records = TwoTierCache::new("auction", 100_000, RECORD_TTL)
-            .with_redis(redis.conn.clone(), &redis.prefix);
+            .with_redis(redis.conn.clone(), redis.keys.clone());
         Self { inner, redis, records }
     }
 
@@ -67,8 +67,8 @@ impl LiveAuctionStore {
 
     /// The bids of `auction_id` in the shard stream after the persisted position.
     async fn unapplied_bids(&self, auction_id: Uuid) -> StoreResult<Vec<BidRecord>> {
-        let shard = self.redis.shard(auction_id);
-        let stream = self.redis.events_key(shard);
+        let shard = self.redis.keys.shard_of(auction_id);
+        let stream = self.redis.keys.events(shard);
         let wanted = auction_id.to_string();
         let mut from = format!("({}", self.redis.persisted_position(shard).await.map_err(store)?);
         let mut bids = Vec::new();
@@ -154,7 +154,7 @@ impl AuctionStore for LiveAuctionStore {
         // cannot pipeline keys of different slots).
         let reads = rows.iter().map(|row| {
             let mut conn = self.redis.conn.clone();
-            let key = self.redis.auction_key(row.id);
+            let key = self.redis.keys.auction(row.id);
             async move {
                 ::redis::cmd("HMGET")
                     .arg(key)

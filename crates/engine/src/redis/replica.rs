@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
-use super::lease::{Lease, LeaseKeys};
+use super::lease::Lease;
 use super::persister::{Persister, PersisterSettings};
 use super::tailer::{run_tailer, stream_end};
 use super::{deadline, unavailable};
@@ -65,13 +65,14 @@ impl Replica {
     /// Starts tailing every shard from its current end (read before this returns, so no
     /// event acknowledged afterwards is missed) and starts taking leases.
     pub async fn start(self) -> Result<ReplicaTasks, EngineError> {
-        let mut ends = Vec::with_capacity(usize::from(self.redis.shards));
-        for shard in 0..self.redis.shards {
-            ends.push(stream_end(&self.redis.conn, &self.redis.events_key(shard)).await?);
+        let shards = self.redis.keys.shards();
+        let mut ends = Vec::with_capacity(usize::from(shards));
+        for shard in 0..shards {
+            ends.push(stream_end(&self.redis.conn, &self.redis.keys.events(shard)).await?);
         }
         let stop = CancellationToken::new();
         let mut handles = Vec::new();
-        for (shard, from) in (0..self.redis.shards).zip(ends) {
+        for (shard, from) in (0..shards).zip(ends) {
             let replica = self.clone();
             let stop = stop.clone();
             handles.push(tokio::spawn(async move {
@@ -99,17 +100,6 @@ impl Replica {
         }
     }
 
-    fn lease_keys(&self, scope: &str) -> LeaseKeys {
-        LeaseKeys {
-            lease: format!("{}:{{{scope}}}:lease", self.redis.prefix),
-            epoch: format!("{}:{{{scope}}}:epoch", self.redis.prefix),
-        }
-    }
-
-    fn registry_key(&self) -> String {
-        format!("{}:replicas", self.redis.prefix)
-    }
-
     /// Announces this replica and counts the live ones.
     async fn heartbeat(&self) -> Result<usize, EngineError> {
         let now = Utc::now().timestamp_millis();
@@ -117,9 +107,13 @@ impl Replica {
         // its shards are shared out as soon as their leases expire.
         let expired = now - self.settings.lease_ttl.as_millis() as i64;
         let mut pipe = ::redis::pipe();
-        pipe.cmd("ZADD").arg(self.registry_key()).arg(now).arg(&self.id).ignore();
-        pipe.cmd("ZREMRANGEBYSCORE").arg(self.registry_key()).arg("-inf").arg(expired).ignore();
-        pipe.cmd("ZCARD").arg(self.registry_key());
+        pipe.cmd("ZADD").arg(self.redis.keys.replicas()).arg(now).arg(&self.id).ignore();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(self.redis.keys.replicas())
+            .arg("-inf")
+            .arg(expired)
+            .ignore();
+        pipe.cmd("ZCARD").arg(self.redis.keys.replicas());
         let mut conn = self.redis.conn.clone();
         let (live,): (usize,) =
             deadline(async { pipe.query_async(&mut conn).await.map_err(unavailable) }).await?;
@@ -130,7 +124,7 @@ impl Replica {
         let mut conn = self.redis.conn.clone();
         let _ = deadline(async {
             ::redis::cmd("ZREM")
-                .arg(self.registry_key())
+                .arg(self.redis.keys.replicas())
                 .arg(&self.id)
                 .query_async::<()>(&mut conn)
                 .await
@@ -161,7 +155,7 @@ impl Replica {
                     continue;
                 }
             };
-            let shards = usize::from(self.redis.shards);
+            let shards = usize::from(self.redis.keys.shards());
             let target = shards.div_ceil(live);
             while held.len() > target {
                 if let Some((shard, task)) = held.pop_last() {
@@ -169,7 +163,7 @@ impl Replica {
                     task.finish().await;
                 }
             }
-            for shard in 0..self.redis.shards {
+            for shard in 0..self.redis.keys.shards() {
                 if held.len() >= target || stop.is_cancelled() {
                     break;
                 }
@@ -210,7 +204,7 @@ impl Replica {
         shard: u16,
         stop: &CancellationToken,
     ) -> Result<Option<Held>, EngineError> {
-        let keys = self.lease_keys(&format!("s{shard}"));
+        let keys = self.redis.keys.shard_lease(shard);
         let ttl = self.settings.lease_ttl;
         let Some(lease) = Lease::acquire(&self.redis.conn, keys, &self.id, ttl).await? else {
             return Ok(None);
@@ -243,16 +237,17 @@ impl Replica {
 
     async fn take_closer(&self) -> Option<Held> {
         let ttl = self.settings.lease_ttl;
-        let lease = match Lease::acquire(&self.redis.conn, self.lease_keys("closer"), &self.id, ttl)
-            .await
-        {
-            Ok(Some(lease)) => lease,
-            Ok(None) => return None,
-            Err(error) => {
-                tracing::warn!(error = %error, "could not try the closer lease");
-                return None;
-            }
-        };
+        let lease =
+            match Lease::acquire(&self.redis.conn, self.redis.keys.closer_lease(), &self.id, ttl)
+                .await
+            {
+                Ok(Some(lease)) => lease,
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not try the closer lease");
+                    return None;
+                }
+            };
         tracing::info!(epoch = lease.epoch(), "took the closer lease");
         let release = CancellationToken::new();
         let task_release = release.clone();

@@ -29,7 +29,7 @@ pub async fn run_tailer(
     fanout: Arc<Fanout>,
     stop: CancellationToken,
 ) {
-    let stream = redis.events_key(shard);
+    let stream = redis.keys.events(shard);
     let mut last = from;
     let mut backoff = Duration::from_millis(50);
     loop {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
 use sqlx::PgPool;
-use surge_engine::redis::RedisConnection;
+use surge_engine::redis::{KeySpace, RedisConnection};
 use surge_testkit::ScratchDatabase;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -126,13 +126,18 @@ impl Deployment {
         redis::from_redis_value(value).expect("unexpected Redis reply")
     }
 
-    pub fn shard_of(auction_id: &str) -> u16 {
-        surge_core::sharding::shard_of(Uuid::parse_str(auction_id).unwrap(), SHARDS)
+    /// The deployment's Redis key names.
+    pub fn keys(&self) -> KeySpace {
+        KeySpace::new(&self.prefix, SHARDS)
+    }
+
+    pub fn shard_of(&self, auction_id: &str) -> u16 {
+        self.keys().shard_of(Uuid::parse_str(auction_id).unwrap())
     }
 
     /// The replica holding a shard's lease and its epoch, if any.
     pub async fn lease_holder(&self, shard: u16) -> Option<(String, i64)> {
-        let key = format!("{}:{{s{shard}}}:lease", self.prefix);
+        let key = self.keys().shard_lease(shard).lease;
         let value: Option<String> = self.redis_query(redis::cmd("GET").arg(key)).await;
         let (name, epoch) = value?.rsplit_once('/').map(|(n, e)| (n.to_owned(), e.to_owned()))?;
         Some((name, epoch.parse().ok()?))

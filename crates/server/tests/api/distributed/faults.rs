@@ -36,7 +36,7 @@ async fn live_bid_count(api: &Api, auction_id: &str) -> i64 {
 async fn killing_the_lease_holder_mid_storm_moves_its_shard_and_loses_nothing() {
     let mut deployment = Deployment::start(3).await;
     let (bidders, auction_id) = auction(&deployment.api(0)).await;
-    let shard = Deployment::shard_of(&auction_id);
+    let shard = deployment.shard_of(&auction_id);
     let (holder, epoch, _) =
         deployment.wait_for_holder(shard, Duration::from_secs(10), |_, _| true).await;
 
@@ -69,7 +69,7 @@ async fn killing_the_lease_holder_mid_storm_moves_its_shard_and_loses_nothing() 
 async fn a_paused_lease_holder_is_fenced_out_when_it_resumes() {
     let deployment = Deployment::start(2).await;
     let (bidders, auction_id) = auction(&deployment.api(0)).await;
-    let shard = Deployment::shard_of(&auction_id);
+    let shard = deployment.shard_of(&auction_id);
     let (holder, epoch, _) =
         deployment.wait_for_holder(shard, Duration::from_secs(10), |_, _| true).await;
     let paused = Deployment::index_of(&holder);
@@ -159,8 +159,7 @@ async fn a_deleted_hot_key_is_rebuilt_only_from_complete_data() {
     for amount in 6..=10 {
         api.place_bid(&bidders[1], &auction_id, amount).await;
     }
-    let shard = Deployment::shard_of(&auction_id);
-    let hot_key = format!("{}:{{s{shard}}}:auction:{auction_id}", deployment.prefix);
+    let hot_key = deployment.keys().auction(uuid::Uuid::parse_str(&auction_id).unwrap());
     let deleted: i64 = deployment.redis_query(redis::cmd("DEL").arg(&hot_key)).await;
     assert_eq!(deleted, 1);
 

@@ -1,0 +1,146 @@
+//! Every Redis key Surge uses, named in one place.
+//!
+//! All keys start with the deployment's prefix, so several deployments (or test runs) can share
+//! one Redis. Keys of one shard carry it as a hash tag (`{s<n>}`), so a script touching an
+//! auction's hash, its shard's stream and the shard's bookkeeping stays in one Cluster slot.
+
+use std::sync::Arc;
+
+use surge_core::sharding::shard_of;
+use uuid::Uuid;
+
+use super::lease::LeaseKeys;
+
+/// Shards when nothing else is configured.
+pub const DEFAULT_SHARDS: u16 = 16;
+/// The key prefix when nothing else is configured.
+pub const DEFAULT_PREFIX: &str = "surge";
+
+/// A deployment's key names: its prefix and shard count (both must agree on every replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    prefix: Arc<str>,
+    shards: u16,
+}
+
+impl Default for KeySpace {
+    fn default() -> Self {
+        Self { prefix: DEFAULT_PREFIX.into(), shards: DEFAULT_SHARDS }
+    }
+}
+
+impl KeySpace {
+    pub fn new(prefix: &str, shards: u16) -> Self {
+        Self { prefix: prefix.into(), shards: shards.max(1) }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The shard `entity` belongs to.
+    pub fn shard_of(&self, entity: Uuid) -> u16 {
+        shard_of(entity, self.shards)
+    }
+
+    /// A key in `shard`'s slot.
+    fn in_shard(&self, shard: u16, name: &str) -> String {
+        format!("{}:{{s{shard}}}:{name}", self.prefix)
+    }
+
+    /// An auction's hot state hash.
+    pub fn auction(&self, auction_id: Uuid) -> String {
+        self.in_shard(self.shard_of(auction_id), &format!("auction:{auction_id}"))
+    }
+
+    /// The stream of `shard`'s events.
+    pub fn events(&self, shard: u16) -> String {
+        self.in_shard(shard, "events")
+    }
+
+    /// The id of the last entry of `shard`'s stream known to be in PostgreSQL.
+    pub fn persisted(&self, shard: u16) -> String {
+        self.in_shard(shard, "persisted")
+    }
+
+    /// The first outcome of `user`'s request with Idempotency-Key `key`, in `shard`'s slot.
+    pub fn idempotency(&self, shard: u16, user: Uuid, key: &str) -> String {
+        self.in_shard(shard, &format!("idem:{user}:{key}"))
+    }
+
+    /// The lease (and its epoch counter) of `shard`'s persister.
+    pub fn shard_lease(&self, shard: u16) -> LeaseKeys {
+        LeaseKeys { lease: self.in_shard(shard, "lease"), epoch: self.in_shard(shard, "epoch") }
+    }
+
+    /// The lease (and its epoch counter) of the auction closer.
+    pub fn closer_lease(&self) -> LeaseKeys {
+        LeaseKeys {
+            lease: format!("{}:{{closer}}:lease", self.prefix),
+            epoch: format!("{}:{{closer}}:epoch", self.prefix),
+        }
+    }
+
+    /// The sorted set of live replicas (score: last heartbeat, in ms).
+    pub fn replicas(&self) -> String {
+        format!("{}:replicas", self.prefix)
+    }
+
+    /// A rate limiter's state; the whole limiter key is the hash tag (one key, one slot).
+    pub fn rate_limit(&self, key: &str) -> String {
+        format!("{}:rl:{{{key}}}", self.prefix)
+    }
+
+    /// An entry of the shared cache tier.
+    pub fn cache(&self, namespace: &str, key: &str) -> String {
+        format!("{}:cache:{namespace}:{key}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot Redis Cluster hashes a key to is decided by its `{…}` tag alone.
+    fn tag(key: &str) -> &str {
+        let open = key.find('{').expect("a hash tag");
+        let close = open + key[open..].find('}').expect("a closed hash tag");
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn an_auctions_keys_share_its_shards_slot() {
+        let keys = KeySpace::new("t1", 16);
+        let auction = Uuid::from_u128(1);
+        let shard = keys.shard_of(auction);
+        assert_eq!(shard, 2);
+        assert_eq!(keys.auction(auction), format!("t1:{{s2}}:auction:{auction}"));
+        let slot_keys = [
+            keys.auction(auction),
+            keys.events(shard),
+            keys.persisted(shard),
+            keys.idempotency(shard, Uuid::from_u128(9), "retry-1"),
+            keys.shard_lease(shard).lease,
+            keys.shard_lease(shard).epoch,
+        ];
+        for key in &slot_keys {
+            assert!(key.starts_with("t1:"), "{key}");
+            assert_eq!(tag(key), "s2", "{key}");
+        }
+    }
+
+    #[test]
+    fn singletons_and_limits_have_slots_of_their_own() {
+        let keys = KeySpace::new("t1", 4);
+        assert_eq!(tag(&keys.closer_lease().lease), "closer");
+        assert_eq!(tag(&keys.closer_lease().epoch), "closer");
+        assert_eq!(tag(&keys.rate_limit("upload:u1")), "upload:u1");
+        assert_eq!(keys.replicas(), "t1:replicas");
+        assert_eq!(keys.cache("auction", "x"), "t1:cache:auction:x");
+        assert_eq!(KeySpace::new("t1", 0).shards(), 1, "at least one shard");
+    }
+}
