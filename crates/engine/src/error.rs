@@ -2,7 +2,7 @@
 
 use surge_store::StoreError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     /// The entity the command addresses does not exist.
     #[error("not found")]

@@ -13,9 +13,10 @@ use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 #[path = "support/redis.rs"]
+#[macro_use]
 mod support;
 
-use support::{CLUSTER, SINGLE, runtime};
+use support::runtime;
 
 fn start() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_800_000_000_000).unwrap()
@@ -55,16 +56,6 @@ fn matches_the_pure_arithmetic(variable: &str) {
     });
 }
 
-#[test]
-fn single_node_limits_match_the_pure_arithmetic() {
-    matches_the_pure_arithmetic(SINGLE);
-}
-
-#[test]
-fn cluster_limits_match_the_pure_arithmetic() {
-    matches_the_pure_arithmetic(CLUSTER);
-}
-
 /// Two replicas draw on one budget: what one takes, the other cannot.
 fn is_global(variable: &str) {
     let runtime = runtime();
@@ -86,16 +77,6 @@ fn is_global(variable: &str) {
     });
 }
 
-#[test]
-fn single_node_limits_hold_across_replicas() {
-    is_global(SINGLE);
-}
-
-#[test]
-fn cluster_limits_hold_across_replicas() {
-    is_global(CLUSTER);
-}
-
 /// Checking never uses up the limit.
 fn checking_is_free(variable: &str) {
     let runtime = runtime();
@@ -112,12 +93,4 @@ fn checking_is_free(variable: &str) {
     });
 }
 
-#[test]
-fn single_node_checks_take_nothing() {
-    checking_is_free(SINGLE);
-}
-
-#[test]
-fn cluster_checks_take_nothing() {
-    checking_is_free(CLUSTER);
-}
+on_node_and_cluster!(matches_the_pure_arithmetic, is_global, checking_is_free,);

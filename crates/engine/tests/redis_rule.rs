@@ -21,9 +21,10 @@ use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 #[path = "support/redis.rs"]
+#[macro_use]
 mod support;
 
-use support::{CLUSTER, SINGLE, runtime};
+use support::runtime;
 
 /// 2027-01-15, in microseconds.
 const T0: i64 = 1_800_000_000_000_000;
@@ -302,16 +303,6 @@ fn matches_the_rule(variable: &str) {
     }
 }
 
-#[test]
-fn single_node_matches_the_rule() {
-    matches_the_rule(SINGLE);
-}
-
-#[test]
-fn cluster_matches_the_rule() {
-    matches_the_rule(CLUSTER);
-}
-
 // ---- plain cases ---------------------------------------------------------------------------
 
 fn live_auction() -> AuctionState {
@@ -364,16 +355,6 @@ fn recovers_from_a_script_flush(variable: &str) {
     });
 }
 
-#[test]
-fn single_node_recovers_from_a_script_flush() {
-    recovers_from_a_script_flush(SINGLE);
-}
-
-#[test]
-fn cluster_recovers_from_a_script_flush() {
-    recovers_from_a_script_flush(CLUSTER);
-}
-
 fn missing_state_is_reported(variable: &str) {
     let runtime = runtime();
     let engine = connect(&runtime, variable);
@@ -385,16 +366,6 @@ fn missing_state_is_reported(variable: &str) {
         // Nothing was created by the attempt.
         assert_eq!(engine.state(id).await.unwrap(), None);
     });
-}
-
-#[test]
-fn single_node_reports_a_missing_auction() {
-    missing_state_is_reported(SINGLE);
-}
-
-#[test]
-fn cluster_reports_a_missing_auction() {
-    missing_state_is_reported(CLUSTER);
 }
 
 fn a_rejection_changes_nothing(variable: &str) {
@@ -412,16 +383,6 @@ fn a_rejection_changes_nothing(variable: &str) {
         assert_eq!(engine.state(auction.id).await.unwrap(), Some(auction.clone()));
         assert!(stream_entries(&engine, auction.id).await.unwrap().is_empty());
     });
-}
-
-#[test]
-fn single_node_rejection_changes_nothing() {
-    a_rejection_changes_nothing(SINGLE);
-}
-
-#[test]
-fn cluster_rejection_changes_nothing() {
-    a_rejection_changes_nothing(CLUSTER);
 }
 
 // ---- an unreachable Redis fails fast --------------------------------------------------------
@@ -538,12 +499,10 @@ fn batches_match_one_by_one(variable: &str) {
     }
 }
 
-#[test]
-fn single_node_batches_match_one_by_one() {
-    batches_match_one_by_one(SINGLE);
-}
-
-#[test]
-fn cluster_batches_match_one_by_one() {
-    batches_match_one_by_one(CLUSTER);
-}
+on_node_and_cluster!(
+    matches_the_rule,
+    recovers_from_a_script_flush,
+    missing_state_is_reported,
+    a_rejection_changes_nothing,
+    batches_match_one_by_one,
+);

@@ -332,39 +332,52 @@ fn decode(id: Uuid, fields: &HashMap<String, String>) -> Option<AuctionState> {
 /// The floor in a fresh accepted (`{1, …, next minimum, seller}`) or too-low
 /// (`{0, 'too_low', min, ends_at, seller}`) reply.
 fn floor(reply: &[Value]) -> Option<Floor> {
-    let int = |index: usize| match reply.get(index) {
-        Some(Value::Int(value)) => Some(*value),
-        _ => None,
-    };
-    let text = |index: usize| match reply.get(index) {
-        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
-        _ => None,
-    };
-    let (min_at, ends_at_at, seller_at) = match (int(0)?, text(1)) {
+    let reply = Reply(reply);
+    let (min_at, ends_at_at, seller_at) = match (reply.int(0)?, reply.text(1)) {
         (1, _) => (8, 3, 9),
         (0, Some("too_low")) => (2, 3, 4),
         _ => return None,
     };
     Some(Floor {
-        min_amount: int(min_at)?,
-        ends_at: DateTime::<Utc>::from_timestamp_micros(int(ends_at_at)?)?,
-        seller: Uuid::parse_str(text(seller_at)?).ok()?,
+        min_amount: reply.int(min_at)?,
+        ends_at: reply.time(ends_at_at)?,
+        seller: Uuid::parse_str(reply.text(seller_at)?).ok()?,
     })
+}
+
+/// A script reply's elements, read by position. Numbers may come as integers (a fresh reply) or
+/// as decimal text (an outcome stored for an Idempotency-Key).
+#[derive(Clone, Copy)]
+struct Reply<'a>(&'a [Value]);
+
+impl<'a> Reply<'a> {
+    fn int(self, index: usize) -> Option<i64> {
+        match self.0.get(index) {
+            Some(Value::Int(value)) => Some(*value),
+            Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn text(self, index: usize) -> Option<&'a str> {
+        match self.0.get(index) {
+            Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
+            Some(Value::SimpleString(text)) => Some(text.as_str()),
+            _ => None,
+        }
+    }
+
+    fn time(self, index: usize) -> Option<DateTime<Utc>> {
+        self.int(index).and_then(DateTime::<Utc>::from_timestamp_micros)
+    }
 }
 
 fn decode_bid_reply(reply: &[Value]) -> Result<RedisBidResult, EngineError> {
     let malformed = || EngineError::Internal(format!("unexpected reply from place_bid: {reply:?}"));
-    let int = |index: usize| match reply.get(index) {
-        Some(Value::Int(value)) => Some(*value),
-        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-        _ => None,
-    };
-    let text = |index: usize| match reply.get(index) {
-        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
-        Some(Value::SimpleString(text)) => Some(text.as_str()),
-        _ => None,
-    };
-    let time = |index: usize| int(index).and_then(DateTime::<Utc>::from_timestamp_micros);
+    let at = Reply(reply);
+    let int = |index: usize| at.int(index);
+    let text = |index: usize| at.text(index);
+    let time = |index: usize| at.time(index);
     match int(0) {
         Some(1) => {
             let bid_id = text(6).and_then(|id| Uuid::parse_str(id).ok());

@@ -84,13 +84,8 @@ impl BidBatcher {
                     }
                 }
                 Err(error) => {
-                    let message = error.to_string();
                     for waiting in batch {
-                        let failure = match &error {
-                            EngineError::Internal(_) => EngineError::Internal(message.clone()),
-                            _ => EngineError::Unavailable(message.clone()),
-                        };
-                        let _ = waiting.reply.send(Err(failure));
+                        let _ = waiting.reply.send(Err(error.clone()));
                     }
                 }
             }

@@ -56,13 +56,6 @@ pub struct PersisterSettings {
     pub retention: Duration,
 }
 
-/// Why a persister stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Stopped {
-    /// The lease was lost, released, or fenced by a newer holder.
-    LeaseLost,
-}
-
 pub struct Persister {
     pub redis: RedisAuctions,
     /// A connection of its own: blocking reads must not hold up the shared one.
@@ -75,16 +68,17 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// Runs until the lease is lost.
-    pub async fn run(self, lease: &Lease) -> Stopped {
+    /// Runs until the lease is lost (expired, taken over, released, or fenced by a newer
+    /// holder).
+    pub async fn run(self, lease: &Lease) {
         let lost = lease.lost();
         tokio::select! {
-            stopped = self.persist(lease) => stopped,
-            _ = lost.cancelled() => Stopped::LeaseLost,
+            () = self.persist(lease) => {}
+            _ = lost.cancelled() => {}
         }
     }
 
-    async fn persist(&self, lease: &Lease) -> Stopped {
+    async fn persist(&self, lease: &Lease) {
         let mut backoff = FIRST_BACKOFF;
         // Until the group exists and the previous holder's pending entries are re-applied.
         let mut claimed = false;
@@ -92,7 +86,7 @@ impl Persister {
         let mut reclaimed_at = Instant::now();
         loop {
             if !lease.is_valid() {
-                return Stopped::LeaseLost;
+                return;
             }
             let step = async {
                 if !claimed {
@@ -116,7 +110,7 @@ impl Persister {
             };
             match step.await {
                 Ok(()) => backoff = FIRST_BACKOFF,
-                Err(Failure::LeaseLost) => return Stopped::LeaseLost,
+                Err(Failure::LeaseLost) => return,
                 Err(Failure::Redis(error)) => {
                     // Entries may have been delivered to this consumer without the reply
                     // reaching it: claim every pending entry again before reading new ones.
@@ -234,30 +228,34 @@ impl Persister {
     /// position forward.
     async fn handle(&self, lease: &Lease, entries: Vec<RawEntry>) -> Result<(), Failure> {
         let started = Instant::now();
-        let mut events: Vec<(&str, PersistedEvent)> = Vec::with_capacity(entries.len());
+        // The events to apply, and the entry each came from (for the dead letter).
+        let mut events: Vec<PersistedEvent> = Vec::with_capacity(entries.len());
+        let mut sources: Vec<&RawEntry> = Vec::with_capacity(entries.len());
         let mut poison: Vec<(&RawEntry, String)> = Vec::new();
         for entry in &entries {
             match ShardEvent::decode(&entry.1) {
-                Ok(event) => events.extend(event.to_persisted().map(|e| (entry.0.as_str(), e))),
+                Ok(event) => {
+                    if let Some(event) = event.to_persisted() {
+                        events.push(event);
+                        sources.push(entry);
+                    }
+                }
                 Err(error) => poison.push((entry, error)),
             }
         }
-        let batch: Vec<PersistedEvent> = events.iter().map(|(_, e)| e.clone()).collect();
-        if let Err(error) = self.apply(lease, &batch).await {
-            match error {
-                ApplyError::Permanent(error) => {
-                    tracing::warn!(shard = self.shard, error = %error, "a batch was refused; applying its events one by one");
-                    for (id, event) in &events {
-                        if let Err(ApplyError::Permanent(error)) =
-                            self.apply(lease, std::slice::from_ref(event)).await
-                        {
-                            let entry = entries.iter().find(|entry| entry.0 == *id);
-                            poison.extend(entry.map(|entry| (entry, error)));
-                        }
+        match self.apply(lease, &events).await {
+            Ok(()) => {}
+            Err(ApplyError::Permanent(error)) => {
+                tracing::warn!(shard = self.shard, error = %error, "a batch was refused; applying its events one by one");
+                for (source, event) in sources.into_iter().zip(&events) {
+                    if let Err(ApplyError::Permanent(error)) =
+                        self.apply(lease, std::slice::from_ref(event)).await
+                    {
+                        poison.push((source, error));
                     }
                 }
-                _ => return Err(Failure::LeaseLost),
             }
+            Err(_) => return Err(Failure::LeaseLost),
         }
         for (entry, error) in &poison {
             self.dead_letter(lease, entry, error).await?;

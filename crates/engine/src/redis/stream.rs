@@ -42,12 +42,7 @@ pub enum ShardEvent {
 impl ShardEvent {
     /// Decodes an entry's flattened fields; the error names what is wrong.
     pub fn decode(flat: &[String]) -> Result<Self, String> {
-        let field = |name: &str| {
-            flat.chunks_exact(2)
-                .find(|pair| pair[0] == name)
-                .map(|pair| pair[1].as_str())
-                .ok_or_else(|| format!("no `{name}` field"))
-        };
+        let field = |name: &str| field(flat, name).ok_or_else(|| format!("no `{name}` field"));
         let int = |name: &str| {
             field(name)?.parse::<i64>().map_err(|_| format!("`{name}` is not an integer"))
         };
@@ -153,15 +148,19 @@ impl ShardEvent {
     }
 }
 
-/// The auction an entry is about, without decoding the rest.
-pub fn auction_of(flat: &[String]) -> Option<Uuid> {
-    let pair = flat.chunks_exact(2).find(|pair| pair[0] == "auction_id")?;
-    Uuid::parse_str(&pair[1]).ok()
+/// The value of field `name` in an entry's flattened fields.
+fn field<'a>(flat: &'a [String], name: &str) -> Option<&'a str> {
+    flat.chunks_exact(2).find(|pair| pair[0] == name).map(|pair| pair[1].as_str())
 }
 
-/// Whether an entry's flattened fields name `auction_id`, without decoding the rest.
+/// The auction an entry is about, without decoding the rest.
+pub fn auction_of(flat: &[String]) -> Option<Uuid> {
+    Uuid::parse_str(field(flat, "auction_id")?).ok()
+}
+
+/// Whether an entry is about `auction_id` (as text), without decoding anything.
 pub fn is_about(flat: &[String], auction_id: &str) -> bool {
-    flat.chunks_exact(2).any(|pair| pair[0] == "auction_id" && pair[1] == auction_id)
+    field(flat, "auction_id") == Some(auction_id)
 }
 
 #[cfg(test)]

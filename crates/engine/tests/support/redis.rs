@@ -19,3 +19,21 @@ pub fn connect(runtime: &Runtime, variable: &str) -> RedisConnection {
     }
     conn
 }
+
+/// Declares, for each scenario `fn(variable: &str)`, one test on the single node and one on the
+/// Cluster: `<scenario>::single_node` and `<scenario>::cluster`.
+macro_rules! on_node_and_cluster {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn single_node() {
+                super::$scenario(super::support::SINGLE);
+            }
+
+            #[test]
+            fn cluster() {
+                super::$scenario(super::support::CLUSTER);
+            }
+        }
+    )+};
+}

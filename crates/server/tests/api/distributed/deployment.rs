@@ -165,6 +165,17 @@ impl Deployment {
         }
     }
 
+    /// Waits until another replica than `holder` holds `shard` with a newer epoch.
+    pub async fn wait_for_successor(
+        &self,
+        shard: u16,
+        holder: &str,
+        epoch: i64,
+        timeout: Duration,
+    ) -> (String, i64, Duration) {
+        self.wait_for_holder(shard, timeout, |name, e| name != holder && e > epoch).await
+    }
+
     /// The index of the replica named `name`.
     pub fn index_of(name: &str) -> usize {
         name.trim_start_matches('r').parse().expect("replica names are r<n>")

@@ -43,9 +43,8 @@ async fn killing_the_lease_holder_mid_storm_moves_its_shard_and_loses_nothing() 
     let mut storm = Storm::start(&deployment.apis(), &bidders, &auction_id, BIDDERS);
     assert!(storm.wait_for_acks(100, Duration::from_secs(30)).await, "{}", deployment.logs());
     deployment.replicas[Deployment::index_of(&holder)].kill();
-    let (successor, new_epoch, took) = deployment
-        .wait_for_holder(shard, 6 * LEASE_TTL, |name, e| name != holder && e > epoch)
-        .await;
+    let (successor, new_epoch, took) =
+        deployment.wait_for_successor(shard, &holder, epoch, 6 * LEASE_TTL).await;
     assert!(
         took <= 2 * LEASE_TTL,
         "{successor} took shard {shard} over {took:?} after {holder} died (TTL {LEASE_TTL:?})"
@@ -79,9 +78,8 @@ async fn a_paused_lease_holder_is_fenced_out_when_it_resumes() {
     let mut storm = Storm::start(std::slice::from_ref(&other), &bidders, &auction_id, BIDDERS);
     assert!(storm.wait_for_acks(50, Duration::from_secs(30)).await, "{}", deployment.logs());
     deployment.replicas[paused].signal("STOP");
-    let (successor, new_epoch, _) = deployment
-        .wait_for_holder(shard, 6 * LEASE_TTL, |name, e| name != holder && e > epoch)
-        .await;
+    let (successor, new_epoch, _) =
+        deployment.wait_for_successor(shard, &holder, epoch, 6 * LEASE_TTL).await;
     let acked = storm.acks();
     assert!(
         storm.wait_for_acks(acked + 100, Duration::from_secs(30)).await,
