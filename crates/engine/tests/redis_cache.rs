@@ -1,0 +1,45 @@
+//! The cache's shared tier: what one replica loaded, another reads from Redis without loading.
+
+use std::time::Duration;
+
+use surge_engine::cache::TwoTierCache;
+use surge_engine::redis::KeySpace;
+use uuid::Uuid;
+
+#[path = "support/redis.rs"]
+#[macro_use]
+mod support;
+
+/// A replica's cache: its own process tier, the deployment's Redis tier.
+fn replica_cache(
+    conn: &surge_engine::redis::RedisConnection,
+    keys: &KeySpace,
+) -> TwoTierCache<String> {
+    TwoTierCache::new("test", 100, Duration::from_secs(60)).with_redis(conn.clone(), keys.clone())
+}
+
+fn replicas_share_what_one_loaded(variable: &str) {
+    let runtime = support::runtime();
+    let conn = support::connect(&runtime, variable);
+    let keys = KeySpace::new(&format!("test-cache-{}", Uuid::new_v4().simple()), 4);
+    runtime.block_on(async {
+        let first = replica_cache(&conn, &keys);
+        let second = replica_cache(&conn, &keys);
+        let loaded = first.get_or_load::<(), _, _>("k", || async { Ok(Some("v".into())) }).await;
+        assert_eq!(loaded.unwrap().as_deref().map(String::as_str), Some("v"));
+
+        // The other replica never calls its loader: the value comes from Redis.
+        let shared = second
+            .get_or_load::<&str, _, _>("k", || async { Err("the loader must not run") })
+            .await;
+        assert_eq!(shared.unwrap().as_deref().map(String::as_str), Some("v"));
+
+        // Invalidating on one replica empties the shared tier: a third replica loads afresh.
+        first.invalidate("k").await;
+        let third = replica_cache(&conn, &keys);
+        let reloaded = third.get_or_load::<(), _, _>("k", || async { Ok(Some("w".into())) }).await;
+        assert_eq!(reloaded.unwrap().as_deref().map(String::as_str), Some("w"));
+    });
+}
+
+on_node_and_cluster!(replicas_share_what_one_loaded);
