@@ -56,9 +56,15 @@ impl DistributedAuctions {
         certain.then_some(Rejection::TooLow { min_amount: floor.min_amount })
     }
 
-    /// Keeps the highest floor learned (replies can arrive out of order).
+    /// Keeps the highest floor learned (replies can arrive out of order); a reply that teaches
+    /// nothing new writes nothing.
     fn raise_floor(&self, auction_id: Uuid, floor: Floor) {
-        let higher = match self.floors.get(&auction_id) {
+        let raised = match self.floors.get(&auction_id) {
+            Some(known)
+                if known.min_amount >= floor.min_amount && known.ends_at >= floor.ends_at =>
+            {
+                return;
+            }
             Some(known) => Floor {
                 min_amount: known.min_amount.max(floor.min_amount),
                 ends_at: known.ends_at.max(floor.ends_at),
@@ -66,7 +72,7 @@ impl DistributedAuctions {
             },
             None => floor,
         };
-        self.floors.insert(auction_id, higher);
+        self.floors.insert(auction_id, raised);
     }
 
     /// Recreates a missing hot key from PostgreSQL, but only from a copy that holds every event
