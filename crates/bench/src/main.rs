@@ -23,15 +23,17 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::scenarios::bid_storm::BidStormArgs;
+use crate::scenarios::cinema::CinemaArgs;
 use crate::scenarios::healthz::HealthzArgs;
 use crate::scenarios::sse_fanout::SseFanoutArgs;
-use crate::server::Target;
+use crate::server::{ServerOptions, Target};
 
 const AFTER_HELP: &str = "\
 Examples:
   cargo build --release -p surge -p surge-bench
   target/release/surge-bench bid-storm --connections 256 --auctions 10 --duration-secs 10
   target/release/surge-bench healthz --json
+  target/release/surge-bench cinema --connections 256 --duration-secs 10
   ulimit -n 65536 && target/release/surge-bench sse-fanout --subscribers 5000 --rate 100
   target/release/surge-bench bid-storm --url http://127.0.0.1:8080
   target/release/surge-bench bid-storm --url http://127.0.0.1:8081,http://127.0.0.1:8082 \\
@@ -80,6 +82,9 @@ enum Command {
     BidStorm(BidStormArgs),
     /// Only the /healthz ceiling: the fastest the server answers anything.
     Healthz(HealthzArgs),
+    /// Cinema on the demo volume: cached and uncached "now showing" next to the ceiling, then
+    /// a 2,000-user seat rush on one 5 × 5 screening with its invariants.
+    Cinema(CinemaArgs),
     /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
     /// delivery latency, completeness and server memory per subscriber.
     SseFanout(SseFanoutArgs),
@@ -92,6 +97,7 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
             scenarios::bid_storm::run(target.endpoints(), args, cli.json).await
         }
         Command::Healthz(args) => scenarios::healthz::run(endpoint, args, cli.json).await,
+        Command::Cinema(args) => scenarios::cinema::run(endpoint, args, cli.json).await,
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
         }
@@ -116,7 +122,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut target = match runtime.block_on(Target::open(cli.url.as_deref(), &cli.server_bin)) {
+    // The cinema scenario needs the demo catalog, its admin, and reads beyond the per-address
+    // limit (every bench connection comes from 127.0.0.1).
+    let server = match &cli.command {
+        Command::Cinema(_) => ServerOptions {
+            demo: true,
+            env: vec![
+                ("SURGE_ADMIN_EMAILS", scenarios::cinema::ADMIN_EMAIL.to_owned()),
+                ("SURGE_CINEMA__READ_LIMIT", u32::MAX.to_string()),
+            ],
+        },
+        _ => ServerOptions::default(),
+    };
+    let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);
+    let mut target = match runtime.block_on(opened) {
         Ok(target) => target,
         Err(e) => {
             eprintln!("surge-bench: {e:#}");

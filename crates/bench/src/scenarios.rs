@@ -1,6 +1,7 @@
 //! The benchmark scenarios and the set-up they share (accounts, auctions, phase options).
 
 pub mod bid_storm;
+pub mod cinema;
 pub mod healthz;
 mod invariants;
 pub mod sse_fanout;

@@ -24,6 +24,15 @@ const HEALTH_POLL: Duration = Duration::from_millis(50);
 /// How long the server gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How a bench-started server is run, beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct ServerOptions {
+    /// `serve --demo`: seed the demo data first.
+    pub demo: bool,
+    /// Extra environment (settings) for the server.
+    pub env: Vec<(&'static str, String)>,
+}
+
 /// The servers a run talks to, and the child process when the bench started one.
 pub struct Target {
     /// Never empty; the first is the one every scenario sets up, measures the ceiling and
@@ -35,7 +44,11 @@ pub struct Target {
 impl Target {
     /// Uses the servers at `urls` (comma-separated) if given, otherwise starts `server_bin`;
     /// returns once `/healthz` answers 200 on every one.
-    pub async fn open(urls: Option<&str>, server_bin: &Path) -> Result<Self> {
+    pub async fn open(
+        urls: Option<&str>,
+        server_bin: &Path,
+        options: &ServerOptions,
+    ) -> Result<Self> {
         match urls {
             Some(urls) => {
                 let endpoints = Endpoint::parse_urls(urls)?;
@@ -45,7 +58,7 @@ impl Target {
                 Ok(Self { endpoints, spawned: None })
             }
             None => {
-                let (mut spawned, addr) = SpawnedServer::spawn(server_bin)?;
+                let (mut spawned, addr) = SpawnedServer::spawn(server_bin, options)?;
                 let endpoint = Endpoint::new(addr)?;
                 if let Err(e) = wait_healthy(&endpoint, Some(&mut spawned.child)).await {
                     let tail = spawned.log_tail();
@@ -94,7 +107,7 @@ struct SpawnedServer {
 
 impl SpawnedServer {
     /// Starts `bin serve` on a free port with a fresh data dir; output goes to a log file.
-    fn spawn(bin: &Path) -> Result<(Self, SocketAddr)> {
+    fn spawn(bin: &Path, options: &ServerOptions) -> Result<(Self, SocketAddr)> {
         if !bin.is_file() {
             bail!(
                 "server binary {} not found; build it with `cargo build --release -p surge`, \
@@ -113,8 +126,13 @@ impl SpawnedServer {
         let log = root.join("server.log");
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("duplicating the log file handle")?;
-        let child = Command::new(bin)
-            .arg("serve")
+        let mut command = Command::new(bin);
+        command.arg("serve");
+        if options.demo {
+            command.arg("--demo");
+        }
+        command.envs(options.env.iter().map(|(name, value)| (name, value)));
+        let child = command
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")

@@ -56,6 +56,44 @@ pub fn decide(quota: Quota, tat_ms: Option<i64>, now_ms: i64) -> Decision {
     }
 }
 
+/// A limit that shuts offenders out: the first event over `quota` starts a block of `block_ms`,
+/// during which every event is refused, whatever the quota would say. Once the block ends the
+/// key starts afresh (a block is always longer than the quota's period in practice, so the old
+/// arrival time has run out by then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    pub quota: Quota,
+    pub block_ms: i64,
+}
+
+/// What to do for one event under a [`Blocking`] limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingDecision {
+    /// Allowed: store `new_tat_ms` as the key's arrival time.
+    Allowed { new_tat_ms: i64 },
+    /// Refused; `started` when this event began the block (store `until_ms` as its end).
+    Blocked { until_ms: i64, started: bool },
+}
+
+/// Decides one event for a key with stored arrival time `tat_ms` and block end
+/// `blocked_until_ms` (`None` = never seen, never blocked).
+pub fn decide_blocking(
+    limit: Blocking,
+    tat_ms: Option<i64>,
+    blocked_until_ms: Option<i64>,
+    now_ms: i64,
+) -> BlockingDecision {
+    if let Some(until_ms) = blocked_until_ms.filter(|until| now_ms < *until) {
+        return BlockingDecision::Blocked { until_ms, started: false };
+    }
+    match decide(limit.quota, tat_ms, now_ms) {
+        Decision::Allowed { new_tat_ms } => BlockingDecision::Allowed { new_tat_ms },
+        Decision::Denied { .. } => {
+            BlockingDecision::Blocked { until_ms: now_ms + limit.block_ms.max(1), started: true }
+        }
+    }
+}
+
 /// Whole seconds for a `Retry-After` header: rounded up and at least 1, so a client that waits
 /// exactly that long is allowed.
 pub fn retry_after_secs(retry_after_ms: i64) -> u64 {
@@ -118,6 +156,49 @@ mod tests {
         let quota = Quota::new(1, MINUTE);
         assert!(decide(quota, None, 0).is_allowed());
         assert!(decide(quota, None, 0).is_allowed());
+    }
+
+    /// Runs one event through a blocking limit, keeping its state like a store would.
+    fn hit(limit: Blocking, state: &mut (Option<i64>, Option<i64>), now: i64) -> BlockingDecision {
+        let decision = decide_blocking(limit, state.0, state.1, now);
+        match decision {
+            BlockingDecision::Allowed { new_tat_ms } => state.0 = Some(new_tat_ms),
+            BlockingDecision::Blocked { until_ms, started: true } => state.1 = Some(until_ms),
+            BlockingDecision::Blocked { .. } => {}
+        }
+        decision
+    }
+
+    #[test]
+    fn the_event_over_the_quota_starts_a_block_that_outlasts_the_quota() {
+        let limit = Blocking { quota: Quota::new(50, MINUTE), block_ms: HOUR };
+        let mut state = (None, None);
+        for n in 1..=50 {
+            assert!(
+                matches!(hit(limit, &mut state, 0), BlockingDecision::Allowed { .. }),
+                "event {n}"
+            );
+        }
+        assert_eq!(
+            hit(limit, &mut state, 0),
+            BlockingDecision::Blocked { until_ms: HOUR, started: true }
+        );
+        // The quota alone would allow an event a few seconds later; the block does not.
+        assert_eq!(
+            hit(limit, &mut state, 2 * MINUTE),
+            BlockingDecision::Blocked { until_ms: HOUR, started: false }
+        );
+        assert_eq!(
+            hit(limit, &mut state, HOUR - 1),
+            BlockingDecision::Blocked { until_ms: HOUR, started: false }
+        );
+        for _ in 0..50 {
+            assert!(matches!(hit(limit, &mut state, HOUR), BlockingDecision::Allowed { .. }));
+        }
+        assert!(matches!(
+            hit(limit, &mut state, HOUR),
+            BlockingDecision::Blocked { started: true, .. }
+        ));
     }
 
     #[test]

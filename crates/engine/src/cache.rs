@@ -4,9 +4,15 @@
 //!
 //! Entries expire after a short time to live; callers use it only for data that is immutable
 //! or may trail by that long, and overlay anything that must be exact.
+//!
+//! [`TwoTierCache::invalidate_all`] drops every entry at once (the "now showing" lists after an
+//! admin change) by starting a new generation: entries are filed under the generation they were
+//! loaded in. With Redis the generation is a shared counter, which every replica re-reads at
+//! most every [`GENERATION_CHECK`], so another replica stops serving old entries within that.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use serde::Serialize;
@@ -21,11 +27,18 @@ struct SharedTier {
     keys: KeySpace,
 }
 
+/// How often a replica re-reads the shared generation.
+pub const GENERATION_CHECK: Duration = Duration::from_millis(500);
+
 pub struct TwoTierCache<V> {
     namespace: &'static str,
     local: Cache<String, Arc<V>>,
     shared: Option<SharedTier>,
     ttl: Duration,
+    generation: AtomicU64,
+    /// When the shared generation was last read, in ms since `created`.
+    generation_checked_ms: AtomicU64,
+    created: Instant,
 }
 
 /// Why a load produced nothing to cache.
@@ -42,7 +55,15 @@ where
     /// A process-local cache of at most `capacity` entries living `ttl`.
     pub fn new(namespace: &'static str, capacity: u64, ttl: Duration) -> Self {
         let local = Cache::builder().max_capacity(capacity).time_to_live(ttl).build();
-        Self { namespace, local, shared: None, ttl }
+        Self {
+            namespace,
+            local,
+            shared: None,
+            ttl,
+            generation: AtomicU64::new(0),
+            generation_checked_ms: AtomicU64::new(0),
+            created: Instant::now(),
+        }
     }
 
     /// Adds the Redis tier every replica shares.
@@ -59,9 +80,10 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
+        let key = &format!("{}:{key}", self.current_generation().await);
         let loaded = self
             .local
-            .try_get_with(key.to_owned(), async {
+            .try_get_with(key.clone(), async {
                 if let Some(value) = self.shared_get(key).await {
                     return Ok(Arc::new(value));
                 }
@@ -84,8 +106,61 @@ where
         }
     }
 
+    /// Forgets every entry, in this process at once and on every replica within
+    /// [`GENERATION_CHECK`].
+    pub async fn invalidate_all(&self) {
+        let next = match &self.shared {
+            Some(shared) => {
+                let mut conn = shared.conn.clone();
+                let mut command = ::redis::cmd("INCR");
+                command.arg(shared.keys.cache_generation(self.namespace));
+                let incr = command.query_async::<u64>(&mut conn);
+                match tokio::time::timeout(Duration::from_millis(500), incr).await {
+                    Ok(Ok(next)) => next,
+                    _ => {
+                        tracing::warn!("could not start a new shared cache generation");
+                        self.generation.load(Ordering::Acquire) + 1
+                    }
+                }
+            }
+            None => self.generation.load(Ordering::Acquire) + 1,
+        };
+        self.generation.fetch_max(next, Ordering::AcqRel);
+        self.local.invalidate_all();
+    }
+
+    /// The generation entries are filed under now; with Redis, re-read every
+    /// [`GENERATION_CHECK`] (a failed read keeps the one known).
+    async fn current_generation(&self) -> u64 {
+        let known = self.generation.load(Ordering::Acquire);
+        let Some(shared) = &self.shared else { return known };
+        let now_ms = self.created.elapsed().as_millis() as u64;
+        let checked = self.generation_checked_ms.load(Ordering::Acquire);
+        if now_ms.saturating_sub(checked) < GENERATION_CHECK.as_millis() as u64
+            || self
+                .generation_checked_ms
+                .compare_exchange(checked, now_ms, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return known;
+        }
+        let mut conn = shared.conn.clone();
+        let mut command = ::redis::cmd("GET");
+        command.arg(shared.keys.cache_generation(self.namespace));
+        let read = command.query_async::<Option<u64>>(&mut conn);
+        match tokio::time::timeout(Duration::from_millis(500), read).await {
+            Ok(Ok(Some(shared))) if shared > known => {
+                self.generation.fetch_max(shared, Ordering::AcqRel);
+                self.local.invalidate_all();
+                shared
+            }
+            _ => known,
+        }
+    }
+
     /// Forgets `key` in this process and in the shared tier.
     pub async fn invalidate(&self, key: &str) {
+        let key = &format!("{}:{key}", self.generation.load(Ordering::Acquire));
         self.local.invalidate(key).await;
         if let Some(shared) = &self.shared {
             let mut conn = shared.conn.clone();
@@ -174,5 +249,19 @@ mod tests {
         cache.invalidate("k").await;
         let reloaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("w".into())) }).await;
         assert_eq!(reloaded.unwrap().as_deref().map(String::as_str), Some("w"));
+    }
+
+    #[tokio::test]
+    async fn invalidating_everything_reloads_every_key() {
+        let cache: TwoTierCache<String> = TwoTierCache::new("test", 100, Duration::from_secs(60));
+        for key in ["a", "b"] {
+            let loaded = cache.get_or_load::<(), _, _>(key, || async { Ok(Some("old".into())) });
+            assert_eq!(loaded.await.unwrap().as_deref().map(String::as_str), Some("old"));
+        }
+        cache.invalidate_all().await;
+        for key in ["a", "b"] {
+            let loaded = cache.get_or_load::<(), _, _>(key, || async { Ok(Some("new".into())) });
+            assert_eq!(loaded.await.unwrap().as_deref().map(String::as_str), Some("new"), "{key}");
+        }
     }
 }

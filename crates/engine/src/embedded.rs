@@ -6,6 +6,6 @@ pub mod fanout;
 pub mod ratelimit;
 mod writer;
 
-pub use auctions::EmbeddedAuctions;
+pub use auctions::{EmbeddedAuctions, EmbeddedReservations};
 pub use fanout::Fanout;
 pub use ratelimit::InProcessRateLimiter;

@@ -8,6 +8,7 @@
 //! - [`clock`]: the one source of "now", replaceable in tests.
 //! - [`cache`]: the two-tier (process, then Redis) single-flight cache for hot reads.
 //! - [`auctions`]: the contended-command port for bids and closing, and the event feed.
+//! - [`cinema`]: the contended-command port for seat reservations.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
@@ -16,6 +17,7 @@
 
 pub mod auctions;
 pub mod cache;
+pub mod cinema;
 pub mod clock;
 pub mod embedded;
 pub mod error;

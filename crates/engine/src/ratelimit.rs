@@ -2,7 +2,7 @@
 //! decide where each key's theoretical arrival time lives (process memory or Redis).
 
 use async_trait::async_trait;
-pub use surge_core::ratelimit::{Decision, Quota};
+pub use surge_core::ratelimit::{Blocking, Decision, Quota};
 
 use crate::EngineError;
 
@@ -13,4 +13,7 @@ pub trait RateLimiter: Send + Sync {
     async fn check(&self, quota: Quota, key: &str) -> Result<Decision, EngineError>;
     /// Takes one event for `key` if it fits.
     async fn acquire(&self, quota: Quota, key: &str) -> Result<Decision, EngineError>;
+    /// Takes one event for `key` under a limit that blocks offenders; `Denied` carries the time
+    /// left in the block.
+    async fn acquire_or_block(&self, limit: Blocking, key: &str) -> Result<Decision, EngineError>;
 }

@@ -9,6 +9,7 @@
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
 //! - [`keys`]: every key name, under the deployment's prefix and shard hash tags.
 //! - [`auctions`]: auction hot state and the scripts that change it.
+//! - [`cinema`]: the [`crate::cinema::ReservationCommands`] port on screenings' hot state.
 //! - [`stream`]: the shard streams' entries.
 //! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
 //! - [`batcher`]: group commit of one auction's concurrent bids into one script call.
@@ -21,6 +22,7 @@
 
 pub mod auctions;
 pub mod batcher;
+pub mod cinema;
 pub mod commands;
 pub mod connection;
 pub mod keys;
@@ -36,6 +38,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use auctions::{RedisAuctions, RedisBidResult};
+pub use cinema::DistributedReservations;
 pub use commands::DistributedAuctions;
 pub use connection::RedisConnection;
 pub use keys::KeySpace;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use surge_engine::cache::TwoTierCache;
+use surge_engine::cache::{GENERATION_CHECK, TwoTierCache};
 use surge_engine::redis::KeySpace;
 use uuid::Uuid;
 
@@ -42,4 +42,26 @@ fn replicas_share_what_one_loaded(variable: &str) {
     });
 }
 
-on_node_and_cluster!(replicas_share_what_one_loaded);
+/// Invalidating everything on one replica reaches the others within the generation check.
+fn invalidating_everything_reaches_every_replica(variable: &str) {
+    let runtime = support::runtime();
+    let conn = support::connect(&runtime, variable);
+    let keys = KeySpace::new(&format!("test-cache-{}", Uuid::new_v4().simple()), 4);
+    runtime.block_on(async {
+        let first = replica_cache(&conn, &keys);
+        let second = replica_cache(&conn, &keys);
+        for cache in [&first, &second] {
+            let loaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("old".into())) });
+            assert_eq!(loaded.await.unwrap().as_deref().map(String::as_str), Some("old"));
+        }
+        first.invalidate_all().await;
+        let fresh = first.get_or_load::<(), _, _>("k", || async { Ok(Some("new".into())) });
+        assert_eq!(fresh.await.unwrap().as_deref().map(String::as_str), Some("new"));
+        tokio::time::sleep(GENERATION_CHECK + Duration::from_millis(50)).await;
+        let other =
+            second.get_or_load::<&str, _, _>("k", || async { Err("the shared tier has it") }).await;
+        assert_eq!(other.unwrap().as_deref().map(String::as_str), Some("new"));
+    });
+}
+
+on_node_and_cluster!(replicas_share_what_one_loaded, invalidating_everything_reaches_every_replica);

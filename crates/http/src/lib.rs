@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`accounts`]: sign-up, login, refresh, logout, `/me`; tokens and passwords.
 //! - [`auctions`]: auctions, bids and the SSE feed.
+//! - [`cinema`]: now showing, seat maps, reservations and the admin catalog.
 //! - [`images`]: uploads and downloads.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the generated OpenAPI 3.1 document and `/api/docs`.
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod auctions;
+pub mod cinema;
 pub mod error;
 pub mod extract;
 pub mod images;
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(auctions::router())
+        .merge(cinema::router())
         .merge(images::router())
         .merge(operations::router())
         .merge(openapi::router())

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
-use crate::{accounts, auctions, images, operations};
+use crate::{accounts, auctions, cinema, images, operations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,9 @@ use crate::{accounts, auctions, images, operations};
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me, accounts::update_me,
         auctions::create, auctions::get_auction, auctions::search,
         auctions::bids::place, auctions::bids::history, auctions::events::stream,
+        cinema::now_showing, cinema::seat_map, cinema::reservations::reserve, cinema::reservations::cancel,
+        cinema::reservations::mine, cinema::admin::create_theater, cinema::admin::create_movie,
+        cinema::admin::create_screening,
         images::upload, images::download,
         operations::healthz, operations::readyz, operations::metrics_text,
     ),
@@ -23,10 +26,14 @@ use crate::{accounts, auctions, images, operations};
         accounts::RefreshRequest, accounts::ProfileUpdate,
         auctions::Auction, auctions::AuctionListItem, auctions::CreateAuction, auctions::Person, auctions::ImageLink,
         auctions::bids::Bid, auctions::bids::BidRequest, auctions::bids::BidPlaced, auctions::bids::AuctionAfterBid,
+        cinema::Showing, cinema::ShowingItem, cinema::ScreeningSlot, cinema::Theater, cinema::SeatMap, cinema::SeatState,
+        cinema::reservations::ReservationRequest, cinema::reservations::Reservation,
+        cinema::admin::TheaterRequest, cinema::admin::TheaterCreated, cinema::admin::MovieRequest, cinema::admin::Movie,
+        cinema::admin::ScreeningRequest, cinema::admin::Screening,
         images::UploadedImage,
     )),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "auctions"), (name = "images"), (name = "operations")),
+    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "images"), (name = "operations")),
 )]
 pub struct ApiDoc;
 

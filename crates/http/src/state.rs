@@ -6,15 +6,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use object_store::ObjectStore;
 use surge_engine::auctions::{AuctionCommands, AuctionFeed};
+use surge_engine::cache::TwoTierCache;
+use surge_engine::cinema::ReservationCommands;
 use surge_engine::clock::Clock;
-use surge_engine::ratelimit::{Quota, RateLimiter};
+use surge_engine::ratelimit::{Blocking, Quota, RateLimiter};
 use surge_store::accounts::{RefreshTokenStore, UserStore};
 use surge_store::auctions::AuctionStore;
+use surge_store::cinema::CinemaStore;
 use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::accounts::tokens::TokenService;
+use crate::cinema::JsonBody;
 
 /// Answers `/readyz`: are the dependencies reachable?
 #[async_trait]
@@ -37,6 +41,10 @@ pub struct HttpSettings {
     pub sse_heartbeat: Duration,
     /// Largest JSON body accepted.
     pub json_body_limit: usize,
+    /// Reads of "now showing" and seat maps per address, and the block for going over.
+    pub cinema_reads: Blocking,
+    /// Least time between one user's successful reservations of one screening.
+    pub reservation_cooldown: chrono::Duration,
 }
 
 /// The handle every handler receives. One `Arc`, so the per-request clone axum makes is one
@@ -67,6 +75,10 @@ pub struct Services {
     pub images: Arc<dyn ImageStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub bids: Arc<dyn AuctionCommands>,
+    pub cinema: Arc<dyn CinemaStore>,
+    pub reservations: Arc<dyn ReservationCommands>,
+    /// Rendered "now showing" bodies by query.
+    pub showing: Arc<TwoTierCache<JsonBody>>,
     pub feed: Arc<dyn AuctionFeed>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tokens: Arc<TokenService>,

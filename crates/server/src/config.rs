@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub auctions: AuctionSettings,
+    pub cinema: CinemaSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
     pub distributed: DistributedSettings,
@@ -67,6 +68,20 @@ pub struct AuctionSettings {
     pub closer_interval_ms: u64,
     /// Events buffered per SSE subscriber before a slow one is disconnected.
     pub sse_buffer: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CinemaSettings {
+    /// Reads of GET /movies and GET /screenings/… one address may make per `read_period_secs`…
+    pub read_limit: u32,
+    pub read_period_secs: u64,
+    /// …before it is blocked for this long.
+    pub read_block_secs: u64,
+    /// Least time between one user's successful reservations of one screening.
+    pub reservation_cooldown_secs: u64,
+    /// How long a "now showing" answer is served from the cache (admin changes empty it).
+    pub showing_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +134,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             auctions: AuctionSettings::default(),
+            cinema: CinemaSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
             distributed: DistributedSettings::default(),
@@ -159,6 +175,18 @@ impl Default for LimitSettings {
 impl Default for AuctionSettings {
     fn default() -> Self {
         Self { sse_heartbeat_secs: 15, closer_interval_ms: 250, sse_buffer: 256 }
+    }
+}
+
+impl Default for CinemaSettings {
+    fn default() -> Self {
+        Self {
+            read_limit: 50,
+            read_period_secs: 60,
+            read_block_secs: 3600,
+            reservation_cooldown_secs: 300,
+            showing_cache_secs: 10,
+        }
     }
 }
 
@@ -240,6 +268,8 @@ mod tests {
             .unwrap();
         assert_eq!(parsed.listen, Settings::default().listen);
         assert_eq!(parsed.limits.uploads_per_hour, 2);
+        assert_eq!(parsed.cinema.read_limit, 50);
+        assert_eq!(parsed.cinema.read_block_secs, 3600);
     }
 
     #[test]

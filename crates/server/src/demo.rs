@@ -1,5 +1,8 @@
-//! `surge serve --demo`: a few accounts and auctions in every state, so a newcomer sees
-//! something at once. Seeds only an empty database, through the same ports the API uses.
+//! `surge serve --demo`: a few accounts and auctions in every state, and a week of cinema
+//! screenings, so a newcomer sees something at once. Seeds only an empty database, through the
+//! same ports the API uses.
+
+pub mod cinema;
 
 use anyhow::Context;
 use chrono::Duration;
@@ -37,6 +40,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             Ok(user) => users.push(UserRef { id: user.id, nickname: user.nickname }),
             Err(StoreError::Conflict(_)) => {
                 tracing::info!("demo data already present");
+                cinema::seed(state).await?;
                 return Ok(());
             }
             Err(other) => return Err(other).context("cannot create demo users"),
@@ -136,6 +140,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             }
         }
     }
+    cinema::seed(state).await?;
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",
         password = DEMO_PASSWORD,

@@ -59,8 +59,19 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Seed demo data into the configured database, then exit.
+    Seed {
+        #[arg(value_enum)]
+        what: SeedTarget,
+    },
     /// Print an example surge.toml with every setting and its default.
     DefaultConfig,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SeedTarget {
+    /// Theaters, movies and a week of screenings (skipped when something is showing).
+    Cinema,
 }
 
 #[tokio::main]
@@ -101,6 +112,15 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Seed { what: SeedTarget::Cinema } => {
+            // Seeding serves nothing: never compete for the port of a running server.
+            let settings =
+                Settings { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ..settings };
+            let app = Application::build(settings).await?;
+            let created = demo::cinema::seed(app.state()).await?;
+            println!("{created} screenings seeded");
+            app.run_until_stopped(async {}).await
+        }
         Command::DefaultConfig => Ok(()),
     }
 }

@@ -8,19 +8,22 @@ use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::local::LocalFileSystem;
 use surge_engine::auctions::{AuctionCommands, AuctionFeed};
+use surge_engine::cache::TwoTierCache;
+use surge_engine::cinema::ReservationCommands;
 use surge_engine::clock::{Clock, SystemClock};
 use surge_engine::embedded::auctions::WriterTask;
 use surge_engine::embedded::{EmbeddedAuctions, Fanout, InProcessRateLimiter};
-use surge_engine::ratelimit::Quota;
 use surge_engine::ratelimit::RateLimiter;
+use surge_engine::ratelimit::{Blocking, Quota};
 use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
 use surge_engine::redis::{
-    DistributedAuctions, KeySpace, LiveAuctionStore, RedisAuctions, RedisConnection,
-    RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
+    DistributedAuctions, DistributedReservations, KeySpace, LiveAuctionStore, RedisAuctions,
+    RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
 };
 use surge_engine::workers::run_closer;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
+use surge_http::cinema::JsonBody;
 use surge_http::state::{AppState, HttpSettings, Readiness, Services};
 use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
 use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
@@ -28,6 +31,9 @@ use surge_store::accounts::{RefreshTokenStore, UserStore};
 use surge_store::auctions::AuctionStore;
 use surge_store::auctions::postgres::PgAuctions;
 use surge_store::auctions::sqlite::SqliteAuctions;
+use surge_store::cinema::CinemaStore;
+use surge_store::cinema::postgres::PgCinema;
+use surge_store::cinema::sqlite::SqliteCinema;
 use surge_store::db::{PgDb, SqliteDb};
 use surge_store::events::postgres::PgEventLedger;
 use surge_store::images::ImageStore;
@@ -70,6 +76,9 @@ struct Ports {
     auctions: Arc<dyn AuctionStore>,
     images: Arc<dyn ImageStore>,
     bids: Arc<dyn AuctionCommands>,
+    cinema: Arc<dyn CinemaStore>,
+    reservations: Arc<dyn ReservationCommands>,
+    showing: Arc<TwoTierCache<JsonBody>>,
     feed: Arc<dyn AuctionFeed>,
     limiter: Arc<dyn RateLimiter>,
     readiness: Arc<dyn Readiness>,
@@ -221,6 +230,16 @@ impl Application {
             uploads: Quota::new(settings.limits.uploads_per_hour.max(1), 3_600_000),
             sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
             json_body_limit: settings.http.json_body_limit_bytes,
+            cinema_reads: Blocking {
+                quota: Quota::new(
+                    settings.cinema.read_limit.max(1),
+                    (settings.cinema.read_period_secs.max(1) * 1000) as i64,
+                ),
+                block_ms: (settings.cinema.read_block_secs.max(1) * 1000) as i64,
+            },
+            reservation_cooldown: chrono::Duration::seconds(
+                settings.cinema.reservation_cooldown_secs as i64,
+            ),
         };
         let state = AppState::new(Services {
             clock: clock.clone(),
@@ -230,6 +249,9 @@ impl Application {
             images: ports.images,
             objects: Arc::new(objects),
             bids: ports.bids,
+            cinema: ports.cinema,
+            reservations: ports.reservations,
+            showing: ports.showing,
             feed: ports.feed,
             limiter: ports.limiter,
             tokens: Arc::new(TokenService::new(&key, token_settings, clock)),
@@ -276,6 +298,7 @@ impl Application {
             // Small responses on keep-alive connections must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
         });
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -299,6 +322,12 @@ impl Application {
     }
 }
 
+/// The "now showing" cache's process tier (the distributed backend adds Redis).
+fn showing_cache(settings: &Settings) -> TwoTierCache<JsonBody> {
+    let ttl = Duration::from_secs(settings.cinema.showing_cache_secs.max(1));
+    TwoTierCache::new("showing", 10_000, ttl)
+}
+
 async fn embedded(
     settings: &Settings,
     fanout: Arc<Fanout>,
@@ -310,12 +339,16 @@ async fn embedded(
     let (engine, writer) =
         EmbeddedAuctions::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
             .await?;
+    let cinema: Arc<dyn CinemaStore> = Arc::new(SqliteCinema::new(db.pool.clone()));
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
         auctions: Arc::new(SqliteAuctions::new(db.pool.clone())),
         images: Arc::new(SqliteImages::new(db.pool.clone())),
         bids: Arc::new(engine.clone()),
+        reservations: Arc::new(engine.reservations(cinema.clone())),
+        cinema,
+        showing: Arc::new(showing_cache(settings)),
         feed: fanout,
         limiter: Arc::new(InProcessRateLimiter::new(clock)),
         readiness: Arc::new(SqliteReadiness(db.clone())),
@@ -343,6 +376,7 @@ async fn distributed(
     let tuning = &settings.distributed;
     let keys = KeySpace::new(&tuning.key_prefix, tuning.shards);
     let redis = RedisAuctions::new(conn.clone(), keys.clone());
+    let reservations_redis = redis.clone();
     let ledger = PgEventLedger::new(db.pool.clone());
     let commands: Arc<dyn AuctionCommands> =
         Arc::new(DistributedAuctions::new(redis.clone(), ledger.clone(), clock.clone()));
@@ -370,12 +404,21 @@ async fn distributed(
         clock: clock.clone(),
     };
     let tasks = replica.start().await.context("cannot start tailing the shard streams")?;
+    let cinema = PgCinema::new(db.pool.clone());
+    let showing = showing_cache(settings).with_redis(conn.clone(), keys.clone());
     let ports = Ports {
         users: Arc::new(PgUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(PgRefreshTokens::new(db.pool.clone())),
         auctions,
         images: Arc::new(PgImages::new(db.pool.clone())),
         bids: commands,
+        reservations: Arc::new(DistributedReservations::new(
+            reservations_redis,
+            cinema.clone(),
+            clock.clone(),
+        )),
+        cinema: Arc::new(cinema),
+        showing: Arc::new(showing),
         feed: fanout,
         limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock, keys)),
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),

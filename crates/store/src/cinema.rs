@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use surge_core::cinema::{Genre, Grade, Seat};
+use surge_core::cinema::{Genre, Grade, Held, ScreeningState, Seat};
 use uuid::Uuid;
 
 use crate::StoreResult;
@@ -110,6 +110,9 @@ pub trait CinemaStore: Send + Sync {
     async fn screening(&self, id: Uuid) -> StoreResult<Option<ScreeningRecord>>;
     /// Newest release first (then id), each movie's screenings by start time (then id).
     async fn now_showing(&self, query: &ShowingQuery) -> StoreResult<Vec<ShowingMovie>>;
+    /// The database's plan for [`Self::now_showing`]'s two queries (one line per plan node),
+    /// so operators and tests can see they run on indexes.
+    async fn now_showing_plan(&self, query: &ShowingQuery) -> StoreResult<Vec<String>>;
     async fn taken_seats(&self, screening_id: Uuid) -> StoreResult<Vec<Seat>>;
     async fn reservation(&self, id: Uuid) -> StoreResult<Option<ReservationRecord>>;
     /// A user's reservations, newest first (ids are UUIDv7), strictly before `before`.
@@ -119,6 +122,48 @@ pub trait CinemaStore: Send + Sync {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<ReservationRecord>>;
+}
+
+/// A live or cancelled reservation as the engine rebuilds a screening's state from it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredReservation {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub seats: Vec<Seat>,
+    pub created_at: DateTime<Utc>,
+    pub cancelled: bool,
+}
+
+/// A screening's reservation state: live reservations hold seats; every reservation, cancelled
+/// or not, counts for its user's cooldown.
+pub(crate) fn screening_state(
+    record: &ScreeningRecord,
+    reservations: Vec<StoredReservation>,
+) -> ScreeningState {
+    let mut state = ScreeningState {
+        id: record.id,
+        rows: record.rows,
+        cols: record.cols,
+        starts_at: record.starts_at,
+        ..ScreeningState::default()
+    };
+    for reservation in reservations {
+        let last = state.last_reserved.entry(reservation.user_id).or_insert(reservation.created_at);
+        *last = (*last).max(reservation.created_at);
+        if !reservation.cancelled {
+            let held = Held { user_id: reservation.user_id, seats: reservation.seats };
+            state.reservations.insert(reservation.id, held);
+        }
+    }
+    state
+}
+
+/// A reservation cancelled by the engine.
+#[derive(Debug, Clone)]
+pub struct CancelledReservation {
+    pub id: Uuid,
+    pub screening_id: Uuid,
+    pub at: DateTime<Utc>,
 }
 
 /// Seat codes as stored in `reservations.seats`: `B3,B4`.

@@ -26,16 +26,16 @@ pub enum PersistedEvent {
     },
     /// The result was announced; the auction takes no more bids.
     Closed { auction_id: Uuid, closed_at: DateTime<Utc> },
-}
-
-impl PersistedEvent {
-    pub fn auction_id(&self) -> Uuid {
-        match self {
-            PersistedEvent::Bid { auction_id, .. } | PersistedEvent::Closed { auction_id, .. } => {
-                *auction_id
-            }
-        }
-    }
+    /// Seats were reserved (`seats` as stored: `B3,B4`).
+    Reserved {
+        reservation_id: Uuid,
+        screening_id: Uuid,
+        user_id: Uuid,
+        seats: String,
+        at: DateTime<Utc>,
+    },
+    /// A reservation was cancelled; its seats are free.
+    Cancelled { reservation_id: Uuid, at: DateTime<Utc> },
 }
 
 /// Why a batch was not applied.

@@ -1,4 +1,4 @@
-//! The embedded auction engine: a handle to the writer task.
+//! The embedded engine's handles to the writer task: auctions, and reservations.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use surge_core::auctions::{self, AuctionCommand, AuctionState, Rejection};
+use surge_core::cinema::{ReservationRejection, Seat};
 use surge_store::auctions::sqlite::AuctionLedger;
+use surge_store::cinema::CinemaStore;
 use surge_store::db::SqliteDb;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -16,6 +18,7 @@ use super::fanout::Fanout;
 use super::writer::{Job, Writer};
 use crate::EngineError;
 use crate::auctions::{AuctionCommands, BidOutcome, PlaceBid};
+use crate::cinema::{CancelReservation, ReservationCommands, Reserve, ReserveOutcome};
 use crate::clock::Clock;
 
 /// Commands queued ahead of the writer before senders wait: a burst far larger than one batch
@@ -61,6 +64,7 @@ impl EmbeddedAuctions {
             max_batch: max_batch.max(1),
             hot,
             committed: committed.clone(),
+            screenings: HashMap::new(),
         };
         let handle = tokio::spawn(writer.run());
         Ok((Self { jobs: jobs.clone(), committed, clock }, WriterTask { jobs, handle }))
@@ -70,14 +74,12 @@ impl EmbeddedAuctions {
         &self,
         job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Job,
     ) -> Result<T, EngineError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(job(reply))
-            .await
-            .map_err(|_| EngineError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| EngineError::Unavailable("the writer dropped the command".into()))?
+        submit(&self.jobs, job).await
+    }
+
+    /// Reservations, committed by the same writer (SQLite has one writer).
+    pub fn reservations(&self, store: Arc<dyn CinemaStore>) -> EmbeddedReservations {
+        EmbeddedReservations { jobs: self.jobs.clone(), store }
     }
 
     /// A rejection that is certain without the writer: a bid too low for the last committed
@@ -104,6 +106,44 @@ impl EmbeddedAuctions {
     /// Asks the writer to forget expired idempotency records.
     pub async fn purge_idempotency_keys(&self) {
         let _ = self.jobs.send(Job::Purge).await;
+    }
+}
+
+/// Queues a job for the writer and waits for its reply.
+async fn submit<T>(
+    jobs: &mpsc::Sender<Job>,
+    job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Job,
+) -> Result<T, EngineError> {
+    let (reply, answer) = oneshot::channel();
+    jobs.send(job(reply))
+        .await
+        .map_err(|_| EngineError::Unavailable("the writer has stopped".into()))?;
+    answer.await.map_err(|_| EngineError::Unavailable("the writer dropped the command".into()))?
+}
+
+/// The embedded reservation engine: a handle to the writer, plus the store for seat maps
+/// (the writer commits before it replies, so the store is never behind an acknowledgement).
+#[derive(Clone)]
+pub struct EmbeddedReservations {
+    jobs: mpsc::Sender<Job>,
+    store: Arc<dyn CinemaStore>,
+}
+
+#[async_trait]
+impl ReservationCommands for EmbeddedReservations {
+    async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
+        submit(&self.jobs, |reply| Job::Reserve(request, reply)).await
+    }
+
+    async fn cancel(
+        &self,
+        request: CancelReservation,
+    ) -> Result<Result<(), ReservationRejection>, EngineError> {
+        submit(&self.jobs, |reply| Job::Cancel(request, reply)).await
+    }
+
+    async fn taken_seats(&self, screening_id: Uuid) -> Result<Vec<Seat>, EngineError> {
+        Ok(self.store.taken_seats(screening_id).await?)
     }
 }
 

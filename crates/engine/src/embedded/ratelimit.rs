@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use surge_core::ratelimit::{self, Decision, Quota};
+use surge_core::ratelimit::{self, Blocking, BlockingDecision, Decision, Quota};
 
 use crate::EngineError;
 use crate::clock::Clock;
@@ -18,11 +18,13 @@ pub struct InProcessRateLimiter {
     /// Key → theoretical arrival time in ms. A std mutex: held for a map lookup, never across
     /// an await.
     tats: Mutex<HashMap<String, i64>>,
+    /// Key → end of its block in ms, for blocking limits.
+    blocks: Mutex<HashMap<String, i64>>,
 }
 
 impl InProcessRateLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, tats: Mutex::new(HashMap::new()) }
+        Self { clock, tats: Mutex::new(HashMap::new()), blocks: Mutex::new(HashMap::new()) }
     }
 
     fn decide(&self, quota: Quota, key: &str, take: bool) -> Decision {
@@ -37,6 +39,36 @@ impl InProcessRateLimiter {
         }
         decision
     }
+
+    fn decide_blocking(&self, limit: Blocking, key: &str) -> Decision {
+        let now = self.clock.now().timestamp_millis();
+        let mut blocks = self.blocks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let decision = ratelimit::decide_blocking(
+            limit,
+            tats.get(key).copied(),
+            blocks.get(key).copied(),
+            now,
+        );
+        match decision {
+            BlockingDecision::Allowed { new_tat_ms } => {
+                if tats.len() >= SWEEP_THRESHOLD {
+                    tats.retain(|_, tat| *tat > now);
+                }
+                tats.insert(key.to_owned(), new_tat_ms);
+                Decision::Allowed { new_tat_ms }
+            }
+            BlockingDecision::Blocked { until_ms, started } => {
+                if started {
+                    if blocks.len() >= SWEEP_THRESHOLD {
+                        blocks.retain(|_, until| *until > now);
+                    }
+                    blocks.insert(key.to_owned(), until_ms);
+                }
+                Decision::Denied { retry_after_ms: until_ms - now }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -47,6 +79,10 @@ impl RateLimiter for InProcessRateLimiter {
 
     async fn acquire(&self, quota: Quota, key: &str) -> Result<Decision, EngineError> {
         Ok(self.decide(quota, key, true))
+    }
+
+    async fn acquire_or_block(&self, limit: Blocking, key: &str) -> Result<Decision, EngineError> {
+        Ok(self.decide_blocking(limit, key))
     }
 }
 

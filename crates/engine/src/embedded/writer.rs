@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState};
+use surge_core::cinema::{ReservationRejection, ScreeningState};
 use surge_store::StoreError;
 use surge_store::auctions::UserRef;
 use surge_store::auctions::sqlite::{AuctionLedger, KeyedOutcome, NewBid};
@@ -27,8 +30,11 @@ use uuid::Uuid;
 
 use super::fanout::Fanout;
 use crate::EngineError;
-use crate::auctions::{AcceptedBid, BidOutcome, BidReceipt, FeedEvent, PlaceBid};
+use crate::auctions::{AcceptedBid, BidOutcome, BidReceipt, FeedEvent, IdempotencyKey, PlaceBid};
+use crate::cinema::{CancelReservation, Reserve, ReserveOutcome};
 use crate::clock::Clock;
+
+mod reservations;
 
 /// How long an `Idempotency-Key` is remembered.
 pub(crate) const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
@@ -38,37 +44,39 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 pub(crate) enum Job {
     Bid(PlaceBid, Reply<BidOutcome>),
     Close(Uuid, Reply<bool>),
+    Reserve(Reserve, Reply<ReserveOutcome>),
+    Cancel(CancelReservation, Reply<Result<(), ReservationRejection>>),
     /// Forget idempotency records past the window.
     Purge,
     /// Commit what came before, then stop.
     Stop,
 }
 
-/// A reply waiting for its batch to commit.
-enum Pending {
-    Bid(Reply<BidOutcome>, Result<BidOutcome, EngineError>),
-    Close(Reply<bool>, Result<bool, EngineError>),
-}
+/// A reply waiting for its batch to commit: sent as decided if the batch commits, as 503 if not.
+struct Pending(Box<dyn FnOnce(bool) + Send + Sync>);
 
 impl Pending {
+    fn new<T: Send + Sync + 'static>(reply: Reply<T>, result: Result<T, EngineError>) -> Self {
+        Pending(Box::new(move |committed| {
+            let result = if committed {
+                result
+            } else {
+                Err(EngineError::Unavailable("the batch could not be committed".into()))
+            };
+            let _ = reply.send(result);
+        }))
+    }
+
     fn send(self, committed: bool) {
-        fn unavailable<T>() -> Result<T, EngineError> {
-            Err(EngineError::Unavailable("the batch could not be committed".into()))
-        }
-        match self {
-            Pending::Bid(reply, result) => {
-                let _ = reply.send(if committed { result } else { unavailable() });
-            }
-            Pending::Close(reply, result) => {
-                let _ = reply.send(if committed { result } else { unavailable() });
-            }
-        }
+        (self.0)(committed)
     }
 
     fn refuse(job: Job, error: fn() -> EngineError) -> Option<Self> {
         match job {
-            Job::Bid(_, reply) => Some(Pending::Bid(reply, Err(error()))),
-            Job::Close(_, reply) => Some(Pending::Close(reply, Err(error()))),
+            Job::Bid(_, reply) => Some(Pending::new(reply, Err(error()))),
+            Job::Close(_, reply) => Some(Pending::new(reply, Err(error()))),
+            Job::Reserve(_, reply) => Some(Pending::new(reply, Err(error()))),
+            Job::Cancel(_, reply) => Some(Pending::new(reply, Err(error()))),
             Job::Purge | Job::Stop => None,
         }
     }
@@ -85,6 +93,8 @@ pub(crate) struct Writer {
     pub hot: HashMap<Uuid, AuctionState>,
     /// The states as of the last commit, shared with the handle for early rejections.
     pub committed: super::auctions::Committed,
+    /// Screenings' reservation state, loaded on first use; like `hot`, never behind disk.
+    pub screenings: HashMap<Uuid, ScreeningState>,
 }
 
 /// State and effects of the batch being built.
@@ -99,6 +109,9 @@ struct Batch {
     /// Outcomes of keyed requests decided in this batch, by (user, key): stored at commit, and
     /// consulted first so a retry within the same batch replays too.
     outcomes: HashMap<(Uuid, String), KeyedOutcome>,
+    /// Screenings changed by this batch (their rows are written as each command is decided);
+    /// they become the hot state after COMMIT, and are forgotten if it fails.
+    screenings: HashMap<Uuid, ScreeningState>,
 }
 
 impl Writer {
@@ -144,11 +157,19 @@ impl Writer {
             match job {
                 Job::Bid(bid, reply) => {
                     let result = self.place_bid(bid, &mut batch).await;
-                    batch.pending.push(Pending::Bid(reply, result));
+                    batch.pending.push(Pending::new(reply, result));
                 }
                 Job::Close(id, reply) => {
                     let result = self.close(id, &mut batch).await;
-                    batch.pending.push(Pending::Close(reply, result));
+                    batch.pending.push(Pending::new(reply, result));
+                }
+                Job::Reserve(request, reply) => {
+                    let result = self.reserve(request, &mut batch).await;
+                    batch.pending.push(Pending::new(reply, result));
+                }
+                Job::Cancel(request, reply) => {
+                    let result = self.cancel(request, &mut batch).await;
+                    batch.pending.push(Pending::new(reply, result));
                 }
                 Job::Purge => self.purge().await,
                 Job::Stop => {}
@@ -159,6 +180,7 @@ impl Writer {
         metrics::histogram!("surge_writer_commit_seconds").record(started.elapsed().as_secs_f64());
         if committed {
             self.publish(std::mem::take(&mut batch.changed), std::mem::take(&mut batch.events));
+            self.screenings.extend(batch.screenings.drain());
         }
         for pending in batch.pending {
             pending.send(committed);
@@ -177,6 +199,9 @@ impl Writer {
         // Auctions touched by the batch may be ahead of disk in memory: reload them when next used.
         for id in batch.changed.keys() {
             self.hot.remove(id);
+        }
+        for id in batch.screenings.keys() {
+            self.screenings.remove(id);
         }
         false
     }
@@ -225,7 +250,9 @@ impl Writer {
         batch: &mut Batch,
     ) -> Result<BidOutcome, EngineError> {
         let now = self.clock.now();
-        if let Some(replayed) = self.replay(&bid, batch, now).await? {
+        if let Some(replayed) =
+            self.replay(bid.bidder.id, bid.idempotency.as_ref(), batch, now).await?
+        {
             return Ok(replayed);
         }
         let mut state = self.state(bid.auction_id, batch).await?;
@@ -265,34 +292,24 @@ impl Writer {
                 BidOutcome::Accepted(receipt)
             }
         };
-        if let Some(key) = &bid.idempotency {
-            let response = serde_json::to_string(&outcome)
-                .map_err(|e| EngineError::Internal(format!("outcome not serialisable: {e}")))?;
-            let record = KeyedOutcome {
-                user_id: bid.bidder.id,
-                key: key.key.clone(),
-                request_hash: key.request_hash.clone(),
-                response,
-                created_at: now,
-            };
-            batch.outcomes.insert((bid.bidder.id, key.key.clone()), record);
-        }
+        Self::remember(bid.bidder.id, bid.idempotency.as_ref(), &outcome, batch, now)?;
         Ok(outcome)
     }
 
     /// The stored outcome of a retried keyed request, or an error if the key was reused.
-    async fn replay(
+    async fn replay<T: DeserializeOwned>(
         &mut self,
-        bid: &PlaceBid,
+        user_id: Uuid,
+        key: Option<&IdempotencyKey>,
         batch: &Batch,
         now: DateTime<Utc>,
-    ) -> Result<Option<BidOutcome>, EngineError> {
-        let Some(key) = &bid.idempotency else { return Ok(None) };
-        let stored = match batch.outcomes.get(&(bid.bidder.id, key.key.clone())) {
+    ) -> Result<Option<T>, EngineError> {
+        let Some(key) = key else { return Ok(None) };
+        let stored = match batch.outcomes.get(&(user_id, key.key.clone())) {
             Some(record) => Some((record.request_hash.clone(), record.response.clone())),
             None => {
                 let since = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
-                self.ledger.idempotent_outcome(bid.bidder.id, &key.key, since).await?
+                self.ledger.idempotent_outcome(user_id, &key.key, since).await?
             }
         };
         let Some((hash, response)) = stored else { return Ok(None) };
@@ -302,6 +319,28 @@ impl Writer {
         serde_json::from_str(&response)
             .map(Some)
             .map_err(|e| EngineError::Internal(format!("stored outcome unreadable: {e}")))
+    }
+
+    /// Keeps a keyed request's outcome, to be stored with the batch.
+    fn remember<T: Serialize>(
+        user_id: Uuid,
+        key: Option<&IdempotencyKey>,
+        outcome: &T,
+        batch: &mut Batch,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let Some(key) = key else { return Ok(()) };
+        let response = serde_json::to_string(outcome)
+            .map_err(|e| EngineError::Internal(format!("outcome not serialisable: {e}")))?;
+        let record = KeyedOutcome {
+            user_id,
+            key: key.key.clone(),
+            request_hash: key.request_hash.clone(),
+            response,
+            created_at: now,
+        };
+        batch.outcomes.insert((user_id, key.key.clone()), record);
+        Ok(())
     }
 
     async fn close(&mut self, id: Uuid, batch: &mut Batch) -> Result<bool, EngineError> {

@@ -26,12 +26,12 @@ use crate::EngineError;
 use crate::auctions::PlaceBid;
 
 /// How long an `Idempotency-Key` outcome is remembered.
-const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
 const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
 
-static LOAD_AUCTION: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/load_auction.lua")));
+pub(crate) static LOAD_HOT_STATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/load_hot_state.lua")));
 static PLACE_BID: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/place_bid.lua")));
 static CLOSE_AUCTION: LazyLock<Script> =
@@ -117,19 +117,18 @@ impl RedisAuctions {
         persisted: &str,
     ) -> Result<LoadResult, EngineError> {
         let shard = self.keys.shard_of(state.id);
-        let mut invocation = LOAD_AUCTION.key(self.keys.auction(state.id));
-        invocation.key(self.keys.events(shard)).arg(state.id.to_string()).arg(persisted);
+        let mut invocation = LOAD_HOT_STATE.key(self.keys.auction(state.id));
+        invocation
+            .key(self.keys.events(shard))
+            .arg("auction_id")
+            .arg(state.id.to_string())
+            .arg(persisted)
+            .arg(0);
         for (field, value) in &encode(state) {
             invocation.arg(*field).arg(value);
         }
         invocation.arg("high_bidder_nickname").arg(high_bidder_nickname.unwrap_or_default());
-        let created: i64 = self.invoke(&invocation).await?;
-        match created {
-            1 => Ok(LoadResult::Created),
-            0 => Ok(LoadResult::Exists),
-            -1 => Ok(LoadResult::Stale),
-            other => Err(EngineError::Internal(format!("unexpected reply from load: {other}"))),
-        }
+        load_result(self.invoke(&invocation).await?)
     }
 
     /// Decides and applies a bid atomically, exactly as [`surge_core::auctions::decide`] and
@@ -282,7 +281,17 @@ impl RedisAuctions {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// The reply of `load_hot_state.lua`.
+pub(crate) fn load_result(reply: i64) -> Result<LoadResult, EngineError> {
+    match reply {
+        1 => Ok(LoadResult::Created),
+        0 => Ok(LoadResult::Exists),
+        -1 => Ok(LoadResult::Stale),
+        other => Err(EngineError::Internal(format!("unexpected reply from load: {other}"))),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

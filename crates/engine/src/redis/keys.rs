@@ -57,6 +57,16 @@ impl KeySpace {
         self.in_shard(self.shard_of(auction_id), &format!("auction:{auction_id}"))
     }
 
+    /// A screening's hot state hash (seats, reservations, users' cooldowns).
+    pub fn screening(&self, screening_id: Uuid) -> String {
+        self.in_shard(self.shard_of(screening_id), &format!("screening:{screening_id}"))
+    }
+
+    /// Which screening a recent reservation belongs to (in the reservation's own shard).
+    pub fn reservation(&self, reservation_id: Uuid) -> String {
+        self.in_shard(self.shard_of(reservation_id), &format!("reservation:{reservation_id}"))
+    }
+
     /// The stream of `shard`'s events.
     pub fn events(&self, shard: u16) -> String {
         self.in_shard(shard, "events")
@@ -95,9 +105,20 @@ impl KeySpace {
         format!("{}:rl:{{{key}}}", self.prefix)
     }
 
+    /// The end of a blocking limit's block, in the same slot as its state.
+    pub fn rate_limit_block(&self, key: &str) -> String {
+        format!("{}:rl:{{{key}}}:block", self.prefix)
+    }
+
     /// An entry of the shared cache tier.
     pub fn cache(&self, namespace: &str, key: &str) -> String {
         format!("{}:cache:{namespace}:{key}", self.prefix)
+    }
+
+    /// The generation a namespace's cache entries are filed under (entry keys start with a
+    /// number, so they never collide with it).
+    pub fn cache_generation(&self, namespace: &str) -> String {
+        format!("{}:cache:{namespace}:generation", self.prefix)
     }
 }
 
@@ -126,6 +147,8 @@ mod tests {
             keys.idempotency(shard, Uuid::from_u128(9), "retry-1"),
             keys.shard_lease(shard).lease,
             keys.shard_lease(shard).epoch,
+            keys.screening(auction),
+            keys.reservation(auction),
         ];
         for key in &slot_keys {
             assert!(key.starts_with("t1:"), "{key}");
@@ -139,6 +162,8 @@ mod tests {
         assert_eq!(tag(&keys.closer_lease().lease), "closer");
         assert_eq!(tag(&keys.closer_lease().epoch), "closer");
         assert_eq!(tag(&keys.rate_limit("upload:u1")), "upload:u1");
+        assert_eq!(tag(&keys.rate_limit_block("upload:u1")), "upload:u1");
+        assert_ne!(keys.rate_limit("upload:u1"), keys.rate_limit_block("upload:u1"));
         assert_eq!(keys.replicas(), "t1:replicas");
         assert_eq!(keys.cache("auction", "x"), "t1:cache:auction:x");
         assert_eq!(KeySpace::new("t1", 0).shards(), 1, "at least one shard");

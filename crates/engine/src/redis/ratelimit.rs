@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use ::redis::Script;
 use async_trait::async_trait;
-use surge_core::ratelimit::{Decision, Quota};
+use surge_core::ratelimit::{Blocking, Decision, Quota};
 
 use super::connection::RedisConnection;
 use super::keys::KeySpace;
@@ -15,6 +15,8 @@ use crate::clock::Clock;
 use crate::ratelimit::RateLimiter;
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static GCRA_BLOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/gcra_block.lua")));
 
 pub struct RedisRateLimiter {
     conn: RedisConnection,
@@ -40,11 +42,7 @@ impl RedisRateLimiter {
         let reply: Vec<i64> =
             deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
                 .await?;
-        match reply.as_slice() {
-            [1, new_tat_ms] => Ok(Decision::Allowed { new_tat_ms: *new_tat_ms }),
-            [0, retry_after_ms] => Ok(Decision::Denied { retry_after_ms: *retry_after_ms }),
-            other => Err(EngineError::Internal(format!("unexpected GCRA reply {other:?}"))),
-        }
+        decision(&reply)
     }
 }
 
@@ -56,5 +54,28 @@ impl RateLimiter for RedisRateLimiter {
 
     async fn acquire(&self, quota: Quota, key: &str) -> Result<Decision, EngineError> {
         self.decide(quota, key, true).await
+    }
+
+    async fn acquire_or_block(&self, limit: Blocking, key: &str) -> Result<Decision, EngineError> {
+        let mut invocation = GCRA_BLOCK.key(self.keys.rate_limit(key));
+        invocation
+            .key(self.keys.rate_limit_block(key))
+            .arg(limit.quota.emission_interval_ms())
+            .arg(limit.quota.tolerance_ms())
+            .arg(self.clock.now().timestamp_millis())
+            .arg(limit.block_ms.max(1));
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> =
+            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
+                .await?;
+        decision(&reply)
+    }
+}
+
+fn decision(reply: &[i64]) -> Result<Decision, EngineError> {
+    match reply {
+        [1, new_tat_ms] => Ok(Decision::Allowed { new_tat_ms: *new_tat_ms }),
+        [0, retry_after_ms] => Ok(Decision::Denied { retry_after_ms: *retry_after_ms }),
+        other => Err(EngineError::Internal(format!("unexpected GCRA reply {other:?}"))),
     }
 }

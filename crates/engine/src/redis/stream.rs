@@ -6,6 +6,9 @@
 //!   after the bid), times in microseconds since the Unix epoch;
 //! - `extended`: the same fields as the bid that caused it;
 //! - `closed`: `winner` (empty for none), `winner_nickname`, `final_price`, `closed_at`.
+//!
+//! Cinema entries have `type`, `screening_id`, `event_id` (the reservation id), `user_id`,
+//! `seats` (`B3,B4`) and `at` (µs); the types are `reserved` and `cancelled`.
 
 use chrono::{DateTime, Utc};
 use surge_store::auctions::{BidRecord, UserRef};
@@ -37,6 +40,18 @@ pub enum ShardEvent {
         final_price: i64,
         closed_at: DateTime<Utc>,
     },
+    Reserved {
+        reservation_id: Uuid,
+        screening_id: Uuid,
+        user_id: Uuid,
+        seats: String,
+        at: DateTime<Utc>,
+    },
+    Cancelled {
+        reservation_id: Uuid,
+        screening_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 impl ShardEvent {
@@ -53,9 +68,25 @@ impl ShardEvent {
             DateTime::<Utc>::from_timestamp_micros(int(name)?)
                 .ok_or_else(|| format!("`{name}` is out of range"))
         };
+        let kind = field("type")?;
+        if let "reserved" | "cancelled" = kind {
+            let reservation_id = uuid("event_id")?;
+            let screening_id = uuid("screening_id")?;
+            let at = time("at")?;
+            return Ok(match kind {
+                "reserved" => ShardEvent::Reserved {
+                    reservation_id,
+                    screening_id,
+                    user_id: uuid("user_id")?,
+                    seats: field("seats")?.to_owned(),
+                    at,
+                },
+                _ => ShardEvent::Cancelled { reservation_id, screening_id, at },
+            });
+        }
         let auction_id = uuid("auction_id")?;
         let seq = int("seq")?;
-        match field("type")? {
+        match kind {
             "bid" => Ok(ShardEvent::Bid {
                 bid: AcceptedBid {
                     id: uuid("event_id")?,
@@ -91,25 +122,17 @@ impl ShardEvent {
         }
     }
 
-    pub fn auction_id(&self) -> Uuid {
+    /// The event as an auction's subscribers receive it; `None` for cinema events.
+    pub fn to_feed(&self) -> Option<FeedEvent> {
         match self {
-            ShardEvent::Bid { bid, .. } => bid.auction_id,
-            ShardEvent::Extended { auction_id, .. } | ShardEvent::Closed { auction_id, .. } => {
-                *auction_id
-            }
-        }
-    }
-
-    /// The event as subscribers receive it.
-    pub fn to_feed(&self) -> FeedEvent {
-        match self {
-            ShardEvent::Bid { bid, ends_at } => FeedEvent::bid(bid, bid.amount, *ends_at),
+            ShardEvent::Bid { bid, ends_at } => Some(FeedEvent::bid(bid, bid.amount, *ends_at)),
             ShardEvent::Extended { auction_id, seq, ends_at } => {
-                FeedEvent::extended(*auction_id, *seq, *ends_at)
+                Some(FeedEvent::extended(*auction_id, *seq, *ends_at))
             }
             ShardEvent::Closed { auction_id, seq, winner, final_price, .. } => {
-                FeedEvent::closed(*auction_id, *seq, winner.as_ref(), *final_price)
+                Some(FeedEvent::closed(*auction_id, *seq, winner.as_ref(), *final_price))
             }
+            ShardEvent::Reserved { .. } | ShardEvent::Cancelled { .. } => None,
         }
     }
 
@@ -128,6 +151,18 @@ impl ShardEvent {
             ShardEvent::Extended { .. } => None,
             ShardEvent::Closed { auction_id, closed_at, .. } => {
                 Some(PersistedEvent::Closed { auction_id: *auction_id, closed_at: *closed_at })
+            }
+            ShardEvent::Reserved { reservation_id, screening_id, user_id, seats, at } => {
+                Some(PersistedEvent::Reserved {
+                    reservation_id: *reservation_id,
+                    screening_id: *screening_id,
+                    user_id: *user_id,
+                    seats: seats.clone(),
+                    at: *at,
+                })
+            }
+            ShardEvent::Cancelled { reservation_id, at, .. } => {
+                Some(PersistedEvent::Cancelled { reservation_id: *reservation_id, at: *at })
             }
         }
     }
@@ -196,7 +231,7 @@ mod tests {
             event.to_persisted(),
             Some(PersistedEvent::Bid { seq: 4, amount: 1200, .. })
         ));
-        let feed = event.to_feed();
+        let feed = event.to_feed().unwrap();
         assert_eq!(feed.seq, 4);
         assert!(feed.data().contains("\"current_price\":1200"));
     }
@@ -217,6 +252,40 @@ mod tests {
         let event = ShardEvent::decode(&entry).unwrap();
         assert!(matches!(event, ShardEvent::Closed { winner: None, final_price: 100, .. }));
         assert!(event.to_bid_record().is_none());
+    }
+
+    #[test]
+    fn reservation_entries_decode_for_the_persister_only() {
+        let (reservation, screening, user) =
+            (Uuid::from_u128(5), Uuid::from_u128(6), Uuid::from_u128(7));
+        let entry = flat(&[
+            ("type", "reserved"),
+            ("screening_id", &screening.to_string()),
+            ("event_id", &reservation.to_string()),
+            ("user_id", &user.to_string()),
+            ("seats", "B3,B4"),
+            ("at", "1800000000000000"),
+        ]);
+        let event = ShardEvent::decode(&entry).unwrap();
+        assert!(event.to_feed().is_none() && event.to_bid_record().is_none());
+        assert_eq!(auction_of(&entry), None);
+        assert!(matches!(
+            event.to_persisted(),
+            Some(PersistedEvent::Reserved { seats, reservation_id, .. })
+                if seats == "B3,B4" && reservation_id == reservation
+        ));
+        let cancelled = flat(&[
+            ("type", "cancelled"),
+            ("screening_id", &screening.to_string()),
+            ("event_id", &reservation.to_string()),
+            ("user_id", &user.to_string()),
+            ("seats", "B3,B4"),
+            ("at", "1800000000000001"),
+        ]);
+        assert!(matches!(
+            ShardEvent::decode(&cancelled).unwrap().to_persisted(),
+            Some(PersistedEvent::Cancelled { reservation_id, .. }) if reservation_id == reservation
+        ));
     }
 
     #[test]

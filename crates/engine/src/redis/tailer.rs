@@ -114,7 +114,7 @@ fn publish(fanout: &Fanout, shard: u16, entries: &[RawEntry]) {
     let watched = |fields: &[String]| auction_of(fields).is_some_and(|id| fanout.is_watched(id));
     let events = entries.iter().filter(|(_, fields)| watched(fields)).filter_map(|(id, fields)| {
         match ShardEvent::decode(fields) {
-            Ok(event) => Some(event.to_feed()),
+            Ok(event) => event.to_feed(),
             Err(error) => {
                 tracing::warn!(shard, entry = %id, error = %error, "fan-out skipped a malformed entry");
                 None

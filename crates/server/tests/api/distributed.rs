@@ -8,4 +8,5 @@
 mod deployment;
 mod faults;
 mod replicas;
+mod seat_rush;
 mod startup;

@@ -26,6 +26,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A Surge instance running inside the test's runtime.
 pub struct TestApp {
     pub api: Api,
+    /// The server's ports, for setting up what the API would make slowly (thousands of
+    /// accounts without hashing a password each).
+    pub state: surge_http::AppState,
     /// The clock the server reads; tests move it forward to end auctions or expire tokens.
     pub clock: Arc<ManualClock>,
     /// Kept so the database and images outlive the server.
@@ -46,6 +49,43 @@ impl TestApp {
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.advance(by);
     }
+}
+
+impl TestApp {
+    /// `count` accounts created straight in the store, each with a fresh access token: a
+    /// signup hashes a password, far too slow for thousands of users.
+    pub async fn quick_users(&self, count: usize) -> Vec<QuickUser> {
+        let mut users = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = uuid::Uuid::now_v7();
+            self.state
+                .users
+                .create(surge_store::accounts::NewUser {
+                    id,
+                    email: unique_email(),
+                    password_hash: "$argon2id$not-a-password".into(),
+                    nickname: unique_nickname(),
+                    created_at: self.now(),
+                })
+                .await
+                .expect("cannot create a user");
+            users.push(QuickUser { id: id.to_string(), token: self.token_for(id, false) });
+        }
+        users
+    }
+
+    /// A fresh access token for `user_id` (an admin's when `admin`).
+    pub fn token_for(&self, user_id: uuid::Uuid, admin: bool) -> String {
+        let roles = if admin { vec!["admin".to_owned()] } else { Vec::new() };
+        self.state.tokens.issue_access(user_id, roles)
+    }
+}
+
+/// An account made by [`TestApp::quick_users`].
+#[derive(Clone, Debug)]
+pub struct QuickUser {
+    pub id: String,
+    pub token: String,
 }
 
 impl Deref for TestApp {
@@ -84,6 +124,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let application =
         Application::build_with_clock(settings, server_clock).await.expect("Surge failed to build");
     let port = application.port();
+    let state = application.state().clone();
 
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until_stopped(async move {
@@ -92,6 +133,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
     TestApp {
         api: Api::new(format!("http://127.0.0.1:{port}")),
+        state,
         clock,
         _data_dir: data_dir,
         _database: database,

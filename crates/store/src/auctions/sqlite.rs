@@ -385,6 +385,11 @@ impl AuctionLedger {
         Self { conn }
     }
 
+    /// The writer's connection, for the other domains' statements inside the same batch.
+    pub(crate) fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
     async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
         sqlx::query(sql).execute(&mut self.conn).await?;
         Ok(())

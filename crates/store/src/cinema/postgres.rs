@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use surge_core::cinema::Seat;
+use surge_core::cinema::{ScreeningState, Seat};
 use uuid::Uuid;
 
 use super::{
     CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord, ScreeningRecord,
-    ScreeningSlot, ShowingMovie, ShowingQuery, TheaterRef, attach, genre_from, grade_from,
-    seats_from_text,
+    ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef, attach, genre_from,
+    grade_from, screening_state, seats_from_text,
 };
 use crate::auctions::fold;
 use crate::{StoreError, StoreResult};
@@ -22,6 +22,34 @@ pub struct PgCinema {
 impl PgCinema {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// A screening's persisted state for the reservation rule, to build its hot state from.
+    pub async fn screening_state(&self, id: Uuid) -> StoreResult<Option<ScreeningState>> {
+        let Some(record) = self.screening(id).await? else { return Ok(None) };
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            user_id: Uuid,
+            seats: String,
+            created_at: DateTime<Utc>,
+            cancelled: bool,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "select id, user_id, seats, created_at, cancelled_at is not null as cancelled
+             from reservations where screening_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let reservations = rows.into_iter().map(|row| StoredReservation {
+            id: row.id,
+            user_id: row.user_id,
+            seats: seats_from_text(&row.seats),
+            created_at: row.created_at,
+            cancelled: row.cancelled,
+        });
+        Ok(Some(screening_state(&record, reservations.collect())))
     }
 }
 
@@ -206,36 +234,14 @@ impl CinemaStore for PgCinema {
     }
 
     async fn now_showing(&self, query: &ShowingQuery) -> StoreResult<Vec<ShowingMovie>> {
-        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-            "select {MOVIE_COLUMNS} from movies m
-             where exists (select 1 from screenings s where s.movie_id = m.id
-                           and s.starts_at >= "
-        ));
-        builder.push_bind(query.from).push(" and s.starts_at < ").push_bind(query.until);
-        builder.push(")");
-        if let Some(title) = &query.title_contains {
-            builder.push(" and strpos(m.title_folded, ").push_bind(title.clone()).push(") > 0");
-        }
-        if let Some(genre) = query.genre {
-            builder.push(" and m.genre = ").push_bind(genre.as_str());
-        }
-        builder.push(" order by m.release_date desc, m.id");
-        let movies: Vec<MovieRow> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let movies: Vec<MovieRow> =
+            movies_query(query, "").build_query_as().fetch_all(&self.pool).await?;
         if movies.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = movies.iter().map(|movie| movie.id).collect();
-        let slots: Vec<SlotRow> = sqlx::query_as(
-            "select s.id, s.movie_id, s.theater_id, t.name as theater_name, s.starts_at, s.ends_at
-             from screenings s join theaters t on t.id = s.theater_id
-             where s.starts_at >= $1 and s.starts_at < $2 and s.movie_id = any($3)
-             order by s.starts_at, s.id",
-        )
-        .bind(query.from)
-        .bind(query.until)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let slots: Vec<SlotRow> =
+            slots_query(query, &ids, "").build_query_as().fetch_all(&self.pool).await?;
         let slots = slots.into_iter().map(|slot| {
             let at = ScreeningSlot {
                 id: slot.id,
@@ -246,6 +252,16 @@ impl CinemaStore for PgCinema {
             (slot.movie_id, at)
         });
         Ok(attach(movies.into_iter().map(MovieRecord::from).collect(), slots))
+    }
+
+    async fn now_showing_plan(&self, query: &ShowingQuery) -> StoreResult<Vec<String>> {
+        let ids: Vec<Uuid> = self.now_showing(query).await?.iter().map(|m| m.movie.id).collect();
+        let mut plan = Vec::new();
+        for mut explain in [movies_query(query, "explain "), slots_query(query, &ids, "explain ")] {
+            let rows: Vec<String> = explain.build_query_scalar().fetch_all(&self.pool).await?;
+            plan.extend(rows);
+        }
+        Ok(plan)
     }
 
     async fn taken_seats(&self, screening_id: Uuid) -> StoreResult<Vec<Seat>> {
@@ -259,7 +275,8 @@ impl CinemaStore for PgCinema {
 
     async fn reservation(&self, id: Uuid) -> StoreResult<Option<ReservationRecord>> {
         let row: Option<ReservationRow> = sqlx::query_as(
-            "select id, screening_id, user_id, seats, created_at from reservations where id = $1",
+            "select id, screening_id, user_id, seats, created_at from reservations
+             where id = $1 and cancelled_at is null",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -275,7 +292,7 @@ impl CinemaStore for PgCinema {
     ) -> StoreResult<Vec<ReservationRecord>> {
         let rows: Vec<ReservationRow> = sqlx::query_as(
             "select id, screening_id, user_id, seats, created_at from reservations
-             where user_id = $1 and ($2::uuid is null or id < $2)
+             where user_id = $1 and cancelled_at is null and ($2::uuid is null or id < $2)
              order by id desc limit $3",
         )
         .bind(user_id)
@@ -285,4 +302,42 @@ impl CinemaStore for PgCinema {
         .await?;
         Ok(rows.into_iter().map(ReservationRecord::from).collect())
     }
+}
+
+/// Movies with a screening in the window, newest release first.
+fn movies_query(query: &ShowingQuery, prefix: &str) -> QueryBuilder<Postgres> {
+    let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "{prefix}select {MOVIE_COLUMNS} from movies m
+         where exists (select 1 from screenings s where s.movie_id = m.id
+                       and s.starts_at >= "
+    ));
+    builder.push_bind(query.from).push(" and s.starts_at < ").push_bind(query.until);
+    builder.push(")");
+    if let Some(title) = &query.title_contains {
+        builder.push(" and strpos(m.title_folded, ").push_bind(title.clone()).push(") > 0");
+    }
+    if let Some(genre) = query.genre {
+        builder.push(" and m.genre = ").push_bind(genre.as_str());
+    }
+    builder.push(" order by m.release_date desc, m.id");
+    builder
+}
+
+/// The window's screenings of the given movies, by start time: one range scan of
+/// `screenings_by_movie` per movie, however long the table's history grows.
+fn slots_query(query: &ShowingQuery, ids: &[Uuid], prefix: &str) -> QueryBuilder<Postgres> {
+    let mut slots: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "{prefix}select s.id, s.movie_id, s.theater_id, t.name as theater_name, s.starts_at,
+                s.ends_at
+         from unnest("
+    ));
+    slots.push_bind(ids.to_vec()).push(
+        "::uuid[]) as m(id)
+         cross join lateral (
+             select s.id, s.movie_id, s.theater_id, s.starts_at, s.ends_at from screenings s
+             where s.movie_id = m.id and s.starts_at >= ",
+    );
+    slots.push_bind(query.from).push(" and s.starts_at < ").push_bind(query.until);
+    slots.push(") s join theaters t on t.id = s.theater_id order by s.starts_at, s.id");
+    slots
 }

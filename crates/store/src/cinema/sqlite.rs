@@ -2,18 +2,19 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord, ScreeningRecord,
-    ScreeningSlot, ShowingMovie, ShowingQuery, TheaterRef, attach, genre_from, grade_from,
-    seats_from_text,
+    CancelledReservation, CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord,
+    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
+    attach, genre_from, grade_from, screening_state, seats_from_text, seats_to_text,
 };
 use crate::auctions::fold;
+use crate::auctions::sqlite::AuctionLedger;
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
-use surge_core::cinema::Seat;
+use surge_core::cinema::{ScreeningState, Seat};
 
 #[derive(Clone)]
 pub struct SqliteCinema {
@@ -174,68 +175,18 @@ impl CinemaStore for SqliteCinema {
     }
 
     async fn screening(&self, id: Uuid) -> StoreResult<Option<ScreeningRecord>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            movie_id: Uuid,
-            theater_id: Uuid,
-            theater_name: String,
-            rows: i64,
-            cols: i64,
-            starts_at: i64,
-            ends_at: i64,
-        }
-        let row: Option<Row> = sqlx::query_as(
-            "select s.id, s.movie_id, s.theater_id, t.name as theater_name, t.rows, t.cols,
-                    s.starts_at, s.ends_at
-             from screenings s join theaters t on t.id = s.theater_id where s.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| ScreeningRecord {
-            id: row.id,
-            movie_id: row.movie_id,
-            theater: TheaterRef { id: row.theater_id, name: row.theater_name },
-            rows: row.rows as u8,
-            cols: row.cols as u8,
-            starts_at: from_micros(row.starts_at),
-            ends_at: from_micros(row.ends_at),
-        }))
+        screening(&self.pool, id).await
     }
 
     async fn now_showing(&self, query: &ShowingQuery) -> StoreResult<Vec<ShowingMovie>> {
-        let (from, until) = (to_micros(query.from), to_micros(query.until));
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "select {MOVIE_COLUMNS} from movies m
-             where exists (select 1 from screenings s where s.movie_id = m.id
-                           and s.starts_at >= "
-        ));
-        builder.push_bind(from).push(" and s.starts_at < ").push_bind(until).push(")");
-        if let Some(title) = &query.title_contains {
-            builder.push(" and instr(m.title_folded, ").push_bind(title.clone()).push(") > 0");
-        }
-        if let Some(genre) = query.genre {
-            builder.push(" and m.genre = ").push_bind(genre.as_str());
-        }
-        builder.push(" order by m.release_date desc, m.id");
-        let movies: Vec<MovieRow> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let movies: Vec<MovieRow> =
+            movies_query(query, "").build_query_as().fetch_all(&self.pool).await?;
         if movies.is_empty() {
             return Ok(Vec::new());
         }
-        let mut slots: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "select s.id, s.movie_id, s.theater_id, t.name as theater_name, s.starts_at, s.ends_at
-             from screenings s join theaters t on t.id = s.theater_id
-             where s.starts_at >= ",
-        );
-        slots.push_bind(from).push(" and s.starts_at < ").push_bind(until);
-        slots.push(" and s.movie_id in (");
-        let mut ids = slots.separated(", ");
-        for movie in &movies {
-            ids.push_bind(movie.id);
-        }
-        slots.push(") order by s.starts_at, s.id");
-        let slots: Vec<SlotRow> = slots.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<Uuid> = movies.iter().map(|movie| movie.id).collect();
+        let slots: Vec<SlotRow> =
+            slots_query(query, &ids, "").build_query_as().fetch_all(&self.pool).await?;
         let slots = slots.into_iter().map(|slot| {
             let at = ScreeningSlot {
                 id: slot.id,
@@ -246,6 +197,20 @@ impl CinemaStore for SqliteCinema {
             (slot.movie_id, at)
         });
         Ok(attach(movies.into_iter().map(MovieRecord::from).collect(), slots))
+    }
+
+    async fn now_showing_plan(&self, query: &ShowingQuery) -> StoreResult<Vec<String>> {
+        let ids: Vec<Uuid> = self.now_showing(query).await?.iter().map(|m| m.movie.id).collect();
+        let mut plan = Vec::new();
+        for mut explain in [
+            movies_query(query, "explain query plan "),
+            slots_query(query, &ids, "explain query plan "),
+        ] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                explain.build_query_as().fetch_all(&self.pool).await?;
+            plan.extend(rows.into_iter().map(|row| row.3));
+        }
+        Ok(plan)
     }
 
     async fn taken_seats(&self, screening_id: Uuid) -> StoreResult<Vec<Seat>> {
@@ -259,7 +224,8 @@ impl CinemaStore for SqliteCinema {
 
     async fn reservation(&self, id: Uuid) -> StoreResult<Option<ReservationRecord>> {
         let row: Option<ReservationRow> = sqlx::query_as(
-            "select id, screening_id, user_id, seats, created_at from reservations where id = ?",
+            "select id, screening_id, user_id, seats, created_at from reservations
+             where id = ? and cancelled_at is null",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -276,7 +242,7 @@ impl CinemaStore for SqliteCinema {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
             "select id, screening_id, user_id, seats, created_at from reservations where user_id = ",
         );
-        builder.push_bind(user_id);
+        builder.push_bind(user_id).push(" and cancelled_at is null");
         if let Some(before) = before {
             builder.push(" and id < ").push_bind(before);
         }
@@ -285,3 +251,181 @@ impl CinemaStore for SqliteCinema {
         Ok(rows.into_iter().map(ReservationRecord::from).collect())
     }
 }
+
+/// Movies with a screening in the window, newest release first.
+fn movies_query(query: &ShowingQuery, prefix: &str) -> QueryBuilder<Sqlite> {
+    let (from, until) = (to_micros(query.from), to_micros(query.until));
+    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}select {MOVIE_COLUMNS} from movies m
+         where exists (select 1 from screenings s where s.movie_id = m.id
+                       and s.starts_at >= "
+    ));
+    builder.push_bind(from).push(" and s.starts_at < ").push_bind(until).push(")");
+    if let Some(title) = &query.title_contains {
+        builder.push(" and instr(m.title_folded, ").push_bind(title.clone()).push(") > 0");
+    }
+    if let Some(genre) = query.genre {
+        builder.push(" and m.genre = ").push_bind(genre.as_str());
+    }
+    builder.push(" order by m.release_date desc, m.id");
+    builder
+}
+
+/// The window's screenings of the given movies, by start time.
+fn slots_query(query: &ShowingQuery, ids: &[Uuid], prefix: &str) -> QueryBuilder<Sqlite> {
+    let mut slots: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}select s.id, s.movie_id, s.theater_id, t.name as theater_name, s.starts_at,
+                s.ends_at
+         from screenings s join theaters t on t.id = s.theater_id
+         where s.starts_at >= "
+    ));
+    slots
+        .push_bind(to_micros(query.from))
+        .push(" and s.starts_at < ")
+        .push_bind(to_micros(query.until));
+    slots.push(" and s.movie_id in (");
+    let mut list = slots.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    if ids.is_empty() {
+        list.push("null");
+    }
+    slots.push(") order by s.starts_at, s.id");
+    slots
+}
+
+async fn screening(
+    executor: impl SqliteExecutor<'_>,
+    id: Uuid,
+) -> StoreResult<Option<ScreeningRecord>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        movie_id: Uuid,
+        theater_id: Uuid,
+        theater_name: String,
+        rows: i64,
+        cols: i64,
+        starts_at: i64,
+        ends_at: i64,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "select s.id, s.movie_id, s.theater_id, t.name as theater_name, t.rows, t.cols,
+                s.starts_at, s.ends_at
+         from screenings s join theaters t on t.id = s.theater_id where s.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|row| ScreeningRecord {
+        id: row.id,
+        movie_id: row.movie_id,
+        theater: TheaterRef { id: row.theater_id, name: row.theater_name },
+        rows: row.rows as u8,
+        cols: row.cols as u8,
+        starts_at: from_micros(row.starts_at),
+        ends_at: from_micros(row.ends_at),
+    }))
+}
+
+impl AuctionLedger {
+    /// The cinema statements of the embedded writer, inside its current batch.
+    pub fn reservations(&mut self) -> ReservationLedger<'_> {
+        ReservationLedger { conn: self.connection() }
+    }
+}
+
+/// Reservation writes on the embedded writer's connection: they commit with the batch.
+pub struct ReservationLedger<'c> {
+    conn: &'c mut SqliteConnection,
+}
+
+impl ReservationLedger<'_> {
+    /// A screening's state for the reservation rule, rebuilt from its reservations.
+    pub async fn screening_state(&mut self, id: Uuid) -> StoreResult<Option<ScreeningState>> {
+        let Some(record) = screening(&mut *self.conn, id).await? else { return Ok(None) };
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            user_id: Uuid,
+            seats: String,
+            created_at: i64,
+            cancelled: bool,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "select id, user_id, seats, created_at, cancelled_at is not null as cancelled
+             from reservations where screening_id = ?",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let reservations = rows.into_iter().map(|row| StoredReservation {
+            id: row.id,
+            user_id: row.user_id,
+            seats: seats_from_text(&row.seats),
+            created_at: from_micros(row.created_at),
+            cancelled: row.cancelled,
+        });
+        Ok(Some(screening_state(&record, reservations.collect())))
+    }
+
+    /// The screening a reservation (live or cancelled) belongs to.
+    pub async fn screening_of(&mut self, reservation_id: Uuid) -> StoreResult<Option<Uuid>> {
+        Ok(sqlx::query_scalar("select screening_id from reservations where id = ?")
+            .bind(reservation_id)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    /// Records reservations and their seats; the seats' primary key refuses a double booking
+    /// even if the engine were wrong.
+    pub async fn insert(&mut self, reservations: &[ReservationRecord]) -> StoreResult<()> {
+        for chunk in reservations.chunks(ROWS_PER_INSERT) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into reservations (id, screening_id, user_id, seats, created_at) ",
+            );
+            builder.push_values(chunk, |mut row, reservation| {
+                row.push_bind(reservation.id)
+                    .push_bind(reservation.screening_id)
+                    .push_bind(reservation.user_id)
+                    .push_bind(seats_to_text(&reservation.seats))
+                    .push_bind(to_micros(reservation.created_at));
+            });
+            builder.build().execute(&mut *self.conn).await?;
+        }
+        let seats: Vec<(&ReservationRecord, &Seat)> =
+            reservations.iter().flat_map(|r| r.seats.iter().map(move |seat| (r, seat))).collect();
+        for chunk in seats.chunks(ROWS_PER_INSERT) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into reserved_seats (screening_id, seat, reservation_id) ",
+            );
+            builder.push_values(chunk, |mut row, (reservation, seat)| {
+                row.push_bind(reservation.screening_id)
+                    .push_bind(seat.to_string())
+                    .push_bind(reservation.id);
+            });
+            builder.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks reservations cancelled and frees their seats.
+    pub async fn cancel(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
+        for reservation in cancelled {
+            sqlx::query("update reservations set cancelled_at = ? where id = ?")
+                .bind(to_micros(reservation.at))
+                .bind(reservation.id)
+                .execute(&mut *self.conn)
+                .await?;
+            sqlx::query("delete from reserved_seats where reservation_id = ?")
+                .bind(reservation.id)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values).
+const ROWS_PER_INSERT: usize = 256;

@@ -127,6 +127,7 @@ impl PgEventLedger {
             .await
             .map_err(classify)?;
         }
+        apply_reservations(&mut tx, events).await?;
         if !closed.is_empty() {
             let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = closed.into_iter().unzip();
             sqlx::query(
@@ -222,6 +223,69 @@ impl PgEventLedger {
     }
 }
 
+/// Applies reservations and cancellations in stream order (a seat freed and taken again in one
+/// batch must be written in that order), each idempotently: an event applied before changes
+/// nothing. A seat already held by another reservation is refused by `reserved_seats`' key,
+/// which ends the event in the dead letter rather than double-booking.
+async fn apply_reservations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    events: &[PersistedEvent],
+) -> Result<(), ApplyError> {
+    for event in events {
+        match event {
+            PersistedEvent::Reserved { reservation_id, screening_id, user_id, seats, at } => {
+                let inserted = sqlx::query(
+                    "insert into reservations (id, screening_id, user_id, seats, created_at)
+                     values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+                )
+                .bind(reservation_id)
+                .bind(screening_id)
+                .bind(user_id)
+                .bind(seats)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                if inserted == 1 {
+                    let codes: Vec<&str> = seats.split(',').collect();
+                    sqlx::query(
+                        "insert into reserved_seats (screening_id, seat, reservation_id)
+                         select $1, seat, $2 from unnest($3::text[]) as seat",
+                    )
+                    .bind(screening_id)
+                    .bind(reservation_id)
+                    .bind(&codes)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(classify)?;
+                }
+            }
+            PersistedEvent::Cancelled { reservation_id, at } => {
+                let cancelled = sqlx::query(
+                    "update reservations set cancelled_at = $2
+                     where id = $1 and cancelled_at is null",
+                )
+                .bind(reservation_id)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                if cancelled == 1 {
+                    sqlx::query("delete from reserved_seats where reservation_id = $1")
+                        .bind(reservation_id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(classify)?;
+                }
+            }
+            PersistedEvent::Bid { .. } | PersistedEvent::Closed { .. } => {}
+        }
+    }
+    Ok(())
+}
+
 /// Splits a batch into bid rows, each auction's final state, and closings.
 fn columns(events: &[PersistedEvent]) -> (BidColumns, StateColumns, Vec<(Uuid, DateTime<Utc>)>) {
     let mut bids = BidColumns::default();
@@ -264,6 +328,7 @@ fn columns(events: &[PersistedEvent]) -> (BidColumns, StateColumns, Vec<(Uuid, D
             PersistedEvent::Closed { auction_id, closed_at } => {
                 closed.push((*auction_id, *closed_at))
             }
+            PersistedEvent::Reserved { .. } | PersistedEvent::Cancelled { .. } => {}
         }
     }
     (bids, states, closed)

@@ -50,6 +50,64 @@ enum Raw {
     Postgres { pool: PgPool },
 }
 
+impl Backend {
+    /// Refreshes the planner's statistics, as a running database's autovacuum would.
+    pub async fn analyze(&self) {
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => sqlx::query("analyze").execute(pool).await.map(drop),
+            Raw::Postgres { pool } => sqlx::query("analyze").execute(pool).await.map(drop),
+        }
+        .expect("analyze failed");
+    }
+
+    /// `count` finished screenings of `movie` in `theater`, one every 3 hours back from
+    /// `before`, in one statement: a cinema's history, which "now showing" must not scan.
+    pub async fn past_screenings(
+        &self,
+        movie: Uuid,
+        theater: Uuid,
+        before: DateTime<Utc>,
+        count: i64,
+    ) {
+        let step = 3 * 3600 * 1_000_000_i64;
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => sqlx::query(
+                "with recursive n(i) as (select 1 union all select i + 1 from n where i < ?)
+                 insert into screenings (id, movie_id, theater_id, starts_at, ends_at, created_at)
+                 select randomblob(16), ?, ?, ? - i * ?, ? - i * ? + 3600000000, 0 from n",
+            )
+            .bind(count)
+            .bind(movie)
+            .bind(theater)
+            .bind(to_micros(before))
+            .bind(step)
+            .bind(to_micros(before))
+            .bind(step)
+            .execute(pool)
+            .await
+            .map(drop),
+            Raw::Postgres { pool } => sqlx::query(
+                "insert into screenings (id, movie_id, theater_id, starts_at, ends_at, created_at)
+                 select gen_random_uuid(), $1, $2, $3 - i * interval '3 hours',
+                        $3 - i * interval '3 hours' + interval '1 hour', $3
+                 from generate_series(1, $4) as i",
+            )
+            .bind(movie)
+            .bind(theater)
+            .bind(before)
+            .bind(count)
+            .execute(pool)
+            .await
+            .map(drop),
+        }
+        .expect("cannot insert past screenings");
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.raw, Raw::Sqlite { .. })
+    }
+}
+
 /// A bid as the engine would append it.
 #[derive(Debug, Clone)]
 pub struct RawBid {

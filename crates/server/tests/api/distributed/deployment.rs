@@ -105,6 +105,19 @@ impl Deployment {
         })
     }
 
+    /// The signing key every replica shares, to mint tokens as the replicas would.
+    pub fn tokens(&self) -> surge_http::accounts::tokens::TokenService {
+        use surge_http::accounts::tokens::{TokenService, TokenSettings, load_signing_key};
+        let key = load_signing_key(&self.dir.path().join("jwt.pem")).expect("the signing key");
+        let settings = TokenSettings {
+            issuer: "surge".into(),
+            audience: "surge-api".into(),
+            access_ttl: chrono::Duration::minutes(15),
+            refresh_ttl: chrono::Duration::days(1),
+        };
+        TokenService::new(&key, settings, std::sync::Arc::new(surge_engine::clock::SystemClock))
+    }
+
     pub fn api(&self, replica: usize) -> Api {
         self.replicas[replica].api.clone()
     }

@@ -1,0 +1,339 @@
+//! The distributed engine's [`ReservationCommands`]: reservations run as Lua scripts on the
+//! screening's hot state in Redis (`reserve_seats.lua`, `cancel_reservation.lua`, mirroring
+//! [`surge_core::cinema::decide`]); PostgreSQL catches up through the shard persisters, where
+//! `reserved_seats`' primary key refuses a double booking a second time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use ::redis::Script;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use surge_core::cinema::{MAX_SEATS_PER_USER, ReservationRejection, ScreeningState, Seat};
+use surge_store::cinema::postgres::PgCinema;
+use surge_store::cinema::{CinemaStore, seats_to_text};
+use uuid::Uuid;
+
+use super::auctions::{
+    IDEMPOTENCY_WINDOW_MS, LOAD_HOT_STATE, LoadResult, RedisAuctions, hex, load_result,
+};
+use super::{deadline, unavailable};
+use crate::EngineError;
+use crate::cinema::{
+    CancelReservation, ReservationCommands, ReservationReceipt, Reserve, ReserveOutcome,
+};
+use crate::clock::Clock;
+
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/reserve_seats.lua")));
+static CANCEL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/cancel_reservation.lua")));
+
+/// How often a rebuild waits for the shard's persister before giving up with 503.
+const REBUILD_ATTEMPTS: u32 = 40;
+const REBUILD_PAUSE: Duration = Duration::from_millis(50);
+/// A screening's hot state outlives its start by this much, then Redis forgets it (it takes no
+/// command after the start, and is rebuilt from PostgreSQL if asked for).
+const KEEP_AFTER_START_MS: i64 = 24 * 3600 * 1000;
+/// How long a reservation → screening pointer is kept: long enough for the persister to have
+/// written the reservation to PostgreSQL, where a cancel finds it afterwards.
+const INDEX_TTL_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Clone)]
+pub struct DistributedReservations {
+    redis: RedisAuctions,
+    store: PgCinema,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a script decided, before it becomes an API outcome.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    /// The id is the first request's when a keyed retry replays it.
+    Reserved {
+        id: Uuid,
+        at: DateTime<Utc>,
+    },
+    Rejected(ReservationRejection),
+    Cancelled,
+    Missing,
+    KeyReused,
+}
+
+impl DistributedReservations {
+    pub fn new(redis: RedisAuctions, store: PgCinema, clock: Arc<dyn Clock>) -> Self {
+        Self { redis, store, clock }
+    }
+
+    async fn invoke(
+        &self,
+        invocation: &::redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut conn = self.redis.conn.clone();
+        deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
+    }
+
+    async fn reserve_once(&self, request: &Reserve) -> Result<Reply, EngineError> {
+        let keys = &self.redis.keys;
+        let shard = keys.shard_of(request.screening_id);
+        let (record_key, request_hash) = match &request.idempotency {
+            Some(key) => {
+                (keys.idempotency(shard, request.user_id, &key.key), hex(&key.request_hash))
+            }
+            // Unused by the script, but every key must name the shard's slot.
+            None => (keys.persisted(shard), String::new()),
+        };
+        let mut invocation = RESERVE.key(keys.screening(request.screening_id));
+        invocation
+            .key(keys.events(shard))
+            .key(record_key)
+            .arg(request.screening_id.to_string())
+            .arg(self.clock.now().timestamp_micros())
+            .arg(request_hash)
+            .arg(IDEMPOTENCY_WINDOW_MS)
+            .arg(request.reservation_id.to_string())
+            .arg(request.user_id.to_string())
+            .arg(request.cooldown.num_microseconds().unwrap_or(i64::MAX))
+            .arg(MAX_SEATS_PER_USER);
+        for seat in &request.seats {
+            invocation.arg(seat.to_string());
+        }
+        decode(&self.invoke(&invocation).await?)
+    }
+
+    async fn cancel_once(
+        &self,
+        screening_id: Uuid,
+        request: CancelReservation,
+    ) -> Result<Reply, EngineError> {
+        let keys = &self.redis.keys;
+        let mut invocation = CANCEL.key(keys.screening(screening_id));
+        invocation
+            .key(keys.events(keys.shard_of(screening_id)))
+            .arg(screening_id.to_string())
+            .arg(self.clock.now().timestamp_micros())
+            .arg(request.reservation_id.to_string())
+            .arg(request.user_id.to_string());
+        decode(&self.invoke(&invocation).await?)
+    }
+
+    /// The screening a live reservation belongs to: from the pointer written when it was made
+    /// (PostgreSQL may not have it yet), else from PostgreSQL.
+    async fn screening_of(&self, reservation_id: Uuid) -> Result<Option<Uuid>, EngineError> {
+        let key = self.redis.keys.reservation(reservation_id);
+        let mut conn = self.redis.conn.clone();
+        let pointer: Option<String> = deadline(async {
+            ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await?;
+        if let Some(id) = pointer.and_then(|text| Uuid::parse_str(&text).ok()) {
+            return Ok(Some(id));
+        }
+        Ok(self.store.reservation(reservation_id).await?.map(|r| r.screening_id))
+    }
+
+    async fn remember_screening(&self, reservation_id: Uuid, screening_id: Uuid) {
+        let key = self.redis.keys.reservation(reservation_id);
+        let mut conn = self.redis.conn.clone();
+        let mut command = ::redis::cmd("SET");
+        command.arg(&key).arg(screening_id.to_string()).arg("PX").arg(INDEX_TTL_MS);
+        if let Err(error) =
+            deadline(async { command.query_async::<()>(&mut conn).await.map_err(unavailable) })
+                .await
+        {
+            // PostgreSQL has the reservation within moments; a cancel finds it there.
+            tracing::warn!(error = %error, "could not record a reservation's screening");
+        }
+    }
+
+    /// Recreates a missing screening hot state from PostgreSQL, but only from a copy that holds
+    /// every event of the screening (see `load_hot_state.lua`).
+    async fn rebuild(&self, screening_id: Uuid) -> Result<(), EngineError> {
+        let keys = &self.redis.keys;
+        let shard = keys.shard_of(screening_id);
+        for _ in 0..REBUILD_ATTEMPTS {
+            let persisted = self.redis.persisted_position(shard).await?;
+            let state =
+                self.store.screening_state(screening_id).await?.ok_or(EngineError::NotFound)?;
+            let now_ms = self.clock.now().timestamp_millis();
+            let ttl = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
+            let mut invocation = LOAD_HOT_STATE.key(keys.screening(screening_id));
+            invocation
+                .key(keys.events(shard))
+                .arg("screening_id")
+                .arg(screening_id.to_string())
+                .arg(persisted)
+                .arg(ttl);
+            for (field, value) in encode(&state) {
+                invocation.arg(field).arg(value);
+            }
+            let mut conn = self.redis.conn.clone();
+            let reply: i64 =
+                deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
+                    .await?;
+            match load_result(reply)? {
+                LoadResult::Created => {
+                    metrics::counter!("surge_hot_state_rebuilds_total").increment(1);
+                    return Ok(());
+                }
+                LoadResult::Exists => return Ok(()),
+                LoadResult::Stale => tokio::time::sleep(REBUILD_PAUSE).await,
+            }
+        }
+        Err(EngineError::Unavailable(
+            "the screening's recent events are still being persisted; retry shortly".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl ReservationCommands for DistributedReservations {
+    async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
+        // Twice at most: a missing key is rebuilt once, then the command runs on it.
+        for _ in 0..2 {
+            match self.reserve_once(&request).await? {
+                Reply::Missing => self.rebuild(request.screening_id).await?,
+                Reply::KeyReused => return Err(EngineError::IdempotencyKeyReused),
+                Reply::Rejected(rejection) => return Ok(ReserveOutcome::Rejected(rejection)),
+                Reply::Reserved { id, at } => {
+                    self.remember_screening(id, request.screening_id).await;
+                    return Ok(ReserveOutcome::Reserved(ReservationReceipt {
+                        id,
+                        screening_id: request.screening_id,
+                        user_id: request.user_id,
+                        seats: request.seats,
+                        created_at: at,
+                    }));
+                }
+                Reply::Cancelled => {
+                    return Err(EngineError::Internal("reserve answered `cancelled`".into()));
+                }
+            }
+        }
+        Err(EngineError::Unavailable("the screening's hot state disappeared again".into()))
+    }
+
+    async fn cancel(
+        &self,
+        request: CancelReservation,
+    ) -> Result<Result<(), ReservationRejection>, EngineError> {
+        let Some(screening_id) = self.screening_of(request.reservation_id).await? else {
+            return Ok(Err(ReservationRejection::NotFound));
+        };
+        for _ in 0..2 {
+            match self.cancel_once(screening_id, request).await? {
+                Reply::Missing => self.rebuild(screening_id).await?,
+                Reply::Cancelled => return Ok(Ok(())),
+                Reply::Rejected(rejection) => return Ok(Err(rejection)),
+                other => {
+                    return Err(EngineError::Internal(format!("cancel answered {other:?}")));
+                }
+            }
+        }
+        Err(EngineError::Unavailable("the screening's hot state disappeared again".into()))
+    }
+
+    async fn taken_seats(&self, screening_id: Uuid) -> Result<Vec<Seat>, EngineError> {
+        let key = self.redis.keys.screening(screening_id);
+        for _ in 0..2 {
+            let mut conn = self.redis.conn.clone();
+            let fields: HashMap<String, String> = deadline(async {
+                ::redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.map_err(unavailable)
+            })
+            .await?;
+            if fields.is_empty() {
+                self.rebuild(screening_id).await?;
+                continue;
+            }
+            let mut taken: Vec<Seat> = fields
+                .keys()
+                .filter_map(|field| field.strip_prefix("seat:"))
+                .filter_map(Seat::parse)
+                .collect();
+            taken.sort();
+            return Ok(taken);
+        }
+        Err(EngineError::Unavailable("the screening's hot state disappeared again".into()))
+    }
+}
+
+/// The hot state's fields (see `reserve_seats.lua`).
+fn encode(state: &ScreeningState) -> Vec<(String, String)> {
+    let mut fields = vec![("starts_at".to_owned(), state.starts_at.timestamp_micros().to_string())];
+    let mut held: HashMap<Uuid, usize> = HashMap::new();
+    for (id, reservation) in &state.reservations {
+        for seat in &reservation.seats {
+            fields.push((format!("seat:{seat}"), id.to_string()));
+        }
+        let codes = seats_to_text(&reservation.seats);
+        fields.push((format!("res:{id}"), format!("{}|{codes}", reservation.user_id)));
+        *held.entry(reservation.user_id).or_default() += reservation.seats.len();
+    }
+    for (user, count) in held {
+        fields.push((format!("held:{user}"), count.to_string()));
+    }
+    for (user, at) in &state.last_reserved {
+        fields.push((format!("last:{user}"), at.timestamp_micros().to_string()));
+    }
+    fields
+}
+
+fn decode(reply: &[String]) -> Result<Reply, EngineError> {
+    let malformed = || EngineError::Internal(format!("unexpected reservation reply {reply:?}"));
+    let int = |at: usize| reply.get(at).and_then(|v| v.parse::<i64>().ok()).ok_or_else(malformed);
+    let Some(kind) = reply.first() else { return Err(malformed()) };
+    Ok(match kind.as_str() {
+        "replay" => return decode(&reply[1..]),
+        "reserved" => Reply::Reserved {
+            id: reply.get(1).and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(malformed)?,
+            at: DateTime::from_timestamp_micros(int(2)?).ok_or_else(malformed)?,
+        },
+        "taken" => Reply::Rejected(ReservationRejection::SeatsTaken {
+            taken: reply[1..].iter().filter_map(|code| Seat::parse(code)).collect(),
+        }),
+        "limit" => Reply::Rejected(ReservationRejection::UserSeatLimit { held: int(1)? as usize }),
+        "started" => Reply::Rejected(ReservationRejection::ScreeningStarted),
+        "soon" => Reply::Rejected(ReservationRejection::TooSoon {
+            retry_after_secs: (int(1)? + 999_999) / 1_000_000,
+        }),
+        "not_found" => Reply::Rejected(ReservationRejection::NotFound),
+        "cancelled" => Reply::Cancelled,
+        "missing" => Reply::Missing,
+        "reused" => Reply::KeyReused,
+        _ => return Err(malformed()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn replies_decode_into_the_core_rejections() {
+        assert_eq!(
+            decode(&strings(&["taken", "B3", "B4"])).unwrap(),
+            Reply::Rejected(ReservationRejection::SeatsTaken {
+                taken: vec![Seat { row: 1, col: 3 }, Seat { row: 1, col: 4 }]
+            })
+        );
+        assert_eq!(
+            decode(&strings(&["soon", "1500001"])).unwrap(),
+            Reply::Rejected(ReservationRejection::TooSoon { retry_after_secs: 2 })
+        );
+        assert_eq!(
+            decode(&strings(&["replay", "limit", "4"])).unwrap(),
+            Reply::Rejected(ReservationRejection::UserSeatLimit { held: 4 })
+        );
+        assert!(matches!(
+            decode(&strings(&["reserved", &Uuid::nil().to_string(), "1800000000000000"])).unwrap(),
+            Reply::Reserved { id, .. } if id.is_nil()
+        ));
+        assert!(decode(&strings(&["what"])).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}

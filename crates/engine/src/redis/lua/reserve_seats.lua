@@ -1,0 +1,107 @@
+-- Reserves seats: Surge's reservation rule (surge_core::cinema::decide and apply for Reserve),
+-- run atomically against one screening's hot state. On acceptance the seats are taken and the
+-- `reserved` event is appended to the shard's stream in the same step.
+--
+-- The screening hash holds `starts_at` (µs), and per reservation, seat and user:
+--   seat:<code> → reservation id        res:<id> → "<user id>|<codes>"
+--   held:<user> → seats held            last:<user> → time of the last reservation (µs)
+--
+-- KEYS[1]  the screening hash
+-- KEYS[2]  the shard's event stream
+-- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
+-- ARGV[1]  screening id
+-- ARGV[2]  now (µs since the Unix epoch)
+-- ARGV[3]  hex digest of the keyed request, or '' when it carries no Idempotency-Key
+-- ARGV[4]  how long a keyed outcome is remembered, in milliseconds
+-- ARGV[5]  reservation id
+-- ARGV[6]  user id
+-- ARGV[7]  the user's cooldown between successful reservations (µs)
+-- ARGV[8]  most seats one user may hold in one screening
+-- ARGV[9…] seat codes (already checked: 1–5 consecutive seats of one row)
+--
+-- Returns (every element a string):
+--   {'reserved', reservation id, created at (µs)}
+--   {'taken', code, …}            some seats are taken (the taken ones)
+--   {'limit', seats held}         the user would hold more than allowed
+--   {'started'}                   the screening has started
+--   {'soon', µs to wait}          the user's last reservation is within the cooldown
+--   {'missing'}                   no hot state for this screening
+--   {'replay', …first outcome}    a retried keyed request
+--   {'reused'}                    the key was used before for another request
+
+local key, stream = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[2])
+local request_hash = ARGV[3]
+local keyed = request_hash ~= ''
+local id, user = ARGV[5], ARGV[6]
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+if keyed then
+  local stored = redis.call('GET', KEYS[3])
+  if stored then
+    local record = cjson.decode(stored)
+    if now - tonumber(record[3]) < tonumber(ARGV[4]) * 1000 then
+      if record[1] ~= request_hash then
+        return {'reused'}
+      end
+      local reply = {'replay'}
+      for _, value in ipairs(record[2]) do
+        reply[#reply + 1] = value
+      end
+      return reply
+    end
+  end
+end
+
+local function decided(outcome)
+  if keyed then
+    redis.call('SET', KEYS[3], cjson.encode({request_hash, outcome, int(now)}), 'PX', ARGV[4])
+  end
+  return outcome
+end
+
+local starts_at = redis.call('HGET', key, 'starts_at')
+if not starts_at then
+  return {'missing'}
+end
+if now >= tonumber(starts_at) then
+  return decided({'started'})
+end
+
+local seats = {}
+for i = 9, #ARGV do
+  seats[#seats + 1] = ARGV[i]
+end
+local taken = {'taken'}
+for _, code in ipairs(seats) do
+  if redis.call('HEXISTS', key, 'seat:' .. code) == 1 then
+    taken[#taken + 1] = code
+  end
+end
+if #taken > 1 then
+  return decided(taken)
+end
+
+local held = tonumber(redis.call('HGET', key, 'held:' .. user) or '0')
+if held + #seats > tonumber(ARGV[8]) then
+  return decided({'limit', int(held)})
+end
+
+local last = redis.call('HGET', key, 'last:' .. user)
+local cooldown = tonumber(ARGV[7])
+if last and now - tonumber(last) < cooldown then
+  return decided({'soon', int(tonumber(last) + cooldown - now)})
+end
+
+local codes = table.concat(seats, ',')
+for _, code in ipairs(seats) do
+  redis.call('HSET', key, 'seat:' .. code, id)
+end
+redis.call('HSET', key, 'res:' .. id, user .. '|' .. codes, 'held:' .. user, int(held + #seats),
+  'last:' .. user, int(now))
+redis.call('XADD', stream, '*', 'type', 'reserved', 'screening_id', ARGV[1], 'event_id', id,
+  'user_id', user, 'seats', codes, 'at', int(now))
+return decided({'reserved', id, int(now)})

@@ -1,0 +1,259 @@
+//! Cinema: what is showing, seat maps, and the admin catalog; reservations live in
+//! [`reservations`], the admin endpoints in [`admin`].
+//!
+//! The read endpoints are what a premiere's crowd refreshes: "now showing" is served from the
+//! two-tier cache (one database query per query string per TTL, whatever the traffic), and an
+//! address that reads more than the configured rate is blocked for a while.
+
+pub mod admin;
+pub mod reservations;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat};
+use surge_core::ratelimit::{Decision, retry_after_secs};
+use surge_core::validation::FieldErrors;
+use surge_store::auctions::fold;
+use surge_store::cinema::{ShowingMovie, ShowingQuery, TheaterRef};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+/// How far ahead "now showing" looks.
+pub const SHOWING_WINDOW_DAYS: i64 = 7;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/movies", get(now_showing))
+        .route("/api/v1/screenings/{id}/seats", get(seat_map))
+        .route("/api/v1/reservations", post(reservations::reserve))
+        .route("/api/v1/reservations/{id}", delete(reservations::cancel))
+        .route("/api/v1/me/reservations", get(reservations::mine))
+        .route("/api/v1/admin/theaters", post(admin::create_theater))
+        .route("/api/v1/admin/movies", post(admin::create_movie))
+        .route("/api/v1/admin/screenings", post(admin::create_screening))
+}
+
+/// The caller's address as the listener saw it (`unknown` when the server runs without
+/// connection info, as in-process router tests do).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(ClientIp(peer))
+    }
+}
+
+/// Counts one read against the caller's address; over the limit, the address is blocked.
+async fn count_read(state: &AppState, ip: ClientIp) -> ApiResult<()> {
+    let key = match ip.0 {
+        Some(ip) => format!("cinema-read:{ip}"),
+        None => "cinema-read:unknown".to_owned(),
+    };
+    match state.limiter.acquire_or_block(state.settings.cinema_reads, &key).await? {
+        Decision::Allowed { .. } => Ok(()),
+        Decision::Denied { retry_after_ms } => {
+            Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) })
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Theater {
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl From<TheaterRef> for Theater {
+    fn from(theater: TheaterRef) -> Self {
+        Theater { id: theater.id, name: theater.name }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScreeningSlot {
+    pub id: Uuid,
+    pub theater: Theater,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShowingItem {
+    pub id: Uuid,
+    pub title: String,
+    #[schema(example = "TWELVE")]
+    pub grade: String,
+    #[schema(example = "SF")]
+    pub genre: String,
+    pub release_date: NaiveDate,
+    pub thumbnail_url: String,
+    pub running_minutes: i64,
+    /// This movie's screenings in the next 7 days, by start time.
+    pub screenings: Vec<ScreeningSlot>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Showing {
+    pub items: Vec<ShowingItem>,
+}
+
+impl From<ShowingMovie> for ShowingItem {
+    fn from(entry: ShowingMovie) -> Self {
+        let movie = entry.movie;
+        ShowingItem {
+            id: movie.id,
+            title: movie.title,
+            grade: movie.grade.as_str().to_owned(),
+            genre: movie.genre.as_str().to_owned(),
+            release_date: movie.release_date,
+            thumbnail_url: movie.thumbnail_url,
+            running_minutes: movie.running_minutes,
+            screenings: entry
+                .screenings
+                .into_iter()
+                .map(|slot| ScreeningSlot {
+                    id: slot.id,
+                    theater: slot.theater.into(),
+                    starts_at: slot.starts_at,
+                    ends_at: slot.ends_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A rendered JSON body, cached once and sent to every reader without copying it.
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub Bytes);
+
+impl Serialize for JsonBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or("{}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| JsonBody(Bytes::from(text)))
+    }
+}
+
+impl IntoResponse for JsonBody {
+    fn into_response(self) -> Response {
+        let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        (content_type, self.0).into_response()
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ShowingParams {
+    /// Case-insensitive substring of the title (at most 255 characters).
+    pub title: Option<String>,
+    /// `ACTION`, `ROMANCE`, `HORROR`, `SF`, `COMEDY`, `DRAMA`, `ANIMATION` or `THRILLER`.
+    pub genre: Option<String>,
+}
+
+/// Movies with a screening starting in the next 7 days, newest release first.
+#[utoipa::path(get, path = "/api/v1/movies", tag = "cinema", params(ShowingParams),
+    responses((status = 200, body = Showing), (status = 422, description = "bad genre or title"),
+        (status = 429, description = "this address is blocked for a while (Retry-After)")))]
+pub async fn now_showing(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Query(params): Query<ShowingParams>,
+) -> ApiResult<JsonBody> {
+    count_read(&state, ip).await?;
+    let mut errors = FieldErrors::new();
+    let title = params.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
+        errors.add("title", format!("must be at most {MAX_TITLE_CHARS} characters"));
+    }
+    let genre = match params.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+        None => None,
+        Some(name) => match Genre::parse(&name.to_ascii_uppercase()) {
+            Some(genre) => Some(genre),
+            None => {
+                let names: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
+                errors.add("genre", format!("must be one of {}", names.join(", ")));
+                None
+            }
+        },
+    };
+    errors.into_result(())?;
+    let title = title.map(fold);
+    let key = format!("{}|{}", genre.map_or("", |g| g.as_str()), title.as_deref().unwrap_or(""));
+    let body = state
+        .showing
+        .get_or_load(&key, || async {
+            let now = state.clock.now();
+            let query = ShowingQuery {
+                title_contains: title.clone(),
+                genre,
+                from: now,
+                until: now + Duration::days(SHOWING_WINDOW_DAYS),
+            };
+            let movies = state.cinema.now_showing(&query).await.map_err(|e| e.to_string())?;
+            let showing = Showing { items: movies.into_iter().map(ShowingItem::from).collect() };
+            let body = serde_json::to_vec(&showing).map_err(|e| e.to_string())?;
+            Ok::<_, String>(Some(JsonBody(Bytes::from(body))))
+        })
+        .await
+        .map_err(ApiError::Unavailable)?
+        .ok_or_else(|| ApiError::Internal("the showing loader returned nothing".into()))?;
+    Ok(JsonBody::clone(&body))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatState {
+    #[schema(example = "B3")]
+    pub code: String,
+    pub taken: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatMap {
+    pub screening_id: Uuid,
+    pub rows: u8,
+    pub cols: u8,
+    /// Row by row, left to right.
+    pub seats: Vec<SeatState>,
+}
+
+/// Every seat of a screening and whether it is taken, including reservations acknowledged a
+/// moment ago on any replica.
+#[utoipa::path(get, path = "/api/v1/screenings/{id}/seats", tag = "cinema", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SeatMap), (status = 404),
+        (status = 429, description = "this address is blocked for a while (Retry-After)")))]
+pub async fn seat_map(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<SeatMap>> {
+    count_read(&state, ip).await?;
+    let screening = state.cinema.screening(id).await?.ok_or(ApiError::NotFound)?;
+    let taken: std::collections::HashSet<Seat> =
+        state.reservations.taken_seats(id).await?.into_iter().collect();
+    let seats = (0..screening.rows)
+        .flat_map(|row| (1..=screening.cols).map(move |col| Seat { row, col }))
+        .map(|seat| SeatState { code: seat.to_string(), taken: taken.contains(&seat) })
+        .collect();
+    Ok(Json(SeatMap { screening_id: id, rows: screening.rows, cols: screening.cols, seats }))
+}

@@ -1,0 +1,154 @@
+//! The premiere: 2,000 users click at once for seats of one 5 × 5 screening, each asking for 1
+//! to 5 random consecutive seats of a random row. Whatever the interleaving, no seat is sold
+//! twice, nobody holds more than 5, the seats of the 201s are exactly the seats taken, and the
+//! seat map agrees with the reservations table.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::{Barrier, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::Cinema;
+use crate::helpers::{Api, QuickUser, status_and_json, string};
+
+pub const USERS: usize = 2_000;
+/// Requests on the wire at once (every user is spawned at once; this only caps sockets).
+const IN_FLIGHT: usize = 1_000;
+
+/// What the rush produced: the accepted reservations by id, with user and seats.
+pub struct Rush {
+    pub accepted: HashMap<String, (String, Vec<String>)>,
+    pub refused: usize,
+}
+
+/// A user's pick: a random row, 1–5 consecutive seats in it (deterministic per user index).
+fn pick(user: usize) -> Vec<String> {
+    let mut state = (user as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = |n: u64| {
+        state ^= state >> 29;
+        state = state.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        state ^= state >> 32;
+        state % n
+    };
+    let row = (b'A' + next(5) as u8) as char;
+    let count = 1 + next(5) as u8;
+    let first = 1 + next(u64::from(6 - count)) as u8;
+    (first..first + count).map(|col| format!("{row}{col}")).collect()
+}
+
+/// Sends every user's request at once, spread over `apis` (replicas), and checks each answer.
+pub async fn run(apis: &[Api], users: &[QuickUser], screening: &str) -> Rush {
+    let start = Arc::new(Barrier::new(users.len()));
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut requests = JoinSet::new();
+    for (n, user) in users.iter().enumerate() {
+        let api = apis[n % apis.len()].clone();
+        let (user, screening) = (user.clone(), screening.to_owned());
+        let (start, in_flight) = (start.clone(), in_flight.clone());
+        requests.spawn(async move {
+            let seats = pick(n);
+            start.wait().await;
+            let _permit = in_flight.acquire().await.unwrap();
+            let body = json!({"screening_id": screening, "seats": seats});
+            let response = api.post_json("/reservations", Some(&user.token), &body).await;
+            let (status, body) = status_and_json(response).await;
+            (user.id, seats, status, body)
+        });
+    }
+    let answers = tokio::time::timeout(Duration::from_secs(120), requests.join_all())
+        .await
+        .expect("the rush did not finish in time");
+    let mut rush = Rush { accepted: HashMap::new(), refused: 0 };
+    for (user, seats, status, body) in answers {
+        match status {
+            201 => {
+                assert_eq!(body["seats"], json!(seats), "{body}");
+                rush.accepted.insert(string(&body["id"]), (user, seats));
+            }
+            409 => {
+                assert_eq!(body["error"]["code"], "seats_taken", "{body}");
+                let taken = body["error"]["taken"].as_array().unwrap();
+                assert!(!taken.is_empty() && taken.iter().all(|s| seats.contains(&string(s))));
+                rush.refused += 1;
+            }
+            other => panic!("a rush request answered {other}: {body}"),
+        }
+    }
+    rush
+}
+
+/// The invariants that must hold after any rush; returns the seats sold.
+pub fn check(rush: &Rush, seat_map: &Value) -> BTreeSet<String> {
+    let mut sold = BTreeSet::new();
+    let mut held: HashMap<&str, usize> = HashMap::new();
+    for (user, seats) in rush.accepted.values() {
+        for seat in seats {
+            assert!(sold.insert(seat.clone()), "{seat} was sold twice");
+        }
+        *held.entry(user).or_default() += seats.len();
+    }
+    assert!(held.values().all(|&count| count <= 5), "someone holds more than 5 seats");
+    let taken: BTreeSet<String> = seat_map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|seat| seat["taken"] == true)
+        .map(|seat| string(&seat["code"]))
+        .collect();
+    assert_eq!(taken, sold, "the seat map must show exactly the seats of the 201s");
+    sold
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_users_rush_a_five_by_five_screening_and_no_seat_is_sold_twice() {
+    let cinema = Cinema::open().await;
+    let users = cinema.app.quick_users(USERS).await;
+    let started = Instant::now();
+    let rush = run(std::slice::from_ref(&cinema.app.api), &users, &cinema.screening).await;
+    let elapsed = started.elapsed();
+    assert_eq!(rush.accepted.len() + rush.refused, USERS);
+    let sold = check(&rush, &cinema.seat_map().await);
+    assert!(!sold.is_empty());
+    // The reservations table agrees with the answers, reservation by reservation.
+    let store = &cinema.app.state.cinema;
+    for (id, (user, seats)) in &rush.accepted {
+        let stored = store.reservation(Uuid::parse_str(id).unwrap()).await.unwrap();
+        let stored = stored.unwrap_or_else(|| panic!("reservation {id} is not stored"));
+        assert_eq!(stored.user_id.to_string(), *user);
+        let codes: Vec<String> = stored.seats.iter().map(ToString::to_string).collect();
+        assert_eq!(&codes, seats);
+    }
+    // The seats table (persisted asynchronously on the distributed backend) catches up.
+    let screening = Uuid::parse_str(&cinema.screening).unwrap();
+    let waited = Instant::now();
+    loop {
+        let stored: BTreeSet<String> =
+            store.taken_seats(screening).await.unwrap().iter().map(ToString::to_string).collect();
+        if stored == sold {
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "seats table {stored:?} ≠ {sold:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "seat rush: {USERS} users, {} reservations ({} seats) in {elapsed:?}",
+        rush.accepted.len(),
+        sold.len()
+    );
+}
+
+#[test]
+fn picks_are_one_to_five_consecutive_seats_of_one_row() {
+    for user in 0..USERS {
+        let seats = pick(user);
+        assert!((1..=5).contains(&seats.len()));
+        let row = &seats[0][..1];
+        assert!(seats.iter().all(|seat| &seat[..1] == row && ("A".."F").contains(&row)));
+        let cols: Vec<u8> = seats.iter().map(|seat| seat[1..].parse().unwrap()).collect();
+        assert!(cols.windows(2).all(|pair| pair[1] == pair[0] + 1) && cols[cols.len() - 1] <= 5);
+    }
+}
