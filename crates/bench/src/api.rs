@@ -89,6 +89,20 @@ pub async fn signup(
     Ok(Account { access_token: auth.access_token })
 }
 
+/// Logs an existing bench account in (every bench account has the bench password).
+pub async fn login(conn: &mut Conn, endpoint: &Endpoint, email: &str) -> Result<Account> {
+    let body = json!({ "email": email, "password": PASSWORD });
+    let req = endpoint.request(
+        Method::POST,
+        &format!("{API}/auth/login"),
+        None,
+        Some(Bytes::from(body.to_string())),
+    )?;
+    let reply = conn.send(req).await?.expect(StatusCode::OK, &format!("login of {email}"))?;
+    let auth: AuthResponse = reply.json()?;
+    Ok(Account { access_token: auth.access_token })
+}
+
 /// Creates a live auction that ends in an hour, starting at `starting_price` with increment 1.
 pub async fn create_auction(
     conn: &mut Conn,

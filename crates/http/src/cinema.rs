@@ -23,7 +23,7 @@ use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat};
 use surge_core::ratelimit::{Decision, retry_after_secs};
 use surge_core::validation::FieldErrors;
 use surge_store::auctions::fold;
-use surge_store::cinema::{ShowingMovie, ShowingQuery, TheaterRef};
+use surge_store::cinema::{MovieRecord, ShowingMovie, ShowingQuery, TheaterRef};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -62,11 +62,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// Counts one read against the caller's address; over the limit, the address is blocked.
 async fn count_read(state: &AppState, ip: ClientIp) -> ApiResult<()> {
+    let Some(limit) = state.settings.cinema_reads else { return Ok(()) };
     let key = match ip.0 {
         Some(ip) => format!("cinema-read:{ip}"),
         None => "cinema-read:unknown".to_owned(),
     };
-    match state.limiter.acquire_or_block(state.settings.cinema_reads, &key).await? {
+    match state.limiter.acquire_or_block(limit, &key).await? {
         Decision::Allowed { .. } => Ok(()),
         Decision::Denied { retry_after_ms } => {
             Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) })
@@ -94,8 +95,9 @@ pub struct ScreeningSlot {
     pub ends_at: DateTime<Utc>,
 }
 
+/// A movie of the catalog.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ShowingItem {
+pub struct Movie {
     pub id: Uuid,
     pub title: String,
     #[schema(example = "TWELVE")]
@@ -105,6 +107,26 @@ pub struct ShowingItem {
     pub release_date: NaiveDate,
     pub thumbnail_url: String,
     pub running_minutes: i64,
+}
+
+impl From<MovieRecord> for Movie {
+    fn from(movie: MovieRecord) -> Self {
+        Movie {
+            id: movie.id,
+            title: movie.title,
+            grade: movie.grade.as_str().to_owned(),
+            genre: movie.genre.as_str().to_owned(),
+            release_date: movie.release_date,
+            thumbnail_url: movie.thumbnail_url,
+            running_minutes: movie.running_minutes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShowingItem {
+    #[serde(flatten)]
+    pub movie: Movie,
     /// This movie's screenings in the next 7 days, by start time.
     pub screenings: Vec<ScreeningSlot>,
 }
@@ -116,15 +138,8 @@ pub struct Showing {
 
 impl From<ShowingMovie> for ShowingItem {
     fn from(entry: ShowingMovie) -> Self {
-        let movie = entry.movie;
         ShowingItem {
-            id: movie.id,
-            title: movie.title,
-            grade: movie.grade.as_str().to_owned(),
-            genre: movie.genre.as_str().to_owned(),
-            release_date: movie.release_date,
-            thumbnail_url: movie.thumbnail_url,
-            running_minutes: movie.running_minutes,
+            movie: entry.movie.into(),
             screenings: entry
                 .screenings
                 .into_iter()
@@ -137,6 +152,16 @@ impl From<ShowingMovie> for ShowingItem {
                 .collect(),
         }
     }
+}
+
+/// A genre as clients send it (any case); an unknown one is a field error naming the choices.
+pub(crate) fn parse_genre(field: &str, name: &str, errors: &mut FieldErrors) -> Option<Genre> {
+    let genre = Genre::parse(&name.trim().to_ascii_uppercase());
+    if genre.is_none() {
+        let names: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
+        errors.add(field, format!("must be one of {}", names.join(", ")));
+    }
+    genre
 }
 
 /// A rendered JSON body, cached once and sent to every reader without copying it.
@@ -186,17 +211,11 @@ pub async fn now_showing(
     if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
         errors.add("title", format!("must be at most {MAX_TITLE_CHARS} characters"));
     }
-    let genre = match params.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
-        None => None,
-        Some(name) => match Genre::parse(&name.to_ascii_uppercase()) {
-            Some(genre) => Some(genre),
-            None => {
-                let names: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
-                errors.add("genre", format!("must be one of {}", names.join(", ")));
-                None
-            }
-        },
-    };
+    let genre = params
+        .genre
+        .as_deref()
+        .filter(|g| !g.trim().is_empty())
+        .and_then(|name| parse_genre("genre", name, &mut errors));
     errors.into_result(())?;
     let title = title.map(fold);
     let key = format!("{}|{}", genre.map_or("", |g| g.as_str()), title.as_deref().unwrap_or(""));

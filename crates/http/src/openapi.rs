@@ -28,7 +28,7 @@ use crate::{accounts, auctions, cinema, images, operations};
         auctions::bids::Bid, auctions::bids::BidRequest, auctions::bids::BidPlaced, auctions::bids::AuctionAfterBid,
         cinema::Showing, cinema::ShowingItem, cinema::ScreeningSlot, cinema::Theater, cinema::SeatMap, cinema::SeatState,
         cinema::reservations::ReservationRequest, cinema::reservations::Reservation,
-        cinema::admin::TheaterRequest, cinema::admin::TheaterCreated, cinema::admin::MovieRequest, cinema::admin::Movie,
+        cinema::admin::TheaterRequest, cinema::admin::TheaterCreated, cinema::admin::MovieRequest, cinema::Movie,
         cinema::admin::ScreeningRequest, cinema::admin::Screening,
         images::UploadedImage,
     )),

@@ -41,8 +41,9 @@ pub struct HttpSettings {
     pub sse_heartbeat: Duration,
     /// Largest JSON body accepted.
     pub json_body_limit: usize,
-    /// Reads of "now showing" and seat maps per address, and the block for going over.
-    pub cinema_reads: Blocking,
+    /// Reads of "now showing" and seat maps per address, and the block for going over; `None`
+    /// when reads are not limited.
+    pub cinema_reads: Option<Blocking>,
     /// Least time between one user's successful reservations of one screening.
     pub reservation_cooldown: chrono::Duration,
 }

@@ -73,7 +73,8 @@ pub struct AuctionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CinemaSettings {
-    /// Reads of GET /movies and GET /screenings/… one address may make per `read_period_secs`…
+    /// Reads of GET /movies and GET /screenings/… one address may make per `read_period_secs`
+    /// (0: no limit, e.g. behind a proxy that limits already)…
     pub read_limit: u32,
     pub read_period_secs: u64,
     /// …before it is blocked for this long.

@@ -230,13 +230,13 @@ impl Application {
             uploads: Quota::new(settings.limits.uploads_per_hour.max(1), 3_600_000),
             sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
             json_body_limit: settings.http.json_body_limit_bytes,
-            cinema_reads: Blocking {
+            cinema_reads: (settings.cinema.read_limit > 0).then(|| Blocking {
                 quota: Quota::new(
-                    settings.cinema.read_limit.max(1),
+                    settings.cinema.read_limit,
                     (settings.cinema.read_period_secs.max(1) * 1000) as i64,
                 ),
                 block_ms: (settings.cinema.read_block_secs.max(1) * 1000) as i64,
-            },
+            }),
             reservation_cooldown: chrono::Duration::seconds(
                 settings.cinema.reservation_cooldown_secs as i64,
             ),

@@ -89,9 +89,26 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
+/// The seats user number `user` asks for in a seat rush on a 5 × 5 screening: a row of `A`–`E`
+/// and 1 to 5 consecutive seats in it, pseudo-random but the same on every run, so the API test
+/// and the benchmark rush alike.
+pub fn seat_rush_pick(user: usize) -> Vec<String> {
+    let mut state = (user as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = |n: u64| {
+        state ^= state >> 29;
+        state = state.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        state ^= state >> 32;
+        state % n
+    };
+    let row = char::from(b'A' + next(5) as u8);
+    let count = 1 + next(5) as u8;
+    let first = 1 + next(u64::from(6 - count)) as u8;
+    (first..first + count).map(|col| format!("{row}{col}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::*;
 
     #[test]
     fn the_scratch_database_replaces_only_the_path_of_the_admin_url() {
@@ -104,5 +121,18 @@ mod tests {
             with_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
             "postgres://u:p@h/x?sslmode=disable"
         );
+    }
+
+    #[test]
+    fn seat_rush_picks_are_one_to_five_consecutive_seats_of_one_row() {
+        for user in 0..2_000 {
+            let seats = seat_rush_pick(user);
+            assert!((1..=5).contains(&seats.len()));
+            let row = &seats[0][..1];
+            assert!(seats.iter().all(|seat| &seat[..1] == row && ("A".."F").contains(&row)));
+            let cols: Vec<u8> = seats.iter().map(|seat| seat[1..].parse().unwrap()).collect();
+            assert!(cols.windows(2).all(|pair| pair[1] == pair[0] + 1));
+            assert!(cols[cols.len() - 1] <= 5);
+        }
     }
 }

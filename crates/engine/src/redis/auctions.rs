@@ -281,6 +281,43 @@ impl RedisAuctions {
     }
 }
 
+/// How often a rebuild waits for the shard's persister before giving up with 503.
+const REBUILD_ATTEMPTS: u32 = 40;
+const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Recreates a missing hot key (an auction's, a screening's) from PostgreSQL, but only from a
+/// copy that holds every event of the entity: `load(persisted)` reads the copy *after* the
+/// shard's persisted position was read, and runs `load_hot_state.lua`, which refuses while the
+/// stream still holds unapplied events of the entity. Then it waits for the persister, bounded,
+/// and gives up with 503: a command is never decided on stale data.
+pub(crate) async fn rebuild_hot_state<F, Fut>(
+    redis: &RedisAuctions,
+    entity: Uuid,
+    what: &str,
+    mut load: F,
+) -> Result<(), EngineError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<LoadResult, EngineError>>,
+{
+    let shard = redis.keys.shard_of(entity);
+    for _ in 0..REBUILD_ATTEMPTS {
+        let persisted = redis.persisted_position(shard).await?;
+        match load(persisted).await? {
+            LoadResult::Created => {
+                tracing::info!(entity = %entity, what, "rebuilt hot state from PostgreSQL");
+                metrics::counter!("surge_hot_state_rebuilds_total").increment(1);
+                return Ok(());
+            }
+            LoadResult::Exists => return Ok(()),
+            LoadResult::Stale => tokio::time::sleep(REBUILD_PAUSE).await,
+        }
+    }
+    Err(EngineError::Unavailable(format!(
+        "the {what}'s recent events are still being persisted; retry shortly"
+    )))
+}
+
 /// The reply of `load_hot_state.lua`.
 pub(crate) fn load_result(reply: i64) -> Result<LoadResult, EngineError> {
     match reply {

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use ::redis::Script;
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use uuid::Uuid;
 
 use super::auctions::{
     IDEMPOTENCY_WINDOW_MS, LOAD_HOT_STATE, LoadResult, RedisAuctions, hex, load_result,
+    rebuild_hot_state,
 };
 use super::{deadline, unavailable};
 use crate::EngineError;
@@ -30,9 +30,6 @@ static RESERVE: LazyLock<Script> =
 static CANCEL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/cancel_reservation.lua")));
 
-/// How often a rebuild waits for the shard's persister before giving up with 503.
-const REBUILD_ATTEMPTS: u32 = 40;
-const REBUILD_PAUSE: Duration = Duration::from_millis(50);
 /// A screening's hot state outlives its start by this much, then Redis forgets it (it takes no
 /// command after the start, and is rebuilt from PostgreSQL if asked for).
 const KEEP_AFTER_START_MS: i64 = 24 * 3600 * 1000;
@@ -147,43 +144,41 @@ impl DistributedReservations {
         }
     }
 
-    /// Recreates a missing screening hot state from PostgreSQL, but only from a copy that holds
-    /// every event of the screening (see `load_hot_state.lua`).
+    /// Recreates a missing screening hot state from PostgreSQL (see [`rebuild_hot_state`]).
     async fn rebuild(&self, screening_id: Uuid) -> Result<(), EngineError> {
-        let keys = &self.redis.keys;
-        let shard = keys.shard_of(screening_id);
-        for _ in 0..REBUILD_ATTEMPTS {
-            let persisted = self.redis.persisted_position(shard).await?;
+        rebuild_hot_state(&self.redis, screening_id, "screening", |persisted| async move {
             let state =
                 self.store.screening_state(screening_id).await?.ok_or(EngineError::NotFound)?;
-            let now_ms = self.clock.now().timestamp_millis();
-            let ttl = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
-            let mut invocation = LOAD_HOT_STATE.key(keys.screening(screening_id));
-            invocation
-                .key(keys.events(shard))
-                .arg("screening_id")
-                .arg(screening_id.to_string())
-                .arg(persisted)
-                .arg(ttl);
-            for (field, value) in encode(&state) {
-                invocation.arg(field).arg(value);
-            }
-            let mut conn = self.redis.conn.clone();
-            let reply: i64 =
-                deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                    .await?;
-            match load_result(reply)? {
-                LoadResult::Created => {
-                    metrics::counter!("surge_hot_state_rebuilds_total").increment(1);
-                    return Ok(());
-                }
-                LoadResult::Exists => return Ok(()),
-                LoadResult::Stale => tokio::time::sleep(REBUILD_PAUSE).await,
-            }
+            self.load(&state, &persisted).await
+        })
+        .await
+    }
+
+    /// Runs `load_hot_state.lua` with a screening's persisted state; the hash outlives the
+    /// screening's start by [`KEEP_AFTER_START_MS`].
+    async fn load(
+        &self,
+        state: &ScreeningState,
+        persisted: &str,
+    ) -> Result<LoadResult, EngineError> {
+        let keys = &self.redis.keys;
+        let now_ms = self.clock.now().timestamp_millis();
+        let ttl = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
+        let mut invocation = LOAD_HOT_STATE.key(keys.screening(state.id));
+        invocation
+            .key(keys.events(keys.shard_of(state.id)))
+            .arg("screening_id")
+            .arg(state.id.to_string())
+            .arg(persisted)
+            .arg(ttl);
+        for (field, value) in encode(state) {
+            invocation.arg(field).arg(value);
         }
-        Err(EngineError::Unavailable(
-            "the screening's recent events are still being persisted; retry shortly".into(),
-        ))
+        let mut conn = self.redis.conn.clone();
+        let reply: i64 =
+            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
+                .await?;
+        load_result(reply)
     }
 }
 

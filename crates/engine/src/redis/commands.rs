@@ -11,16 +11,12 @@ use uuid::Uuid;
 use surge_core::auctions::Rejection;
 
 use super::auctions::{
-    AcceptedReply, CloseResult, Floor, LoadResult, RedisAuctions, RedisBidResult,
+    AcceptedReply, CloseResult, Floor, RedisAuctions, RedisBidResult, rebuild_hot_state,
 };
 use super::batcher::BidBatcher;
 use crate::EngineError;
 use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
-
-/// How often a rebuild waits for the shard's persister before giving up with 503.
-const REBUILD_ATTEMPTS: u32 = 40;
-const REBUILD_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 pub struct DistributedAuctions {
@@ -75,29 +71,14 @@ impl DistributedAuctions {
         self.floors.insert(auction_id, raised);
     }
 
-    /// Recreates a missing hot key from PostgreSQL, but only from a copy that holds every event
-    /// of the auction: while the shard stream still has unapplied events of it, wait for the
-    /// persister. A lower bid can never win because a key was rebuilt from stale data.
+    /// Recreates a missing hot key from PostgreSQL (see [`rebuild_hot_state`]).
     async fn rebuild(&self, auction_id: Uuid) -> Result<(), EngineError> {
-        let shard = self.redis.keys.shard_of(auction_id);
-        for _ in 0..REBUILD_ATTEMPTS {
-            // The position first, then the copy: everything up to the position is in the copy.
-            let persisted = self.redis.persisted_position(shard).await?;
+        rebuild_hot_state(&self.redis, auction_id, "auction", |persisted| async move {
             let (state, nickname) =
                 self.ledger.auction_state(auction_id).await?.ok_or(EngineError::NotFound)?;
-            match self.redis.load(&state, nickname.as_deref(), &persisted).await? {
-                LoadResult::Created => {
-                    tracing::info!(auction.id = %auction_id, "rebuilt hot state from PostgreSQL");
-                    metrics::counter!("surge_hot_state_rebuilds_total").increment(1);
-                    return Ok(());
-                }
-                LoadResult::Exists => return Ok(()),
-                LoadResult::Stale => tokio::time::sleep(REBUILD_PAUSE).await,
-            }
-        }
-        Err(EngineError::Unavailable(
-            "the auction's recent events are still being persisted; retry shortly".into(),
-        ))
+            self.redis.load(&state, nickname.as_deref(), &persisted).await
+        })
+        .await
     }
 }
 

@@ -5,14 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use surge_core::cinema::{Genre, Grade, validate_movie, validate_theater};
+use surge_core::cinema::{Grade, validate_movie, validate_theater};
 use surge_core::validation::FieldErrors;
 use surge_store::StoreError;
 use surge_store::cinema::{MovieRecord, NewScreening, NewTheater};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Theater;
+use super::{Movie, Theater, parse_genre};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
@@ -82,17 +82,6 @@ pub struct MovieRequest {
     pub running_minutes: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Movie {
-    pub id: Uuid,
-    pub title: String,
-    pub grade: String,
-    pub genre: String,
-    pub release_date: NaiveDate,
-    pub thumbnail_url: String,
-    pub running_minutes: i64,
-}
-
 /// Add a movie.
 #[utoipa::path(post, path = "/api/v1/admin/movies", tag = "cinema", security(("bearer" = [])),
     request_body = MovieRequest,
@@ -111,11 +100,7 @@ pub async fn create_movie(
     if grade.is_none() {
         errors.add("grade", "must be ALL, TWELVE, FIFTEEN or ADULT");
     }
-    let genre = Genre::parse(&request.genre.trim().to_ascii_uppercase());
-    if genre.is_none() {
-        let names: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
-        errors.add("genre", format!("must be one of {}", names.join(", ")));
-    }
+    let genre = parse_genre("genre", &request.genre, &mut errors);
     let (Some(grade), Some(genre)) = (grade, genre) else { return Err(errors.into()) };
     errors.into_result(())?;
     let movie = MovieRecord {
@@ -129,18 +114,7 @@ pub async fn create_movie(
     };
     state.cinema.create_movie(movie.clone(), state.clock.now()).await?;
     state.showing.invalidate_all().await;
-    Ok((
-        StatusCode::CREATED,
-        Json(Movie {
-            id: movie.id,
-            title: movie.title,
-            grade: movie.grade.as_str().to_owned(),
-            genre: movie.genre.as_str().to_owned(),
-            release_date: movie.release_date,
-            thumbnail_url: movie.thumbnail_url,
-            running_minutes: movie.running_minutes,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(movie.into())))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

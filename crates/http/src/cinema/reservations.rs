@@ -1,9 +1,12 @@
 //! Reserving seats, giving them back, and a user's reservations.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use metrics::Counter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use surge_core::cinema::{ReservationRejection, Seat, validate_seats};
@@ -33,6 +36,12 @@ pub struct Reservation {
     pub seats: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
+
+/// `surge_reservations_total` by outcome; handles are looked up once, not per request.
+static RESERVED: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("surge_reservations_total", "outcome" => "reserved"));
+static REFUSED: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("surge_reservations_total", "outcome" => "refused"));
 
 fn codes(seats: &[Seat]) -> Vec<String> {
     seats.iter().map(Seat::to_string).collect()
@@ -113,6 +122,7 @@ pub async fn reserve(
         .await?;
     match outcome {
         ReserveOutcome::Reserved(receipt) => {
+            RESERVED.increment(1);
             let mut headers = HeaderMap::new();
             if let Ok(location) =
                 HeaderValue::from_str(&format!("/api/v1/reservations/{}", receipt.id))
@@ -127,7 +137,10 @@ pub async fn reserve(
             };
             Ok((StatusCode::CREATED, headers, Json(body)).into_response())
         }
-        ReserveOutcome::Rejected(rejection) => Err(rejection_error(rejection)),
+        ReserveOutcome::Rejected(rejection) => {
+            REFUSED.increment(1);
+            Err(rejection_error(rejection))
+        }
     }
 }
 

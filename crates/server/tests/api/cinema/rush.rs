@@ -25,21 +25,6 @@ pub struct Rush {
     pub refused: usize,
 }
 
-/// A user's pick: a random row, 1–5 consecutive seats in it (deterministic per user index).
-fn pick(user: usize) -> Vec<String> {
-    let mut state = (user as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut next = |n: u64| {
-        state ^= state >> 29;
-        state = state.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        state ^= state >> 32;
-        state % n
-    };
-    let row = (b'A' + next(5) as u8) as char;
-    let count = 1 + next(5) as u8;
-    let first = 1 + next(u64::from(6 - count)) as u8;
-    (first..first + count).map(|col| format!("{row}{col}")).collect()
-}
-
 /// Sends every user's request at once, spread over `apis` (replicas), and checks each answer.
 pub async fn run(apis: &[Api], users: &[QuickUser], screening: &str) -> Rush {
     let start = Arc::new(Barrier::new(users.len()));
@@ -50,7 +35,7 @@ pub async fn run(apis: &[Api], users: &[QuickUser], screening: &str) -> Rush {
         let (user, screening) = (user.clone(), screening.to_owned());
         let (start, in_flight) = (start.clone(), in_flight.clone());
         requests.spawn(async move {
-            let seats = pick(n);
+            let seats = surge_testkit::seat_rush_pick(n);
             start.wait().await;
             let _permit = in_flight.acquire().await.unwrap();
             let body = json!({"screening_id": screening, "seats": seats});
@@ -139,16 +124,4 @@ async fn two_thousand_users_rush_a_five_by_five_screening_and_no_seat_is_sold_tw
         rush.accepted.len(),
         sold.len()
     );
-}
-
-#[test]
-fn picks_are_one_to_five_consecutive_seats_of_one_row() {
-    for user in 0..USERS {
-        let seats = pick(user);
-        assert!((1..=5).contains(&seats.len()));
-        let row = &seats[0][..1];
-        assert!(seats.iter().all(|seat| &seat[..1] == row && ("A".."F").contains(&row)));
-        let cols: Vec<u8> = seats.iter().map(|seat| seat[1..].parse().unwrap()).collect();
-        assert!(cols.windows(2).all(|pair| pair[1] == pair[0] + 1) && cols[cols.len() - 1] <= 5);
-    }
 }
