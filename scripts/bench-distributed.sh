@@ -11,11 +11,15 @@
 #   3. redis-benchmark running the peer's bid script (GET the auction key, compare, SET … EX
 #      259200, XADD to the stream) with as many connections, on the same Redis.
 #
+# With --cinema it runs the cinema scenario instead (`surge-bench cinema`: cached and uncached
+# "now showing" next to one replica's /healthz ceiling, then the 2,000-user seat rush spread over
+# the replicas), on the demo catalog seeded into PostgreSQL with `surge seed cinema`.
+#
 # Everything listens on loopback, starts fresh (PostgreSQL and Redis from scripts/services.sh,
 # in a temporary directory) and is stopped at the end, whatever happens.
 #
 # Usage: scripts/bench-distributed.sh [--connections N] [--auctions N] [--duration-secs N]
-#                                     [--warmup-secs N] [--replicas N] [--shards N]
+#                                     [--warmup-secs N] [--replicas N] [--shards N] [--cinema]
 # Exit status: 0 every check passed, 1 a check failed, 2 the run could not be carried out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +31,7 @@ DURATION=10
 WARMUP=2
 REPLICAS=2
 SHARDS=16
+CINEMA=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) CONNECTIONS=$2; shift 2 ;;
@@ -35,6 +40,7 @@ while [ $# -gt 0 ]; do
     --warmup-secs) WARMUP=$2; shift 2 ;;
     --replicas) REPLICAS=$2; shift 2 ;;
     --shards) SHARDS=$2; shift 2 ;;
+    --cinema) CINEMA=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -156,6 +162,14 @@ DATABASE_URL="${SURGE_TEST_DATABASE_URL%/*}/$DB"
 openssl genpkey -algorithm ed25519 -out "$WORK/jwt.pem" 2>/dev/null
 mkdir -p "$WORK/data"
 
+if [ "$CINEMA" = 1 ]; then
+  say "seeding the cinema demo catalog into PostgreSQL"
+  SURGE_DATABASE_URL="$DATABASE_URL" SURGE_REDIS_URL="$REDIS_URL" \
+  SURGE_JWT_SIGNING_KEY_FILE="$WORK/jwt.pem" SURGE_DISTRIBUTED__KEY_PREFIX="$PREFIX" \
+  SURGE_DISTRIBUTED__SHARDS="$SHARDS" SURGE_LOG_FORMAT=json RUST_LOG=warn \
+    "$SURGE" seed cinema --data-dir "$WORK/data" >&2
+fi
+
 # One after the other: the first runs the migrations, the others find them done.
 URLS=()
 for i in $(seq 0 $((REPLICAS - 1))); do
@@ -165,6 +179,8 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   SURGE_JWT_SIGNING_KEY_FILE="$WORK/jwt.pem" \
   SURGE_DISTRIBUTED__KEY_PREFIX="$PREFIX" \
   SURGE_DISTRIBUTED__REPLICA_NAME="r$i" \
+  SURGE_ADMIN_EMAILS=bench-admin@surge.test \
+  SURGE_CINEMA__READ_LIMIT=0 \
   SURGE_DISTRIBUTED__SHARDS="$SHARDS" \
   SURGE_LOG_FORMAT=json \
   RUST_LOG=warn \
@@ -175,6 +191,16 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   wait_healthy "http://127.0.0.1:$port" "$!" "$WORK/r$i.log" || exit 2
   say "replica r$i (pid $!) on 127.0.0.1:$port"
 done
+
+if [ "$CINEMA" = 1 ]; then
+  say "cinema: ${#URLS[@]} replicas on PostgreSQL + Redis (seat rush spread over all of them)"
+  echo "### Cinema, distributed (${#URLS[@]} replicas, PostgreSQL + Redis) — $STARTED_AT"
+  echo
+  cinema_rc=0
+  "$BENCH" --url "$(IFS=,; echo "${URLS[*]}")" cinema --connections "$CONNECTIONS" \
+    --duration-secs "$DURATION" --warmup-secs "$WARMUP" || cinema_rc=$?
+  exit "$cinema_rc"
+fi
 
 STORM_ARGS=(--connections "$CONNECTIONS" --auctions "$AUCTIONS" --duration-secs "$DURATION"
   --warmup-secs "$WARMUP")

@@ -97,7 +97,7 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
             scenarios::bid_storm::run(target.endpoints(), args, cli.json).await
         }
         Command::Healthz(args) => scenarios::healthz::run(endpoint, args, cli.json).await,
-        Command::Cinema(args) => scenarios::cinema::run(endpoint, args, cli.json).await,
+        Command::Cinema(args) => scenarios::cinema::run(target.endpoints(), args, cli.json).await,
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
         }

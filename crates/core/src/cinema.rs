@@ -302,7 +302,8 @@ pub fn decide(
                 && now - *last < *cooldown
             {
                 let wait = *last + *cooldown - now;
-                let retry_after_secs = (wait.num_milliseconds() + 999) / 1000;
+                let micros = wait.num_microseconds().unwrap_or(i64::MAX - 999_999);
+                let retry_after_secs = (micros + 999_999) / 1_000_000;
                 return Err(ReservationRejection::TooSoon { retry_after_secs });
             }
             Ok(vec![ReservationEvent::Reserved {

@@ -13,11 +13,12 @@ use uuid::Uuid;
 use crate::EngineError;
 use crate::auctions::IdempotencyKey;
 
-/// A request for seats. `reservation_id` is chosen by the caller (UUIDv7).
+/// A request for seats. The engine names the reservation (a UUIDv7; the distributed engine
+/// picks one in the screening's shard, so the reservation's pointer to its screening is written
+/// in the same atomic step as the reservation).
 #[derive(Debug, Clone)]
 pub struct Reserve {
     pub screening_id: Uuid,
-    pub reservation_id: Uuid,
     pub user_id: Uuid,
     /// Already checked by [`surge_core::cinema::validate_seats`] against the theater.
     pub seats: Vec<Seat>,

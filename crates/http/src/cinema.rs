@@ -9,6 +9,7 @@ pub mod admin;
 pub mod reservations;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,7 +24,7 @@ use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat};
 use surge_core::ratelimit::{Decision, retry_after_secs};
 use surge_core::validation::FieldErrors;
 use surge_store::auctions::fold;
-use surge_store::cinema::{MovieRecord, ShowingMovie, ShowingQuery, TheaterRef};
+use surge_store::cinema::{MovieRecord, ScreeningRecord, ShowingMovie, ShowingQuery, TheaterRef};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -58,6 +59,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
         Ok(ClientIp(peer))
     }
+}
+
+/// A screening, from the process cache or the store (screenings never change once created);
+/// `NotFound` is not cached, so a screening created a moment ago is found.
+pub(crate) async fn screening(state: &AppState, id: Uuid) -> ApiResult<Arc<ScreeningRecord>> {
+    if let Some(screening) = state.screenings.get(&id) {
+        return Ok(screening);
+    }
+    let screening = Arc::new(state.cinema.screening(id).await?.ok_or(ApiError::NotFound)?);
+    state.screenings.insert(id, screening.clone());
+    Ok(screening)
 }
 
 /// Counts one read against the caller's address; over the limit, the address is blocked.
@@ -267,7 +279,7 @@ pub async fn seat_map(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SeatMap>> {
     count_read(&state, ip).await?;
-    let screening = state.cinema.screening(id).await?.ok_or(ApiError::NotFound)?;
+    let screening = screening(&state, id).await?;
     let taken: std::collections::HashSet<Seat> =
         state.reservations.taken_seats(id).await?.into_iter().collect();
     let seats = (0..screening.rows)

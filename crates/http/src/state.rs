@@ -12,7 +12,7 @@ use surge_engine::clock::Clock;
 use surge_engine::ratelimit::{Blocking, Quota, RateLimiter};
 use surge_store::accounts::{RefreshTokenStore, UserStore};
 use surge_store::auctions::AuctionStore;
-use surge_store::cinema::CinemaStore;
+use surge_store::cinema::{CinemaStore, ScreeningRecord};
 use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -80,6 +80,9 @@ pub struct Services {
     pub reservations: Arc<dyn ReservationCommands>,
     /// Rendered "now showing" bodies by query.
     pub showing: Arc<TwoTierCache<JsonBody>>,
+    /// Screenings by id (never changed once created): a seat rush should not cost a database
+    /// read per request to learn the theater's size.
+    pub screenings: moka::sync::Cache<Uuid, Arc<ScreeningRecord>>,
     pub feed: Arc<dyn AuctionFeed>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tokens: Arc<TokenService>,

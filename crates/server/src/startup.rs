@@ -237,8 +237,9 @@ impl Application {
                 ),
                 block_ms: (settings.cinema.read_block_secs.max(1) * 1000) as i64,
             }),
+            // At most a year: longer means "once per screening", and stays far from overflow.
             reservation_cooldown: chrono::Duration::seconds(
-                settings.cinema.reservation_cooldown_secs as i64,
+                settings.cinema.reservation_cooldown_secs.min(366 * 86_400) as i64,
             ),
         };
         let state = AppState::new(Services {
@@ -252,6 +253,10 @@ impl Application {
             cinema: ports.cinema,
             reservations: ports.reservations,
             showing: ports.showing,
+            screenings: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             feed: ports.feed,
             limiter: ports.limiter,
             tokens: Arc::new(TokenService::new(&key, token_settings, clock)),

@@ -110,7 +110,11 @@ struct CinemaJson<'a> {
     checks: &'a [Check],
 }
 
-pub async fn run(endpoint: &Endpoint, args: &CinemaArgs, json: bool) -> Result<bool> {
+/// Runs the scenario. With several replicas (`--url A,B`), the seat rush's connections are
+/// spread round-robin over them and every replica's seat map is checked; the rest runs on the
+/// first.
+pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Result<bool> {
+    let endpoint = &endpoints[0];
     let plan = args.phase.plan();
     eprintln!(
         "surge-bench: cinema — {} connections, {} s warm-up, {} s measured per phase",
@@ -126,7 +130,7 @@ pub async fn run(endpoint: &Endpoint, args: &CinemaArgs, json: bool) -> Result<b
     let cached = get_phase(endpoint, plan, TYPICAL_SEARCH, "cached search (SF + \"harbor\")").await;
     let full = get_phase(endpoint, plan, "/api/v1/movies", "cached full list (200 movies)").await;
     let uncached = uncached_searches(endpoint, &titles, args).await?;
-    let (rush, mut checks) = seat_rush(endpoint, args).await?;
+    let (rush, mut checks) = seat_rush(endpoints, args).await?;
 
     let ratio = |report: &PhaseReport| report.requests_per_sec / ceiling.requests_per_sec.max(1.0);
     checks.push(Check::new(
@@ -336,7 +340,8 @@ async fn admin_post(
     Ok(reply.json::<Created>()?.id)
 }
 
-async fn seat_rush(endpoint: &Endpoint, args: &CinemaArgs) -> Result<(RushReport, Vec<Check>)> {
+async fn seat_rush(endpoints: &[Endpoint], args: &CinemaArgs) -> Result<(RushReport, Vec<Check>)> {
+    let endpoint = &endpoints[0];
     let tag = run_tag();
     eprintln!("surge-bench: signing up {} rush users (argon2: takes a while)", args.rush_users);
     let users = signup_accounts(endpoint, &tag, 'r', args.rush_users, 8).await?;
@@ -376,15 +381,16 @@ async fn seat_rush(endpoint: &Endpoint, args: &CinemaArgs) -> Result<(RushReport
 
     let connections = args.rush_connections.clamp(1, users.len().max(1));
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(endpoint.connect().await?);
+    for lane in 0..connections {
+        let endpoint = &endpoints[load::endpoint_of(lane, endpoints.len())];
+        conns.push((endpoint.clone(), endpoint.connect().await?));
     }
     let start = Arc::new(Barrier::new(connections + 1));
     let mut workers = Vec::new();
-    for (lane, mut conn) in conns.into_iter().enumerate() {
+    for (lane, (endpoint, mut conn)) in conns.into_iter().enumerate() {
         let mine: Vec<(usize, Account)> =
             users.iter().cloned().enumerate().skip(lane).step_by(connections).collect();
-        let (endpoint, screening, start) = (endpoint.clone(), screening.clone(), start.clone());
+        let (screening, start) = (screening.clone(), start.clone());
         workers.push(tokio::spawn(async move {
             let mut answers = Vec::with_capacity(mine.len());
             start.wait().await;
@@ -435,16 +441,18 @@ async fn seat_rush(endpoint: &Endpoint, args: &CinemaArgs) -> Result<(RushReport
             _ => errors += 1,
         }
     }
-    let mut conn = endpoint.connect().await?;
-    let req = endpoint.request(
-        Method::GET,
-        &format!("{API}/screenings/{screening}/seats"),
-        None,
-        None,
-    )?;
-    let map: SeatMap = conn.send(req).await?.expect(StatusCode::OK, "the seat map")?.json()?;
-    let taken: BTreeSet<String> =
-        map.seats.into_iter().filter(|seat| seat.taken).map(|seat| seat.code).collect();
+    // Every server must show the same seat map: the seats of the 201s.
+    let mut maps = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let mut conn = endpoint.connect().await?;
+        let path = format!("{API}/screenings/{screening}/seats");
+        let req = endpoint.request(Method::GET, &path, None, None)?;
+        let map: SeatMap = conn.send(req).await?.expect(StatusCode::OK, "the seat map")?.json()?;
+        let taken: BTreeSet<String> =
+            map.seats.into_iter().filter(|seat| seat.taken).map(|seat| seat.code).collect();
+        maps.push(taken);
+    }
+    let taken = maps[0].clone();
     let checks = vec![
         Check::new("no seat sold twice", twice == 0, format!("{} seats sold", sold.len())),
         Check::new(
@@ -454,8 +462,8 @@ async fn seat_rush(endpoint: &Endpoint, args: &CinemaArgs) -> Result<(RushReport
         ),
         Check::new(
             "seat map = seats of the 201s",
-            taken == sold,
-            format!("{} taken on the map", taken.len()),
+            maps.iter().all(|map| *map == sold),
+            format!("{} taken on the map of each of {} server(s)", taken.len(), maps.len()),
         ),
         Check::new("every answer 201 or 409", errors == 0, format!("{errors} other answers")),
     ];

@@ -33,9 +33,6 @@ static CANCEL: LazyLock<Script> =
 /// A screening's hot state outlives its start by this much, then Redis forgets it (it takes no
 /// command after the start, and is rebuilt from PostgreSQL if asked for).
 const KEEP_AFTER_START_MS: i64 = 24 * 3600 * 1000;
-/// How long a reservation → screening pointer is kept: long enough for the persister to have
-/// written the reservation to PostgreSQL, where a cancel finds it afterwards.
-const INDEX_TTL_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
 pub struct DistributedReservations {
@@ -71,7 +68,18 @@ impl DistributedReservations {
         deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
     }
 
-    async fn reserve_once(&self, request: &Reserve) -> Result<Reply, EngineError> {
+    /// A fresh UUIDv7 in `shard`: its pointer key then shares the screening's Cluster slot.
+    fn reservation_id_in(&self, shard: u16) -> Result<Uuid, EngineError> {
+        let keys = &self.redis.keys;
+        // Each try lands in a uniformly random shard: `shards` tries on average, and 50 times
+        // that fails with a probability of e^-50.
+        (0..usize::from(keys.shards()) * 50)
+            .map(|_| Uuid::now_v7())
+            .find(|id| keys.shard_of(*id) == shard)
+            .ok_or_else(|| EngineError::Internal(format!("no UUIDv7 of shard {shard} found")))
+    }
+
+    async fn reserve_once(&self, request: &Reserve, id: Uuid) -> Result<Reply, EngineError> {
         let keys = &self.redis.keys;
         let shard = keys.shard_of(request.screening_id);
         let (record_key, request_hash) = match &request.idempotency {
@@ -85,11 +93,12 @@ impl DistributedReservations {
         invocation
             .key(keys.events(shard))
             .key(record_key)
+            .key(keys.reservation(id))
             .arg(request.screening_id.to_string())
             .arg(self.clock.now().timestamp_micros())
             .arg(request_hash)
             .arg(IDEMPOTENCY_WINDOW_MS)
-            .arg(request.reservation_id.to_string())
+            .arg(id.to_string())
             .arg(request.user_id.to_string())
             .arg(request.cooldown.num_microseconds().unwrap_or(i64::MAX))
             .arg(MAX_SEATS_PER_USER);
@@ -115,8 +124,8 @@ impl DistributedReservations {
         decode(&self.invoke(&invocation).await?)
     }
 
-    /// The screening a live reservation belongs to: from the pointer written when it was made
-    /// (PostgreSQL may not have it yet), else from PostgreSQL.
+    /// The screening a live reservation belongs to: from the pointer written with it (kept as
+    /// long as idempotency records, long after PostgreSQL has it), else from PostgreSQL.
     async fn screening_of(&self, reservation_id: Uuid) -> Result<Option<Uuid>, EngineError> {
         let key = self.redis.keys.reservation(reservation_id);
         let mut conn = self.redis.conn.clone();
@@ -128,20 +137,6 @@ impl DistributedReservations {
             return Ok(Some(id));
         }
         Ok(self.store.reservation(reservation_id).await?.map(|r| r.screening_id))
-    }
-
-    async fn remember_screening(&self, reservation_id: Uuid, screening_id: Uuid) {
-        let key = self.redis.keys.reservation(reservation_id);
-        let mut conn = self.redis.conn.clone();
-        let mut command = ::redis::cmd("SET");
-        command.arg(&key).arg(screening_id.to_string()).arg("PX").arg(INDEX_TTL_MS);
-        if let Err(error) =
-            deadline(async { command.query_async::<()>(&mut conn).await.map_err(unavailable) })
-                .await
-        {
-            // PostgreSQL has the reservation within moments; a cancel finds it there.
-            tracing::warn!(error = %error, "could not record a reservation's screening");
-        }
     }
 
     /// Recreates a missing screening hot state from PostgreSQL (see [`rebuild_hot_state`]).
@@ -185,14 +180,14 @@ impl DistributedReservations {
 #[async_trait]
 impl ReservationCommands for DistributedReservations {
     async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
+        let id = self.reservation_id_in(self.redis.keys.shard_of(request.screening_id))?;
         // Twice at most: a missing key is rebuilt once, then the command runs on it.
         for _ in 0..2 {
-            match self.reserve_once(&request).await? {
+            match self.reserve_once(&request, id).await? {
                 Reply::Missing => self.rebuild(request.screening_id).await?,
                 Reply::KeyReused => return Err(EngineError::IdempotencyKeyReused),
                 Reply::Rejected(rejection) => return Ok(ReserveOutcome::Rejected(rejection)),
                 Reply::Reserved { id, at } => {
-                    self.remember_screening(id, request.screening_id).await;
                     return Ok(ReserveOutcome::Reserved(ReservationReceipt {
                         id,
                         screening_id: request.screening_id,

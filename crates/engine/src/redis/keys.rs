@@ -62,7 +62,8 @@ impl KeySpace {
         self.in_shard(self.shard_of(screening_id), &format!("screening:{screening_id}"))
     }
 
-    /// Which screening a recent reservation belongs to (in the reservation's own shard).
+    /// Which screening a recent reservation belongs to (in the reservation's own shard, which
+    /// the distributed engine picks to be the screening's).
     pub fn reservation(&self, reservation_id: Uuid) -> String {
         self.in_shard(self.shard_of(reservation_id), &format!("reservation:{reservation_id}"))
     }

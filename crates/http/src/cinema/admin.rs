@@ -17,6 +17,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
 
+/// How far ahead a screening may be scheduled.
+const MAX_DAYS_AHEAD: i64 = 366;
+
 fn require_admin(user: &AuthUser) -> ApiResult<()> {
     if user.is_admin() {
         Ok(())
@@ -146,8 +149,9 @@ pub async fn create_screening(
 ) -> ApiResult<(StatusCode, Json<Screening>)> {
     require_admin(&user)?;
     let now = state.clock.now();
-    if request.starts_at <= now {
-        return Err(FieldErrors::single("starts_at", "must be in the future").into());
+    if request.starts_at <= now || request.starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
+        let message = format!("must be in the future, at most {MAX_DAYS_AHEAD} days ahead");
+        return Err(FieldErrors::single("starts_at", message).into());
     }
     let movie = state
         .cinema

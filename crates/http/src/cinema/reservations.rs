@@ -97,8 +97,7 @@ pub async fn reserve(
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<ReservationRequest>,
 ) -> ApiResult<Response> {
-    let screening =
-        state.cinema.screening(request.screening_id).await?.ok_or(ApiError::NotFound)?;
+    let screening = super::screening(&state, request.screening_id).await?;
     let seats = validate_seats(&request.seats, screening.rows, screening.cols)?;
     let idempotency = key.map(|key| EngineKey {
         request_hash: Sha256::digest(format!(
@@ -113,7 +112,6 @@ pub async fn reserve(
         .reservations
         .reserve(Reserve {
             screening_id: screening.id,
-            reservation_id: Uuid::now_v7(),
             user_id: user.id,
             seats,
             cooldown: state.settings.reservation_cooldown,

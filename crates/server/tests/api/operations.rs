@@ -71,7 +71,7 @@ async fn metrics_cover_http_latency_bids_subscribers_and_the_writer() {
 }
 
 #[tokio::test]
-async fn the_openapi_document_is_3_1_and_describes_the_bid_route() {
+async fn the_openapi_document_is_3_1_and_describes_the_bid_and_cinema_routes() {
     let app = spawn_app().await;
 
     let response = app.send(app.client.get(app.root_url("/api/openapi.json"))).await;
@@ -83,6 +83,21 @@ async fn the_openapi_document_is_3_1_and_describes_the_bid_route() {
     let bids = &document["paths"]["/api/v1/auctions/{id}/bids"];
     assert!(bids.get("post").is_some(), "no POST bids in {bids}");
     assert!(bids.get("get").is_some(), "no GET bids in {bids}");
+    for (path, method) in [
+        ("/api/v1/movies", "get"),
+        ("/api/v1/screenings/{id}/seats", "get"),
+        ("/api/v1/reservations", "post"),
+        ("/api/v1/reservations/{id}", "delete"),
+        ("/api/v1/me/reservations", "get"),
+        ("/api/v1/admin/theaters", "post"),
+        ("/api/v1/admin/movies", "post"),
+        ("/api/v1/admin/screenings", "post"),
+    ] {
+        assert!(
+            document["paths"][path].get(method).is_some(),
+            "no {method} {path} in the document"
+        );
+    }
 }
 
 #[tokio::test]

@@ -378,9 +378,36 @@ impl ReservationLedger<'_> {
             .await?)
     }
 
-    /// Records reservations and their seats; the seats' primary key refuses a double booking
-    /// even if the engine were wrong.
+    /// Records reservations and their seats, all or nothing (the batch goes on if this fails);
+    /// the seats' primary key refuses a double booking even if the engine were wrong.
     pub async fn insert(&mut self, reservations: &[ReservationRecord]) -> StoreResult<()> {
+        self.exec("SAVEPOINT reservation").await?;
+        let written = self.insert_rows(reservations).await;
+        self.end_savepoint(written).await
+    }
+
+    /// Marks reservations cancelled and frees their seats, all or nothing.
+    pub async fn cancel(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
+        self.exec("SAVEPOINT reservation").await?;
+        let written = self.cancel_rows(cancelled).await;
+        self.end_savepoint(written).await
+    }
+
+    async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
+        sqlx::query(sql).execute(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    /// Keeps the savepoint's writes if `written` is `Ok`, else undoes them (and only them).
+    async fn end_savepoint(&mut self, written: StoreResult<()>) -> StoreResult<()> {
+        if written.is_err() {
+            self.exec("ROLLBACK TO SAVEPOINT reservation").await?;
+        }
+        self.exec("RELEASE SAVEPOINT reservation").await?;
+        written
+    }
+
+    async fn insert_rows(&mut self, reservations: &[ReservationRecord]) -> StoreResult<()> {
         for chunk in reservations.chunks(ROWS_PER_INSERT) {
             let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "insert into reservations (id, screening_id, user_id, seats, created_at) ",
@@ -410,8 +437,7 @@ impl ReservationLedger<'_> {
         Ok(())
     }
 
-    /// Marks reservations cancelled and frees their seats.
-    pub async fn cancel(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
+    async fn cancel_rows(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
         for reservation in cancelled {
             sqlx::query("update reservations set cancelled_at = ? where id = ?")
                 .bind(to_micros(reservation.at))

@@ -41,8 +41,9 @@ impl Writer {
             return Ok(replayed);
         }
         let mut state = self.screening(request.screening_id, batch).await?;
+        let reservation_id = Uuid::now_v7();
         let command = ReservationCommand::Reserve {
-            reservation_id: request.reservation_id,
+            reservation_id,
             user_id: request.user_id,
             seats: request.seats.clone(),
             cooldown: request.cooldown,
@@ -54,7 +55,7 @@ impl Writer {
                     cinema::apply(&mut state, event);
                 }
                 let record = ReservationRecord {
-                    id: request.reservation_id,
+                    id: reservation_id,
                     screening_id: request.screening_id,
                     user_id: request.user_id,
                     seats: request.seats,

@@ -32,7 +32,11 @@ for _, entry in ipairs(entries) do
     end
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+-- In chunks: unpack() of thousands of values overflows Lua's stack (a big, busy theater).
+local chunk = 1000
+for first = 5, #ARGV, chunk do
+  redis.call('HSET', KEYS[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
+end
 if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end

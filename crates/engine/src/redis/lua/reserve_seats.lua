@@ -9,6 +9,7 @@
 -- KEYS[1]  the screening hash
 -- KEYS[2]  the shard's event stream
 -- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
+-- KEYS[4]  the new reservation's pointer to its screening (the id is picked in this shard)
 -- ARGV[1]  screening id
 -- ARGV[2]  now (µs since the Unix epoch)
 -- ARGV[3]  hex digest of the keyed request, or '' when it carries no Idempotency-Key
@@ -16,7 +17,8 @@
 -- ARGV[5]  reservation id
 -- ARGV[6]  user id
 -- ARGV[7]  the user's cooldown between successful reservations (µs)
--- ARGV[8]  most seats one user may hold in one screening
+-- ARGV[8]  most seats one user may hold in one screening (ARGV[4] also sets how long the
+--          pointer of KEYS[4] lives: until PostgreSQL surely has the reservation)
 -- ARGV[9…] seat codes (already checked: 1–5 consecutive seats of one row)
 --
 -- Returns (every element a string):
@@ -104,4 +106,5 @@ redis.call('HSET', key, 'res:' .. id, user .. '|' .. codes, 'held:' .. user, int
   'last:' .. user, int(now))
 redis.call('XADD', stream, '*', 'type', 'reserved', 'screening_id', ARGV[1], 'event_id', id,
   'user_id', user, 'seats', codes, 'at', int(now))
+redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
 return decided({'reserved', id, int(now)})

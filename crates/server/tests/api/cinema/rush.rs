@@ -98,16 +98,8 @@ async fn two_thousand_users_rush_a_five_by_five_screening_and_no_seat_is_sold_tw
     assert_eq!(rush.accepted.len() + rush.refused, USERS);
     let sold = check(&rush, &cinema.seat_map().await);
     assert!(!sold.is_empty());
-    // The reservations table agrees with the answers, reservation by reservation.
-    let store = &cinema.app.state.cinema;
-    for (id, (user, seats)) in &rush.accepted {
-        let stored = store.reservation(Uuid::parse_str(id).unwrap()).await.unwrap();
-        let stored = stored.unwrap_or_else(|| panic!("reservation {id} is not stored"));
-        assert_eq!(stored.user_id.to_string(), *user);
-        let codes: Vec<String> = stored.seats.iter().map(ToString::to_string).collect();
-        assert_eq!(&codes, seats);
-    }
     // The seats table (persisted asynchronously on the distributed backend) catches up.
+    let store = &cinema.app.state.cinema;
     let screening = Uuid::parse_str(&cinema.screening).unwrap();
     let waited = Instant::now();
     loop {
@@ -118,6 +110,14 @@ async fn two_thousand_users_rush_a_five_by_five_screening_and_no_seat_is_sold_tw
         }
         assert!(waited.elapsed() < Duration::from_secs(10), "seats table {stored:?} ≠ {sold:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The reservations table (written with the seats) agrees with the answers, one by one.
+    for (id, (user, seats)) in &rush.accepted {
+        let stored = store.reservation(Uuid::parse_str(id).unwrap()).await.unwrap();
+        let stored = stored.unwrap_or_else(|| panic!("reservation {id} is not stored"));
+        assert_eq!(stored.user_id.to_string(), *user);
+        let codes: Vec<String> = stored.seats.iter().map(ToString::to_string).collect();
+        assert_eq!(&codes, seats);
     }
     eprintln!(
         "seat rush: {USERS} users, {} reservations ({} seats) in {elapsed:?}",
