@@ -81,6 +81,10 @@ where
         Fut: Future<Output = Result<Option<V>, E>>,
     {
         let key = &format!("{}:{key}", self.current_generation().await);
+        // A hit needs neither the loader's future nor a second copy of the key.
+        if let Some(hit) = self.local.get(key).await {
+            return Ok(Some(hit));
+        }
         let loaded = self
             .local
             .try_get_with(key.clone(), async {
