@@ -102,6 +102,13 @@ pub fn error_details(report: &PhaseReport, stats: &PhaseStats) -> Option<String>
     Some(line)
 }
 
+/// Prints [`error_details`] to stderr, if there are any.
+pub fn print_details(details: Option<String>) {
+    if let Some(details) = details {
+        eprintln!("surge-bench: {details}");
+    }
+}
+
 /// A millisecond figure with precision that suits its size.
 pub fn ms(v: f64) -> String {
     if v >= 100.0 {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use surge_engine::cache::{GENERATION_CHECK, TwoTierCache};
-use surge_engine::redis::KeySpace;
+use surge_engine::redis::{KeySpace, RedisConnection};
 use uuid::Uuid;
 
 #[path = "support/redis.rs"]
@@ -11,17 +11,20 @@ use uuid::Uuid;
 mod support;
 
 /// A replica's cache: its own process tier, the deployment's Redis tier.
-fn replica_cache(
-    conn: &surge_engine::redis::RedisConnection,
-    keys: &KeySpace,
-) -> TwoTierCache<String> {
+fn replica_cache(conn: &RedisConnection, keys: &KeySpace) -> TwoTierCache<String> {
     TwoTierCache::new("test", 100, Duration::from_secs(60)).with_redis(conn.clone(), keys.clone())
 }
 
-fn replicas_share_what_one_loaded(variable: &str) {
+/// A runtime, a connection to the test Redis named by `variable`, and a key space of its own.
+fn deployment(variable: &str) -> (tokio::runtime::Runtime, RedisConnection, KeySpace) {
     let runtime = support::runtime();
     let conn = support::connect(&runtime, variable);
     let keys = KeySpace::new(&format!("test-cache-{}", Uuid::new_v4().simple()), 4);
+    (runtime, conn, keys)
+}
+
+fn replicas_share_what_one_loaded(variable: &str) {
+    let (runtime, conn, keys) = deployment(variable);
     runtime.block_on(async {
         let first = replica_cache(&conn, &keys);
         let second = replica_cache(&conn, &keys);
@@ -44,9 +47,7 @@ fn replicas_share_what_one_loaded(variable: &str) {
 
 /// Invalidating everything on one replica reaches the others within the generation check.
 fn invalidating_everything_reaches_every_replica(variable: &str) {
-    let runtime = support::runtime();
-    let conn = support::connect(&runtime, variable);
-    let keys = KeySpace::new(&format!("test-cache-{}", Uuid::new_v4().simple()), 4);
+    let (runtime, conn, keys) = deployment(variable);
     runtime.block_on(async {
         let first = replica_cache(&conn, &keys);
         let second = replica_cache(&conn, &keys);

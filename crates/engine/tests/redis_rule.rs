@@ -258,15 +258,7 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
                 for event in &events {
                     expected_stream.push(entry(&pure, event, bid_id, now));
                 }
-                RedisBidResult::Accepted(AcceptedReply {
-                    bid_id,
-                    amount,
-                    seq: pure.bid_count,
-                    current_price: pure.current_price,
-                    ends_at: pure.ends_at,
-                    extended: events.len() == 2,
-                    placed_at: at(now),
-                })
+                accepted(&pure, &events, bid_id, amount, now)
             }
             Err(rejection) => RedisBidResult::Rejected(rejection),
         };
@@ -435,6 +427,25 @@ fn a_silent_server_fails_fast() {
 }
 
 // ---- batches --------------------------------------------------------------------------------
+/// The reply the pure rule predicts for a bid it accepted with `events`, `pure` being the
+/// state after them.
+fn accepted(
+    pure: &AuctionState,
+    events: &[AuctionEvent],
+    bid_id: Uuid,
+    amount: i64,
+    now: i64,
+) -> RedisBidResult {
+    RedisBidResult::Accepted(AcceptedReply {
+        bid_id,
+        amount,
+        seq: pure.bid_count,
+        current_price: pure.current_price,
+        ends_at: pure.ends_at,
+        extended: events.len() == 2,
+        placed_at: at(now),
+    })
+}
 
 /// Bids sent together in one call must be decided exactly as if sent one by one, in order.
 async fn check_batches(
@@ -462,15 +473,7 @@ async fn check_batches(
                 for event in &events {
                     auctions::apply(&mut pure, event);
                 }
-                RedisBidResult::Accepted(AcceptedReply {
-                    bid_id: placed.bid_id,
-                    amount: placed.amount,
-                    seq: pure.bid_count,
-                    current_price: pure.current_price,
-                    ends_at: pure.ends_at,
-                    extended: events.len() == 2,
-                    placed_at: at(now),
-                })
+                accepted(&pure, &events, placed.bid_id, placed.amount, now)
             }
             Err(rejection) => RedisBidResult::Rejected(rejection),
         });

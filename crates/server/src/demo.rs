@@ -40,7 +40,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             Ok(user) => users.push(UserRef { id: user.id, nickname: user.nickname }),
             Err(StoreError::Conflict(_)) => {
                 tracing::info!("demo data already present");
-                cinema::seed(state).await?;
+                cinema::seed(state.cinema.as_ref(), &state.showing, state.clock.now()).await?;
                 return Ok(());
             }
             Err(other) => return Err(other).context("cannot create demo users"),
@@ -140,7 +140,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             }
         }
     }
-    cinema::seed(state).await?;
+    cinema::seed(state.cinema.as_ref(), &state.showing, state.clock.now()).await?;
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",
         password = DEMO_PASSWORD,

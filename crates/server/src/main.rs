@@ -113,13 +113,9 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Seed { what: SeedTarget::Cinema } => {
-            // Seeding serves nothing: never compete for the port of a running server.
-            let settings =
-                Settings { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ..settings };
-            let app = Application::build(settings).await?;
-            let created = demo::cinema::seed(app.state()).await?;
+            let created = surge::startup::seed_cinema(&settings).await?;
             println!("{created} screenings seeded");
-            app.run_until_stopped(async {}).await
+            Ok(())
         }
         Command::DefaultConfig => Ok(()),
     }

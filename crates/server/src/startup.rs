@@ -327,6 +327,37 @@ impl Application {
     }
 }
 
+/// `surge seed cinema`: the demo catalog into the configured database, through the cinema
+/// store alone — no listener, no writer, no replica joining the lease rotation.
+pub async fn seed_cinema(settings: &Settings) -> anyhow::Result<usize> {
+    let now = chrono::Utc::now();
+    match select_backend(settings)? {
+        Selected::Embedded => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous).await?;
+            let created = crate::demo::cinema::seed(
+                &SqliteCinema::new(db.pool.clone()),
+                &showing_cache(settings),
+                now,
+            )
+            .await;
+            db.pool.close().await;
+            created
+        }
+        Selected::Distributed { database_url, redis_urls } => {
+            let db = PgDb::connect(database_url).await?;
+            let conn = RedisConnection::connect(&redis_urls).await?;
+            let tuning = &settings.distributed;
+            let cache = showing_cache(settings)
+                .with_redis(conn, KeySpace::new(&tuning.key_prefix, tuning.shards));
+            let created =
+                crate::demo::cinema::seed(&PgCinema::new(db.pool.clone()), &cache, now).await;
+            db.pool.close().await;
+            created
+        }
+    }
+}
+
 /// The "now showing" cache's process tier (the distributed backend adds Redis).
 fn showing_cache(settings: &Settings) -> TwoTierCache<JsonBody> {
     let ttl = Duration::from_secs(settings.cinema.showing_cache_secs.max(1));

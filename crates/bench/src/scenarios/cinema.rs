@@ -22,16 +22,15 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Args;
-use http_body_util::Full;
-use hyper::{Method, Request, StatusCode, Uri};
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Barrier;
 
 use crate::api::{self, API, Account};
-use crate::client::{Endpoint, Reply};
+use crate::client::Endpoint;
 use crate::histogram::{Histogram, LatencySummary};
-use crate::load::{self, Outcome, Workload};
+use crate::load;
 use crate::report::{self, Check, PhaseReport};
 use crate::scenarios::{PhaseArgs, healthz, run_tag, signup_accounts};
 
@@ -57,24 +56,6 @@ pub struct CinemaArgs {
     /// Connections the rush's requests are spread over.
     #[arg(long, default_value_t = 256)]
     rush_connections: usize,
-}
-
-/// `GET` of one fixed path in a loop; 200 is success.
-struct GetWorkload {
-    uri: Uri,
-}
-
-impl Workload for GetWorkload {
-    fn request(&self, _conn: usize) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(Bytes::new()));
-        *req.method_mut() = Method::GET;
-        *req.uri_mut() = self.uri.clone();
-        req
-    }
-
-    fn classify(&self, _conn: usize, reply: &Reply) -> Outcome {
-        if reply.status == StatusCode::OK { Outcome::Success } else { Outcome::Error }
-    }
 }
 
 #[derive(Serialize)]
@@ -120,13 +101,13 @@ pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Resul
         "surge-bench: cinema — {} connections, {} s warm-up, {} s measured per phase",
         plan.connections, args.phase.warmup_secs, args.phase.duration_secs
     );
-    let titles = showing_titles(endpoint).await?;
+    let (titles, full_list_kib) = showing_titles(endpoint).await?;
     if titles.len() < 100 {
         bail!("only {} movies are showing: start the server with --demo", titles.len());
     }
 
     let (ceiling, details) = healthz::ceiling(endpoint, plan).await;
-    report_errors(details);
+    report::print_details(details);
     let cached = get_phase(endpoint, plan, TYPICAL_SEARCH, "cached search (SF + \"harbor\")").await;
     let full = get_phase(endpoint, plan, "/api/v1/movies", "cached full list (200 movies)").await;
     let uncached = uncached_searches(endpoint, &titles, args).await?;
@@ -154,7 +135,7 @@ pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Resul
             "\ncached search = {:.1}% of the ceiling; full list = {:.1}% ({} KiB per answer)\n",
             100.0 * ratio(&cached),
             100.0 * ratio(&full),
-            full_list_kib(endpoint).await.unwrap_or(0),
+            full_list_kib,
         );
         println!(
             "| uncached search | searches | connections | p50 ms | p99 ms | max ms | errors |"
@@ -193,22 +174,14 @@ pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Resul
     Ok(checks.iter().filter(|c| c.name != "cached search vs ceiling").all(|c| c.passed))
 }
 
-fn report_errors(details: Option<String>) {
-    if let Some(details) = details {
-        eprintln!("surge-bench: {details}");
-    }
-}
-
 async fn get_phase(
     endpoint: &Endpoint,
     plan: load::PhasePlan,
     path: &'static str,
     label: &str,
 ) -> PhaseReport {
-    let workload = Arc::new(GetWorkload { uri: Uri::from_static(path) });
-    let stats = load::run_phase(std::slice::from_ref(endpoint), plan, workload).await;
-    let report = PhaseReport::new(label, &stats, false);
-    report_errors(report::error_details(&report, &stats));
+    let (report, details) = healthz::get_phase(endpoint, plan, path, label).await;
+    report::print_details(details);
     report
 }
 
@@ -222,17 +195,14 @@ struct ShowingItem {
     title: String,
 }
 
-async fn showing_titles(endpoint: &Endpoint) -> Result<Vec<String>> {
+/// The titles showing now, and the size of the whole list in KiB.
+async fn showing_titles(endpoint: &Endpoint) -> Result<(Vec<String>, usize)> {
     let mut conn = endpoint.connect().await?;
     let req = endpoint.request(Method::GET, &format!("{API}/movies"), None, None)?;
-    let showing: Showing = conn.send(req).await?.expect(StatusCode::OK, "now showing")?.json()?;
-    Ok(showing.items.into_iter().map(|item| item.title).collect())
-}
-
-async fn full_list_kib(endpoint: &Endpoint) -> Result<usize> {
-    let mut conn = endpoint.connect().await?;
-    let req = endpoint.request(Method::GET, &format!("{API}/movies"), None, None)?;
-    Ok(conn.send(req).await?.body.len() / 1024)
+    let reply = conn.send(req).await?.expect(StatusCode::OK, "now showing")?;
+    let showing: Showing = reply.json()?;
+    let titles = showing.items.into_iter().map(|item| item.title).collect();
+    Ok((titles, reply.body.len() / 1024))
 }
 
 /// Distinct searches a user could type: 3- to 6-letter pieces of real titles, each with no
@@ -244,7 +214,7 @@ fn distinct_searches(titles: &[String], count: usize) -> Vec<String> {
     for title in titles {
         let chars: Vec<char> = title.to_lowercase().chars().collect();
         for len in 3..=6 {
-            for start in 0..chars.len().saturating_sub(len) {
+            for start in 0..(chars.len() + 1).saturating_sub(len) {
                 let piece: String = chars[start..start + len].iter().collect();
                 if !piece.contains(' ') {
                     pieces.insert(piece);

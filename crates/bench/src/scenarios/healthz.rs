@@ -24,12 +24,12 @@ pub struct HealthzArgs {
     phase: PhaseArgs,
 }
 
-/// `GET /healthz` in a loop; 200 is success.
-struct HealthzWorkload {
+/// `GET` of one fixed path in a loop; 200 is success.
+struct GetWorkload {
     uri: Uri,
 }
 
-impl Workload for HealthzWorkload {
+impl Workload for GetWorkload {
     fn request(&self, _conn: usize) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(Bytes::new()));
         *req.method_mut() = Method::GET;
@@ -47,9 +47,20 @@ impl Workload for HealthzWorkload {
 /// one machine share its cores, so one replica answering nothing but `/healthz` is already
 /// what the machine can serve over HTTP.
 pub async fn ceiling(endpoint: &Endpoint, plan: PhasePlan) -> (PhaseReport, Option<String>) {
-    let workload = Arc::new(HealthzWorkload { uri: Uri::from_static("/healthz") });
+    get_phase(endpoint, plan, "/healthz", "/healthz ceiling").await
+}
+
+/// A closed-loop phase of `GET path` (200 = success), reported under `label`, with the error
+/// details when some requests failed.
+pub async fn get_phase(
+    endpoint: &Endpoint,
+    plan: PhasePlan,
+    path: &'static str,
+    label: &str,
+) -> (PhaseReport, Option<String>) {
+    let workload = Arc::new(GetWorkload { uri: Uri::from_static(path) });
     let stats = load::run_phase(std::slice::from_ref(endpoint), plan, workload).await;
-    let report = PhaseReport::new("/healthz ceiling", &stats, false);
+    let report = PhaseReport::new(label, &stats, false);
     let details = report::error_details(&report, &stats);
     (report, details)
 }
@@ -68,9 +79,7 @@ pub async fn run(endpoint: &Endpoint, args: &HealthzArgs, json: bool) -> Result<
         args.phase.connections, args.phase.warmup_secs, args.phase.duration_secs
     );
     let (report, details) = ceiling(endpoint, args.phase.plan()).await;
-    if let Some(details) = details {
-        eprintln!("surge-bench: {details}");
-    }
+    report::print_details(details);
     if json {
         report::print_json(&HealthzJson { scenario: "healthz", ceiling: &report })?;
     } else {

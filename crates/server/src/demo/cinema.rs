@@ -4,9 +4,10 @@
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use surge_core::cinema::{Genre, Grade};
-use surge_http::state::AppState;
+use surge_engine::cache::TwoTierCache;
+use surge_http::cinema::{JsonBody, SHOWING_WINDOW_DAYS};
 use surge_store::StoreError;
-use surge_store::cinema::{MovieRecord, NewScreening, NewTheater, ShowingQuery};
+use surge_store::cinema::{CinemaStore, MovieRecord, NewScreening, NewTheater, ShowingQuery};
 use uuid::Uuid;
 
 pub const THEATERS: usize = 24;
@@ -29,17 +30,17 @@ const SECOND_WORDS: [&str; 10] = [
     "Horizon",
 ];
 
-/// Seeds the cinema catalog unless something is already showing. Returns how many screenings
-/// were created.
-pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
-    let now = state.clock.now();
-    let showing = ShowingQuery {
-        title_contains: None,
-        genre: None,
-        from: now,
-        until: now + Duration::days(7),
-    };
-    if !state.cinema.now_showing(&showing).await?.is_empty() {
+/// Seeds the cinema catalog through `cinema` unless something is already showing, then empties
+/// the "now showing" cache (on every replica, with Redis). Returns how many screenings were
+/// created.
+pub async fn seed(
+    cinema: &dyn CinemaStore,
+    showing_cache: &TwoTierCache<JsonBody>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let until = now + Duration::days(SHOWING_WINDOW_DAYS);
+    let showing = ShowingQuery { title_contains: None, genre: None, from: now, until };
+    if !cinema.now_showing(&showing).await?.is_empty() {
         tracing::info!("cinema demo data already present");
         return Ok(0);
     }
@@ -54,7 +55,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
             cols,
             created_at: now,
         };
-        state.cinema.create_theater(theater.clone()).await.context("cannot seed theaters")?;
+        cinema.create_theater(theater.clone()).await.context("cannot seed theaters")?;
         theaters.push(theater.id);
     }
     let mut movies = Vec::with_capacity(MOVIES);
@@ -69,7 +70,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
             thumbnail_url: format!("https://img.surge.test/movies/{n}.jpg"),
             running_minutes: 75 + (n as i64 * 37) % 61,
         };
-        state.cinema.create_movie(movie.clone(), now).await.context("cannot seed movies")?;
+        cinema.create_movie(movie.clone(), now).await.context("cannot seed movies")?;
         movies.push(movie);
     }
     let showing: Vec<&MovieRecord> = movies.iter().skip(NOT_SHOWING).collect();
@@ -78,7 +79,6 @@ pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
     for (t, theater) in theaters.iter().enumerate() {
         // Theaters open a few minutes apart, so start times are not all on the hour.
         let mut at = first_start(now) + Duration::minutes(5 * (t as i64 % 6));
-        let until = now + Duration::days(7);
         while at < until {
             if !is_open(at) {
                 at = next_opening(at);
@@ -94,7 +94,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
                 ends_at: at + Duration::minutes(movie.running_minutes),
                 created_at: now,
             };
-            match state.cinema.create_screening(screening.clone()).await {
+            match cinema.create_screening(screening.clone()).await {
                 Ok(()) => created += 1,
                 Err(StoreError::Conflict(_)) => {}
                 Err(other) => return Err(other).context("cannot seed screenings"),
@@ -103,7 +103,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<usize> {
             at += Duration::minutes((10 - i64::from(at.minute()) % 10) % 10);
         }
     }
-    state.showing.invalidate_all().await;
+    showing_cache.invalidate_all().await;
     tracing::info!(
         theaters = THEATERS,
         movies = MOVIES,

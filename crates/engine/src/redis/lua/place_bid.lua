@@ -134,27 +134,22 @@ local function place(bid_id, bidder, amount, nickname)
   high_bidder = bidder
   high_nickname = nickname
 
-  redis.call('XADD', stream_key, '*',
-    'type', 'bid',
-    'auction_id', auction_id,
-    'event_id', bid_id,
-    'seq', int(seq),
-    'bidder', bidder,
-    'nickname', nickname,
-    'amount', int(amount),
-    'placed_at', int(now),
-    'ends_at', int(new_ends_at))
-  if extended == 1 then
+  -- The bid, and an `extended` event carrying the same fields when it pushed the end back.
+  local function append(kind, event_id)
     redis.call('XADD', stream_key, '*',
-      'type', 'extended',
+      'type', kind,
       'auction_id', auction_id,
-      'event_id', bid_id .. ':extended',
+      'event_id', event_id,
       'seq', int(seq),
       'bidder', bidder,
       'nickname', nickname,
       'amount', int(amount),
       'placed_at', int(now),
       'ends_at', int(new_ends_at))
+  end
+  append('bid', bid_id)
+  if extended == 1 then
+    append('extended', bid_id .. ':extended')
   end
   return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount,
     amount + min_increment, seller})

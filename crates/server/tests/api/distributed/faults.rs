@@ -27,6 +27,13 @@ async fn auction(api: &Api) -> (Vec<TestUser>, String) {
     (bidders, string(&auction["id"]))
 }
 
+/// Waits until the storm has `more` acknowledgements beyond those it had; fails with the
+/// replicas' logs after 30 s.
+async fn more_acks(storm: &mut Storm, deployment: &Deployment, more: usize) {
+    let target = storm.acks() + more;
+    assert!(storm.wait_for_acks(target, Duration::from_secs(30)).await, "{}", deployment.logs());
+}
+
 /// The bid count the replicas report (hot state), once the storm is over.
 async fn live_bid_count(api: &Api, auction_id: &str) -> i64 {
     int(&api.auction(auction_id).await["bid_count"])
@@ -41,7 +48,7 @@ async fn killing_the_lease_holder_mid_storm_moves_its_shard_and_loses_nothing() 
         deployment.wait_for_holder(shard, Duration::from_secs(10), |_, _| true).await;
 
     let mut storm = Storm::start(&deployment.apis(), &bidders, &auction_id, BIDDERS);
-    assert!(storm.wait_for_acks(100, Duration::from_secs(30)).await, "{}", deployment.logs());
+    more_acks(&mut storm, &deployment, 100).await;
     deployment.replicas[Deployment::index_of(&holder)].kill();
     let (successor, new_epoch, took) =
         deployment.wait_for_successor(shard, &holder, epoch, 6 * LEASE_TTL).await;
@@ -50,12 +57,7 @@ async fn killing_the_lease_holder_mid_storm_moves_its_shard_and_loses_nothing() 
         "{successor} took shard {shard} over {took:?} after {holder} died (TTL {LEASE_TTL:?})"
     );
     assert!(new_epoch > epoch);
-    let acked = storm.acks();
-    assert!(
-        storm.wait_for_acks(acked + 100, Duration::from_secs(30)).await,
-        "{}",
-        deployment.logs()
-    );
+    more_acks(&mut storm, &deployment, 100).await;
     let ledger = storm.stop().await;
 
     let survivor = deployment.api(Deployment::index_of(&successor));
@@ -76,23 +78,13 @@ async fn a_paused_lease_holder_is_fenced_out_when_it_resumes() {
 
     // Clients use the other replica only: requests to a frozen process would just hang.
     let mut storm = Storm::start(std::slice::from_ref(&other), &bidders, &auction_id, BIDDERS);
-    assert!(storm.wait_for_acks(50, Duration::from_secs(30)).await, "{}", deployment.logs());
+    more_acks(&mut storm, &deployment, 50).await;
     deployment.replicas[paused].signal("STOP");
     let (successor, new_epoch, _) =
         deployment.wait_for_successor(shard, &holder, epoch, 6 * LEASE_TTL).await;
-    let acked = storm.acks();
-    assert!(
-        storm.wait_for_acks(acked + 100, Duration::from_secs(30)).await,
-        "{}",
-        deployment.logs()
-    );
+    more_acks(&mut storm, &deployment, 100).await;
     deployment.replicas[paused].signal("CONT");
-    let acked = storm.acks();
-    assert!(
-        storm.wait_for_acks(acked + 100, Duration::from_secs(30)).await,
-        "{}",
-        deployment.logs()
-    );
+    more_acks(&mut storm, &deployment, 100).await;
     let ledger = storm.stop().await;
 
     let count = live_bid_count(&other, &auction_id).await;
@@ -115,7 +107,7 @@ async fn restarting_redis_mid_storm_loses_no_acknowledged_bid() {
     let (bidders, auction_id) = auction(&deployment.api(0)).await;
 
     let mut storm = Storm::start(&deployment.apis(), &bidders, &auction_id, BIDDERS);
-    assert!(storm.wait_for_acks(100, Duration::from_secs(30)).await, "{}", deployment.logs());
+    more_acks(&mut storm, &deployment, 100).await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let api = deployment.api(1);
@@ -128,12 +120,7 @@ async fn restarting_redis_mid_storm_loses_no_acknowledged_bid() {
     expect_error(refused, 503, "unavailable").await;
     assert!(started.elapsed() < Duration::from_secs(5), "a bid took {:?}", started.elapsed());
     redis.launch();
-    let acked = storm.acks();
-    assert!(
-        storm.wait_for_acks(acked + 100, Duration::from_secs(30)).await,
-        "{}",
-        deployment.logs()
-    );
+    more_acks(&mut storm, &deployment, 100).await;
     let mut ledger = storm.stop().await;
     ledger.indeterminate.insert(i64::from(u32::MAX));
 
@@ -187,15 +174,10 @@ async fn while_postgres_refuses_writes_events_wait_and_none_is_dead_lettered() {
     let (bidders, auction_id) = auction(&deployment.api(0)).await;
 
     let mut storm = Storm::start(&deployment.apis(), &bidders, &auction_id, BIDDERS);
-    assert!(storm.wait_for_acks(50, Duration::from_secs(30)).await, "{}", deployment.logs());
+    more_acks(&mut storm, &deployment, 50).await;
     deployment.set_read_only(true).await;
     let (_, persisted_then) = deployment.stored_auction(&auction_id).await;
-    let acked = storm.acks();
-    assert!(
-        storm.wait_for_acks(acked + 200, Duration::from_secs(30)).await,
-        "{}",
-        deployment.logs()
-    );
+    more_acks(&mut storm, &deployment, 200).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, persisted_now) = deployment.stored_auction(&auction_id).await;
     assert!(

@@ -83,3 +83,70 @@ async fn surge_migrate_creates_the_postgres_schema() {
     pool.close().await;
     database.drop_best_effort().await;
 }
+
+/// `surge seed cinema` fills PostgreSQL with the demo catalog once, and never joins the
+/// deployment: no replica registers and no lease is taken while it runs.
+#[tokio::test]
+async fn surge_seed_cinema_fills_postgres_once_without_joining_the_deployment() {
+    let database = surge_testkit::ScratchDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let redis_url = surge_testkit::required(surge_testkit::REDIS_URL_VAR);
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let seed = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_surge"))
+            .args(["seed", "cinema", "--data-dir"])
+            .arg(dir.path())
+            .env("SURGE_DATABASE_URL", &database.url)
+            .env("SURGE_REDIS_URL", &redis_url)
+            .env("SURGE_DISTRIBUTED__KEY_PREFIX", &prefix)
+            .env("SURGE_LOG_FORMAT", "json")
+            .output()
+            .expect("could not run surge seed cinema");
+        assert!(
+            output.status.success(),
+            "seed failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Logs go to stdout as well; the count is the last line.
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        stdout.lines().last().unwrap_or_default().to_owned()
+    };
+    let first = seed();
+    let created: usize = first.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(created >= 1_500, "{first}");
+    assert_eq!(seed(), "0 screenings seeded", "a second seed must add nothing");
+
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!("select count(*) from {table}");
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap()
+        }
+    };
+    assert_eq!(count("screenings").await, created as i64);
+    assert!(count("movies").await >= 200 && count("theaters").await >= 20);
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let replicas: i64 = redis::cmd("ZCARD")
+        .arg(format!("{prefix}:replicas"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(replicas, 0, "seeding registered a replica");
+    // A replica would have taken shard leases, which leave their epoch counters behind.
+    let keys = surge_engine::redis::KeySpace::new(&prefix, 16);
+    for shard in 0..16 {
+        let epoch: i64 = redis::cmd("EXISTS")
+            .arg(keys.shard_lease(shard).epoch)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(epoch, 0, "seeding took the lease of shard {shard}");
+    }
+    pool.close().await;
+    database.drop_best_effort().await;
+}
