@@ -56,41 +56,44 @@ pub fn decide(quota: Quota, tat_ms: Option<i64>, now_ms: i64) -> Decision {
     }
 }
 
-/// A limit that shuts offenders out: the first event over `quota` starts a block of `block_ms`,
-/// during which every event is refused, whatever the quota would say. Once the block ends the
-/// key starts afresh (a block is always longer than the quota's period in practice, so the old
-/// arrival time has run out by then).
+/// A limit that shuts offenders out: more than `limit` events within any `period_ms` starts a
+/// block of `block_ms`, during which every event is refused. Unlike GCRA (which lets a key that
+/// used its burst go on at the sustained rate), this is exact: it remembers the times of the
+/// last `limit` accepted events, so `limit` + 1 events in one period are never all accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocking {
-    pub quota: Quota,
+    pub limit: u32,
+    pub period_ms: i64,
     pub block_ms: i64,
 }
 
 /// What to do for one event under a [`Blocking`] limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockingDecision {
-    /// Allowed: store `new_tat_ms` as the key's arrival time.
-    Allowed { new_tat_ms: i64 },
+    /// Allowed: remember `now` among the key's latest events (keep at most `limit`).
+    Allowed,
     /// Refused; `started` when this event began the block (store `until_ms` as its end).
     Blocked { until_ms: i64, started: bool },
 }
 
-/// Decides one event for a key with stored arrival time `tat_ms` and block end
-/// `blocked_until_ms` (`None` = never seen, never blocked).
+/// Decides one event for a key whose latest accepted events happened at `latest` (newest
+/// first, at most `limit` of them) and whose block, if any, ends at `blocked_until_ms`.
 pub fn decide_blocking(
     limit: Blocking,
-    tat_ms: Option<i64>,
+    latest: &[i64],
     blocked_until_ms: Option<i64>,
     now_ms: i64,
 ) -> BlockingDecision {
     if let Some(until_ms) = blocked_until_ms.filter(|until| now_ms < *until) {
         return BlockingDecision::Blocked { until_ms, started: false };
     }
-    match decide(limit.quota, tat_ms, now_ms) {
-        Decision::Allowed { new_tat_ms } => BlockingDecision::Allowed { new_tat_ms },
-        Decision::Denied { .. } => {
+    let limit_index = limit.limit.max(1) as usize - 1;
+    match latest.get(limit_index) {
+        // This event would be the (limit + 1)th within one period.
+        Some(&oldest) if now_ms - oldest < limit.period_ms => {
             BlockingDecision::Blocked { until_ms: now_ms + limit.block_ms.max(1), started: true }
         }
+        _ => BlockingDecision::Allowed,
     }
 }
 
@@ -159,46 +162,65 @@ mod tests {
     }
 
     /// Runs one event through a blocking limit, keeping its state like a store would.
-    fn hit(limit: Blocking, state: &mut (Option<i64>, Option<i64>), now: i64) -> BlockingDecision {
-        let decision = decide_blocking(limit, state.0, state.1, now);
+    fn hit(limit: Blocking, state: &mut (Vec<i64>, Option<i64>), now: i64) -> BlockingDecision {
+        let decision = decide_blocking(limit, &state.0, state.1, now);
         match decision {
-            BlockingDecision::Allowed { new_tat_ms } => state.0 = Some(new_tat_ms),
+            BlockingDecision::Allowed => {
+                state.0.insert(0, now);
+                state.0.truncate(limit.limit as usize);
+            }
             BlockingDecision::Blocked { until_ms, started: true } => state.1 = Some(until_ms),
             BlockingDecision::Blocked { .. } => {}
         }
         decision
     }
 
+    const READS: Blocking = Blocking { limit: 50, period_ms: MINUTE, block_ms: HOUR };
+
     #[test]
-    fn the_event_over_the_quota_starts_a_block_that_outlasts_the_quota() {
-        let limit = Blocking { quota: Quota::new(50, MINUTE), block_ms: HOUR };
-        let mut state = (None, None);
+    fn the_event_over_the_limit_starts_a_block_that_outlasts_the_period() {
+        let mut state = (Vec::new(), None);
         for n in 1..=50 {
-            assert!(
-                matches!(hit(limit, &mut state, 0), BlockingDecision::Allowed { .. }),
-                "event {n}"
-            );
+            assert_eq!(hit(READS, &mut state, 0), BlockingDecision::Allowed, "event {n}");
         }
         assert_eq!(
-            hit(limit, &mut state, 0),
+            hit(READS, &mut state, 0),
             BlockingDecision::Blocked { until_ms: HOUR, started: true }
         );
-        // The quota alone would allow an event a few seconds later; the block does not.
         assert_eq!(
-            hit(limit, &mut state, 2 * MINUTE),
+            hit(READS, &mut state, 2 * MINUTE),
             BlockingDecision::Blocked { until_ms: HOUR, started: false }
         );
         assert_eq!(
-            hit(limit, &mut state, HOUR - 1),
+            hit(READS, &mut state, HOUR - 1),
             BlockingDecision::Blocked { until_ms: HOUR, started: false }
         );
         for _ in 0..50 {
-            assert!(matches!(hit(limit, &mut state, HOUR), BlockingDecision::Allowed { .. }));
+            assert_eq!(hit(READS, &mut state, HOUR), BlockingDecision::Allowed);
         }
         assert!(matches!(
-            hit(limit, &mut state, HOUR),
+            hit(READS, &mut state, HOUR),
             BlockingDecision::Blocked { started: true, .. }
         ));
+    }
+
+    /// GCRA would let a key that spent its burst go on at one event per 1.2 s; "more than 50 in
+    /// one minute" must block however the 51 are spread.
+    #[test]
+    fn fifty_one_events_spread_over_a_minute_are_blocked() {
+        let mut state = (Vec::new(), None);
+        for n in 0..50 {
+            assert_eq!(hit(READS, &mut state, n * 1_180), BlockingDecision::Allowed);
+        }
+        assert!(matches!(
+            hit(READS, &mut state, 59_999),
+            BlockingDecision::Blocked { started: true, .. }
+        ));
+        // Spread one event per 1.2 s, the oldest always leaves the minute in time.
+        let mut state = (Vec::new(), None);
+        for n in 0..200 {
+            assert_eq!(hit(READS, &mut state, n * 1_200), BlockingDecision::Allowed, "event {n}");
+        }
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn checking_is_free(variable: &str) {
 }
 
 /// Random event sequences under a blocking limit: Redis answers like the pure rule, and two
-/// replicas share one block.
+/// replicas share one window and one block.
 fn blocks_like_the_pure_rule_on_every_replica(variable: &str) {
     let runtime = runtime();
     let clock = Arc::new(FrozenClock::at(start()));
@@ -103,24 +103,25 @@ fn blocks_like_the_pure_rule_on_every_replica(variable: &str) {
     let steps = prop::collection::vec((0usize..2, 0i64..5_000), 1..120);
     let config = ProptestConfig { cases: 32, ..ProptestConfig::default() };
     proptest!(config, |(limit in 1u32..8, period_s in 1i64..30, block_s in 1i64..60, steps in steps)| {
-        let limit = Blocking { quota: Quota::new(limit, period_s * 1000), block_ms: block_s * 1000 };
+        let limit = Blocking { limit, period_ms: period_s * 1000, block_ms: block_s * 1000 };
         let key = format!("read:{}", Uuid::new_v4());
         let mut now = start();
-        let (mut tat, mut blocked_until) = (None, None);
+        let (mut latest, mut blocked_until) = (Vec::new(), None);
         for (which, later_ms) in steps {
             now += Duration::milliseconds(later_ms);
             clock.set(now);
             let now_ms = now.timestamp_millis();
-            let expected = match ratelimit::decide_blocking(limit, tat, blocked_until, now_ms) {
-                BlockingDecision::Allowed { new_tat_ms } => {
-                    tat = Some(new_tat_ms);
-                    Decision::Allowed { new_tat_ms }
+            let expected = match ratelimit::decide_blocking(limit, &latest, blocked_until, now_ms) {
+                BlockingDecision::Allowed => {
+                    latest.insert(0, now_ms);
+                    latest.truncate(limit.limit as usize);
+                    None
                 }
                 BlockingDecision::Blocked { until_ms, started } => {
                     if started {
                         blocked_until = Some(until_ms);
                     }
-                    Decision::Denied { retry_after_ms: until_ms - now_ms }
+                    Some(until_ms - now_ms)
                 }
             };
             let actual = runtime.block_on(replicas[which].acquire_or_block(limit, &key));

@@ -21,7 +21,7 @@ use axum::routing::{delete, get, post};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat};
-use surge_core::ratelimit::{Decision, retry_after_secs};
+use surge_core::ratelimit::retry_after_secs;
 use surge_core::validation::FieldErrors;
 use surge_store::auctions::fold;
 use surge_store::cinema::{MovieRecord, ScreeningRecord, ShowingMovie, ShowingQuery, TheaterRef};
@@ -80,9 +80,9 @@ async fn count_read(state: &AppState, ip: ClientIp) -> ApiResult<()> {
         None => "cinema-read:unknown".to_owned(),
     };
     match state.limiter.acquire_or_block(limit, &key).await? {
-        Decision::Allowed { .. } => Ok(()),
-        Decision::Denied { retry_after_ms } => {
-            Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) })
+        None => Ok(()),
+        Some(blocked_ms) => {
+            Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(blocked_ms) })
         }
     }
 }

@@ -231,10 +231,8 @@ impl Application {
             sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
             json_body_limit: settings.http.json_body_limit_bytes,
             cinema_reads: (settings.cinema.read_limit > 0).then(|| Blocking {
-                quota: Quota::new(
-                    settings.cinema.read_limit,
-                    (settings.cinema.read_period_secs.max(1) * 1000) as i64,
-                ),
+                limit: settings.cinema.read_limit,
+                period_ms: (settings.cinema.read_period_secs.max(1) * 1000) as i64,
                 block_ms: (settings.cinema.read_block_secs.max(1) * 1000) as i64,
             }),
             // At most a year: longer means "once per screening", and stays far from overflow.

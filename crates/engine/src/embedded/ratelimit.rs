@@ -1,6 +1,6 @@
 //! GCRA limits kept in process memory: exact within one process, reset on restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,13 +18,14 @@ pub struct InProcessRateLimiter {
     /// Key → theoretical arrival time in ms. A std mutex: held for a map lookup, never across
     /// an await.
     tats: Mutex<HashMap<String, i64>>,
-    /// Key → end of its block in ms, for blocking limits.
-    blocks: Mutex<HashMap<String, i64>>,
+    /// Blocking limits: key → its latest accepted events (newest first) and the end of its
+    /// block, if any.
+    windows: Mutex<HashMap<String, Window>>,
 }
 
 impl InProcessRateLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, tats: Mutex::new(HashMap::new()), blocks: Mutex::new(HashMap::new()) }
+        Self { clock, tats: Mutex::new(HashMap::new()), windows: Mutex::new(HashMap::new()) }
     }
 
     fn decide(&self, quota: Quota, key: &str, take: bool) -> Decision {
@@ -32,42 +33,59 @@ impl InProcessRateLimiter {
         let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let decision = ratelimit::decide(quota, tats.get(key).copied(), now);
         if let (true, Decision::Allowed { new_tat_ms }) = (take, decision) {
-            if tats.len() >= SWEEP_THRESHOLD {
-                tats.retain(|_, tat| *tat > now);
-            }
-            tats.insert(key.to_owned(), new_tat_ms);
-        }
-        decision
-    }
-
-    fn decide_blocking(&self, limit: Blocking, key: &str) -> Decision {
-        let now = self.clock.now().timestamp_millis();
-        let mut blocks = self.blocks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let decision = ratelimit::decide_blocking(
-            limit,
-            tats.get(key).copied(),
-            blocks.get(key).copied(),
-            now,
-        );
-        match decision {
-            BlockingDecision::Allowed { new_tat_ms } => {
+            // A known key is updated in place: no key allocation per request.
+            if let Some(tat) = tats.get_mut(key) {
+                *tat = new_tat_ms;
+            } else {
                 if tats.len() >= SWEEP_THRESHOLD {
                     tats.retain(|_, tat| *tat > now);
                 }
                 tats.insert(key.to_owned(), new_tat_ms);
-                Decision::Allowed { new_tat_ms }
+            }
+        }
+        decision
+    }
+
+    fn decide_blocking(&self, limit: Blocking, key: &str) -> Option<i64> {
+        let now = self.clock.now().timestamp_millis();
+        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !windows.contains_key(key) {
+            if windows.len() >= SWEEP_THRESHOLD {
+                windows.retain(|_, window| window.matters(limit, now));
+            }
+            windows.insert(key.to_owned(), Window::default());
+        }
+        let window = windows.get_mut(key)?; // inserted just above
+        let latest = window.latest.make_contiguous();
+        match ratelimit::decide_blocking(limit, latest, window.blocked_until, now) {
+            BlockingDecision::Allowed => {
+                window.latest.push_front(now);
+                window.latest.truncate(limit.limit.max(1) as usize);
+                None
             }
             BlockingDecision::Blocked { until_ms, started } => {
                 if started {
-                    if blocks.len() >= SWEEP_THRESHOLD {
-                        blocks.retain(|_, until| *until > now);
-                    }
-                    blocks.insert(key.to_owned(), until_ms);
+                    window.blocked_until = Some(until_ms);
                 }
-                Decision::Denied { retry_after_ms: until_ms - now }
+                Some(until_ms - now)
             }
         }
+    }
+}
+
+/// A key's state under a blocking limit.
+#[derive(Default)]
+struct Window {
+    latest: VecDeque<i64>,
+    blocked_until: Option<i64>,
+}
+
+impl Window {
+    /// Whether forgetting the key could change a decision: it is blocked, or has events within
+    /// the period.
+    fn matters(&self, limit: Blocking, now: i64) -> bool {
+        self.blocked_until.is_some_and(|until| until > now)
+            || self.latest.front().is_some_and(|&newest| now - newest < limit.period_ms)
     }
 }
 
@@ -81,7 +99,11 @@ impl RateLimiter for InProcessRateLimiter {
         Ok(self.decide(quota, key, true))
     }
 
-    async fn acquire_or_block(&self, limit: Blocking, key: &str) -> Result<Decision, EngineError> {
+    async fn acquire_or_block(
+        &self,
+        limit: Blocking,
+        key: &str,
+    ) -> Result<Option<i64>, EngineError> {
         Ok(self.decide_blocking(limit, key))
     }
 }

@@ -15,8 +15,8 @@ use crate::clock::Clock;
 use crate::ratelimit::RateLimiter;
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
-static GCRA_BLOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/gcra_block.lua")));
+static WINDOW_BLOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/window_block.lua")));
 
 pub struct RedisRateLimiter {
     conn: RedisConnection,
@@ -56,19 +56,23 @@ impl RateLimiter for RedisRateLimiter {
         self.decide(quota, key, true).await
     }
 
-    async fn acquire_or_block(&self, limit: Blocking, key: &str) -> Result<Decision, EngineError> {
-        let mut invocation = GCRA_BLOCK.key(self.keys.rate_limit(key));
+    async fn acquire_or_block(
+        &self,
+        limit: Blocking,
+        key: &str,
+    ) -> Result<Option<i64>, EngineError> {
+        let mut invocation = WINDOW_BLOCK.key(self.keys.rate_limit(key));
         invocation
             .key(self.keys.rate_limit_block(key))
-            .arg(limit.quota.emission_interval_ms())
-            .arg(limit.quota.tolerance_ms())
-            .arg(self.clock.now().timestamp_millis())
-            .arg(limit.block_ms.max(1));
+            .arg(limit.limit.max(1))
+            .arg(limit.period_ms.max(1))
+            .arg(limit.block_ms.max(1))
+            .arg(self.clock.now().timestamp_millis());
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> =
+        let left: i64 =
             deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
                 .await?;
-        decision(&reply)
+        Ok((left > 0).then_some(left))
     }
 }
 
