@@ -29,6 +29,8 @@ struct SharedTier {
 
 /// How often a replica re-reads the shared generation.
 pub const GENERATION_CHECK: Duration = Duration::from_millis(500);
+/// `generation_checked_ms` before the shared generation was first read.
+const NEVER_CHECKED: u64 = u64::MAX;
 
 pub struct TwoTierCache<V> {
     namespace: &'static str,
@@ -36,7 +38,8 @@ pub struct TwoTierCache<V> {
     shared: Option<SharedTier>,
     ttl: Duration,
     generation: AtomicU64,
-    /// When the shared generation was last read, in ms since `created`.
+    /// When the shared generation was last read, in ms since `created` ([`NEVER_CHECKED`]
+    /// before the first successful read).
     generation_checked_ms: AtomicU64,
     created: Instant,
 }
@@ -61,7 +64,7 @@ where
             shared: None,
             ttl,
             generation: AtomicU64::new(0),
-            generation_checked_ms: AtomicU64::new(0),
+            generation_checked_ms: AtomicU64::new(NEVER_CHECKED),
             created: Instant::now(),
         }
     }
@@ -140,11 +143,15 @@ where
         let Some(shared) = &self.shared else { return known };
         let now_ms = self.created.elapsed().as_millis() as u64;
         let checked = self.generation_checked_ms.load(Ordering::Acquire);
-        if now_ms.saturating_sub(checked) < GENERATION_CHECK.as_millis() as u64
-            || self
-                .generation_checked_ms
-                .compare_exchange(checked, now_ms, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
+        // Until the first read succeeds every caller reads: a new replica must not serve what
+        // an earlier generation left in the shared tier.
+        let never = checked == NEVER_CHECKED;
+        if !never
+            && (now_ms.saturating_sub(checked) < GENERATION_CHECK.as_millis() as u64
+                || self
+                    .generation_checked_ms
+                    .compare_exchange(checked, now_ms, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err())
         {
             return known;
         }
@@ -152,29 +159,19 @@ where
         let mut command = ::redis::cmd("GET");
         command.arg(shared.keys.cache_generation(self.namespace));
         let read = command.query_async::<Option<u64>>(&mut conn);
-        match tokio::time::timeout(Duration::from_millis(500), read).await {
-            Ok(Ok(Some(shared))) if shared > known => {
-                self.generation.fetch_max(shared, Ordering::AcqRel);
+        let Ok(Ok(stored)) = tokio::time::timeout(Duration::from_millis(500), read).await else {
+            return known;
+        };
+        if never {
+            self.generation_checked_ms.store(now_ms, Ordering::Release);
+        }
+        match stored {
+            Some(stored) if stored > known => {
+                self.generation.fetch_max(stored, Ordering::AcqRel);
                 self.local.invalidate_all();
-                shared
+                stored
             }
             _ => known,
-        }
-    }
-
-    /// Forgets `key` in this process and in the shared tier.
-    pub async fn invalidate(&self, key: &str) {
-        let key = &format!("{}:{key}", self.generation.load(Ordering::Acquire));
-        self.local.invalidate(key).await;
-        if let Some(shared) = &self.shared {
-            let mut conn = shared.conn.clone();
-            let deleted = ::redis::cmd("DEL")
-                .arg(self.shared_key(shared, key))
-                .query_async::<i64>(&mut conn)
-                .await;
-            if let Err(error) = deleted {
-                tracing::warn!(error = %error, "could not invalidate a shared cache entry");
-            }
         }
     }
 
@@ -250,7 +247,7 @@ mod tests {
         assert_eq!(failed.unwrap_err(), "down");
         let loaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("v".into())) }).await;
         assert_eq!(loaded.unwrap().as_deref().map(String::as_str), Some("v"));
-        cache.invalidate("k").await;
+        cache.invalidate_all().await;
         let reloaded = cache.get_or_load::<(), _, _>("k", || async { Ok(Some("w".into())) }).await;
         assert_eq!(reloaded.unwrap().as_deref().map(String::as_str), Some("w"));
     }

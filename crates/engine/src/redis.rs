@@ -61,6 +61,15 @@ pub(crate) async fn deadline<T>(
     })?
 }
 
+/// Runs a script on `conn`, bounded by [`OPERATION_DEADLINE`].
+pub(crate) async fn invoke<T: ::redis::FromRedisValue>(
+    conn: &RedisConnection,
+    invocation: &::redis::ScriptInvocation<'_>,
+) -> Result<T, EngineError> {
+    let mut conn = conn.clone();
+    deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
+}
+
 /// Redis failed or could not be reached: retrying later may work.
 pub(crate) fn unavailable(error: ::redis::RedisError) -> EngineError {
     EngineError::Unavailable(format!("redis: {error}"))

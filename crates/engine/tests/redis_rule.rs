@@ -360,6 +360,30 @@ fn missing_state_is_reported(variable: &str) {
     });
 }
 
+/// A closed auction's hot key expires whether `close_auction.lua` closed it or it was rebuilt
+/// from PostgreSQL already closed; an open auction's does not.
+fn a_rebuilt_closed_auction_expires_like_a_closed_one(variable: &str) {
+    let runtime = runtime();
+    let engine = connect(&runtime, variable);
+    runtime.block_on(async {
+        let open = live_auction();
+        let closed = AuctionState { closed: true, ..live_auction() };
+        for state in [&open, &closed] {
+            assert_eq!(load(&engine, state).await.unwrap(), LoadResult::Created);
+        }
+        let ttl = |id: Uuid| {
+            let (key, mut conn) = (engine.keys.auction(id), engine.conn.clone());
+            async move { redis::cmd("PTTL").arg(key).query_async::<i64>(&mut conn).await.unwrap() }
+        };
+        assert_eq!(ttl(open.id).await, -1, "an open auction's state must not expire");
+        let left = ttl(closed.id).await;
+        assert!(
+            left > 0 && left <= 3_600_000,
+            "a closed auction's state lives an hour, not {left} ms"
+        );
+    });
+}
+
 fn a_rejection_changes_nothing(variable: &str) {
     let runtime = runtime();
     let engine = connect(&runtime, variable);
@@ -507,5 +531,6 @@ on_node_and_cluster!(
     recovers_from_a_script_flush,
     missing_state_is_reported,
     a_rejection_changes_nothing,
+    a_rebuilt_closed_auction_expires_like_a_closed_one,
     batches_match_one_by_one,
 );

@@ -158,14 +158,6 @@ pub(crate) fn screening_state(
     state
 }
 
-/// A reservation cancelled by the engine.
-#[derive(Debug, Clone)]
-pub struct CancelledReservation {
-    pub id: Uuid,
-    pub screening_id: Uuid,
-    pub at: DateTime<Utc>,
-}
-
 /// Seat codes as stored in `reservations.seats`: `B3,B4`.
 pub fn seats_to_text(seats: &[Seat]) -> String {
     seats.iter().map(Seat::to_string).collect::<Vec<_>>().join(",")

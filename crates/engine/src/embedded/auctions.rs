@@ -70,13 +70,6 @@ impl EmbeddedAuctions {
         Ok((Self { jobs: jobs.clone(), committed, clock }, WriterTask { jobs, handle }))
     }
 
-    async fn submit<T>(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Job,
-    ) -> Result<T, EngineError> {
-        submit(&self.jobs, job).await
-    }
-
     /// Reservations, committed by the same writer (SQLite has one writer).
     pub fn reservations(&self, store: Arc<dyn CinemaStore>) -> EmbeddedReservations {
         EmbeddedReservations { jobs: self.jobs.clone(), store }
@@ -163,10 +156,10 @@ impl AuctionCommands for EmbeddedAuctions {
         if let Some(rejection) = self.certain_rejection(&bid) {
             return Ok(BidOutcome::Rejected(rejection));
         }
-        self.submit(|reply| Job::Bid(bid, reply)).await
+        submit(&self.jobs, |reply| Job::Bid(bid, reply)).await
     }
 
     async fn close(&self, auction_id: Uuid) -> Result<bool, EngineError> {
-        self.submit(|reply| Job::Close(auction_id, reply)).await
+        submit(&self.jobs, |reply| Job::Close(auction_id, reply)).await
     }
 }

@@ -30,7 +30,7 @@ pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
 const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
 
-pub(crate) static LOAD_HOT_STATE: LazyLock<Script> =
+static LOAD_HOT_STATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/load_hot_state.lua")));
 static PLACE_BID: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/place_bid.lua")));
@@ -116,19 +116,12 @@ impl RedisAuctions {
         high_bidder_nickname: Option<&str>,
         persisted: &str,
     ) -> Result<LoadResult, EngineError> {
-        let shard = self.keys.shard_of(state.id);
-        let mut invocation = LOAD_HOT_STATE.key(self.keys.auction(state.id));
-        invocation
-            .key(self.keys.events(shard))
-            .arg("auction_id")
-            .arg(state.id.to_string())
-            .arg(persisted)
-            .arg(0);
-        for (field, value) in &encode(state) {
-            invocation.arg(*field).arg(value);
-        }
-        invocation.arg("high_bidder_nickname").arg(high_bidder_nickname.unwrap_or_default());
-        load_result(self.invoke(&invocation).await?)
+        let mut fields: Vec<(&str, String)> = encode(state).into();
+        fields.push(("high_bidder_nickname", high_bidder_nickname.unwrap_or_default().to_owned()));
+        // A closed auction's key lives as long as after `close_auction.lua`, however it is made.
+        let ttl_ms = if state.closed { CLOSED_RETENTION_MS } else { 0 };
+        let key = self.keys.auction(state.id);
+        load_hot_state(self, key, "auction_id", state.id, persisted, ttl_ms, fields).await
     }
 
     /// Decides and applies a bid atomically, exactly as [`surge_core::auctions::decide`] and
@@ -276,8 +269,7 @@ impl RedisAuctions {
         &self,
         invocation: &::redis::ScriptInvocation<'_>,
     ) -> Result<T, EngineError> {
-        let mut conn = self.conn.clone();
-        deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
+        super::invoke(&self.conn, invocation).await
     }
 }
 
@@ -318,9 +310,29 @@ where
     )))
 }
 
-/// The reply of `load_hot_state.lua`.
-pub(crate) fn load_result(reply: i64) -> Result<LoadResult, EngineError> {
-    match reply {
+/// Runs `load_hot_state.lua`: creates `key` (an entity's hash, living `ttl_ms`, 0 = for ever)
+/// from `fields`, unless it exists or the entity's shard stream holds events of it (named by
+/// `id_field`) after `persisted`.
+pub(crate) async fn load_hot_state<F: ::redis::ToRedisArgs, V: ::redis::ToRedisArgs>(
+    redis: &RedisAuctions,
+    key: String,
+    id_field: &str,
+    entity: Uuid,
+    persisted: &str,
+    ttl_ms: i64,
+    fields: impl IntoIterator<Item = (F, V)>,
+) -> Result<LoadResult, EngineError> {
+    let mut invocation = LOAD_HOT_STATE.key(key);
+    invocation
+        .key(redis.keys.events(redis.keys.shard_of(entity)))
+        .arg(id_field)
+        .arg(entity.to_string())
+        .arg(persisted)
+        .arg(ttl_ms);
+    for (field, value) in fields {
+        invocation.arg(field).arg(value);
+    }
+    match super::invoke::<i64>(&redis.conn, &invocation).await? {
         1 => Ok(LoadResult::Created),
         0 => Ok(LoadResult::Exists),
         -1 => Ok(LoadResult::Stale),
@@ -329,7 +341,12 @@ pub(crate) fn load_result(reply: i64) -> Result<LoadResult, EngineError> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 fn encode(state: &AuctionState) -> [(&'static str, String); 10] {

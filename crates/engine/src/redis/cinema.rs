@@ -15,10 +15,9 @@ use surge_store::cinema::{CinemaStore, seats_to_text};
 use uuid::Uuid;
 
 use super::auctions::{
-    IDEMPOTENCY_WINDOW_MS, LOAD_HOT_STATE, LoadResult, RedisAuctions, hex, load_result,
-    rebuild_hot_state,
+    IDEMPOTENCY_WINDOW_MS, LoadResult, RedisAuctions, hex, load_hot_state, rebuild_hot_state,
 };
-use super::{deadline, unavailable};
+use super::{deadline, invoke, unavailable};
 use crate::EngineError;
 use crate::cinema::{
     CancelReservation, ReservationCommands, ReservationReceipt, Reserve, ReserveOutcome,
@@ -60,14 +59,6 @@ impl DistributedReservations {
         Self { redis, store, clock }
     }
 
-    async fn invoke(
-        &self,
-        invocation: &::redis::ScriptInvocation<'_>,
-    ) -> Result<Vec<String>, EngineError> {
-        let mut conn = self.redis.conn.clone();
-        deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await
-    }
-
     /// A fresh UUIDv7 in `shard`: its pointer key then shares the screening's Cluster slot.
     fn reservation_id_in(&self, shard: u16) -> Result<Uuid, EngineError> {
         let keys = &self.redis.keys;
@@ -105,7 +96,7 @@ impl DistributedReservations {
         for seat in &request.seats {
             invocation.arg(seat.to_string());
         }
-        decode(&self.invoke(&invocation).await?)
+        decode(&invoke::<Vec<String>>(&self.redis.conn, &invocation).await?)
     }
 
     async fn cancel_once(
@@ -121,7 +112,7 @@ impl DistributedReservations {
             .arg(self.clock.now().timestamp_micros())
             .arg(request.reservation_id.to_string())
             .arg(request.user_id.to_string());
-        decode(&self.invoke(&invocation).await?)
+        decode(&invoke::<Vec<String>>(&self.redis.conn, &invocation).await?)
     }
 
     /// The screening a live reservation belongs to: from the pointer written with it (kept as
@@ -149,31 +140,18 @@ impl DistributedReservations {
         .await
     }
 
-    /// Runs `load_hot_state.lua` with a screening's persisted state; the hash outlives the
-    /// screening's start by [`KEEP_AFTER_START_MS`].
+    /// Loads a screening's persisted state; the hash outlives the screening's start by
+    /// [`KEEP_AFTER_START_MS`].
     async fn load(
         &self,
         state: &ScreeningState,
         persisted: &str,
     ) -> Result<LoadResult, EngineError> {
-        let keys = &self.redis.keys;
         let now_ms = self.clock.now().timestamp_millis();
-        let ttl = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
-        let mut invocation = LOAD_HOT_STATE.key(keys.screening(state.id));
-        invocation
-            .key(keys.events(keys.shard_of(state.id)))
-            .arg("screening_id")
-            .arg(state.id.to_string())
-            .arg(persisted)
-            .arg(ttl);
-        for (field, value) in encode(state) {
-            invocation.arg(field).arg(value);
-        }
-        let mut conn = self.redis.conn.clone();
-        let reply: i64 =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                .await?;
-        load_result(reply)
+        let ttl_ms = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
+        let key = self.redis.keys.screening(state.id);
+        let fields = encode(state);
+        load_hot_state(&self.redis, key, "screening_id", state.id, persisted, ttl_ms, fields).await
     }
 }
 
@@ -236,13 +214,8 @@ impl ReservationCommands for DistributedReservations {
                 self.rebuild(screening_id).await?;
                 continue;
             }
-            let mut taken: Vec<Seat> = fields
-                .keys()
-                .filter_map(|field| field.strip_prefix("seat:"))
-                .filter_map(Seat::parse)
-                .collect();
-            taken.sort();
-            return Ok(taken);
+            let taken = fields.keys().filter_map(|field| field.strip_prefix("seat:"));
+            return Ok(taken.filter_map(Seat::parse).collect());
         }
         Err(EngineError::Unavailable("the screening's hot state disappeared again".into()))
     }

@@ -34,10 +34,6 @@ impl KeySpace {
         Self { prefix: prefix.into(), shards: shards.max(1) }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     pub fn shards(&self) -> u16 {
         self.shards
     }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::RedisConnection;
-use super::{deadline, unavailable};
+use super::invoke;
 use crate::EngineError;
 
 static ACQUIRE: LazyLock<Script> =
@@ -59,10 +59,7 @@ impl Lease {
         invocation.key(&keys.epoch).arg(holder).arg(ttl_ms);
         // Measured before asking: the key cannot outlive `asked + ttl`.
         let asked = Instant::now();
-        let mut connection = conn.clone();
-        let epoch: i64 =
-            deadline(async { invocation.invoke_async(&mut connection).await.map_err(unavailable) })
-                .await?;
+        let epoch: i64 = invoke(conn, &invocation).await?;
         if epoch == 0 {
             return Ok(None);
         }
@@ -102,9 +99,7 @@ impl Lease {
         self.lost.cancel();
         let mut invocation = RELEASE.key(&self.keys.lease);
         invocation.arg(&self.value);
-        let mut conn = self.conn.clone();
-        let released: Result<i64, EngineError> =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) }).await;
+        let released: Result<i64, EngineError> = invoke(&self.conn, &invocation).await;
         if let Err(error) = released {
             tracing::warn!(lease = %self.keys.lease, error = %error, "could not release a lease; it will expire");
         }

@@ -23,7 +23,7 @@ use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
 use super::lease::Lease;
 use super::stream::{RawEntry, ShardEvent};
-use super::{deadline, unavailable};
+use super::{deadline, invoke, unavailable};
 use crate::EngineError;
 
 static ACKNOWLEDGE: LazyLock<Script> =
@@ -343,11 +343,7 @@ impl Persister {
             .arg(GROUP)
             .arg(format!("{}-0", retained_ms.max(0)))
             .arg(ids);
-        let mut conn = self.redis.conn.clone();
-        deadline(async {
-            invocation.invoke_async::<Option<String>>(&mut conn).await.map_err(unavailable)
-        })
-        .await?;
+        invoke::<Option<String>>(&self.redis.conn, &invocation).await?;
         Ok(())
     }
 

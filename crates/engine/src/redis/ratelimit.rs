@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use surge_core::ratelimit::{Blocking, Decision, Quota};
 
 use super::connection::RedisConnection;
+use super::invoke;
 use super::keys::KeySpace;
-use super::{deadline, unavailable};
 use crate::EngineError;
 use crate::clock::Clock;
 use crate::ratelimit::RateLimiter;
@@ -38,10 +38,7 @@ impl RedisRateLimiter {
             .arg(quota.tolerance_ms())
             .arg(self.clock.now().timestamp_millis())
             .arg(if take { "1" } else { "0" });
-        let mut conn = self.conn.clone();
-        let reply: Vec<i64> =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                .await?;
+        let reply: Vec<i64> = invoke(&self.conn, &invocation).await?;
         decision(&reply)
     }
 }
@@ -68,10 +65,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(limit.period_ms.max(1))
             .arg(limit.block_ms.max(1))
             .arg(self.clock.now().timestamp_millis());
-        let mut conn = self.conn.clone();
-        let left: i64 =
-            deadline(async { invocation.invoke_async(&mut conn).await.map_err(unavailable) })
-                .await?;
+        let left: i64 = invoke(&self.conn, &invocation).await?;
         Ok((left > 0).then_some(left))
     }
 }

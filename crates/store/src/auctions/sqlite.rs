@@ -374,6 +374,12 @@ pub struct KeyedOutcome {
     pub created_at: DateTime<Utc>,
 }
 
+/// Runs a statement without binds or results (transaction control) on the writer's connection.
+pub(crate) async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> StoreResult<()> {
+    sqlx::query(sql).execute(conn).await?;
+    Ok(())
+}
+
 /// The embedded engine's write side: one dedicated connection, driven by one task, which
 /// commits many commands per transaction so one fsync covers a whole batch.
 pub struct AuctionLedger {
@@ -391,8 +397,7 @@ impl AuctionLedger {
     }
 
     async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
-        sqlx::query(sql).execute(&mut self.conn).await?;
-        Ok(())
+        exec(&mut self.conn, sql).await
     }
 
     /// Starts a batch. IMMEDIATE takes the write lock now, so no statement inside the batch can

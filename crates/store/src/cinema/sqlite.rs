@@ -6,12 +6,12 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    CancelledReservation, CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord,
-    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
-    attach, genre_from, grade_from, screening_state, seats_from_text, seats_to_text,
+    CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord, ScreeningRecord,
+    ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef, attach, genre_from,
+    grade_from, screening_state, seats_from_text, seats_to_text,
 };
 use crate::auctions::fold;
-use crate::auctions::sqlite::AuctionLedger;
+use crate::auctions::sqlite::{AuctionLedger, exec};
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
 use surge_core::cinema::{ScreeningState, Seat};
@@ -378,80 +378,63 @@ impl ReservationLedger<'_> {
             .await?)
     }
 
-    /// Records reservations and their seats, all or nothing (the batch goes on if this fails);
+    /// Records a reservation and its seats, all or nothing (the batch goes on if this fails);
     /// the seats' primary key refuses a double booking even if the engine were wrong.
-    pub async fn insert(&mut self, reservations: &[ReservationRecord]) -> StoreResult<()> {
-        self.exec("SAVEPOINT reservation").await?;
-        let written = self.insert_rows(reservations).await;
+    pub async fn insert(&mut self, reservation: &ReservationRecord) -> StoreResult<()> {
+        exec(self.conn, "SAVEPOINT reservation").await?;
+        let written = self.insert_rows(reservation).await;
         self.end_savepoint(written).await
     }
 
-    /// Marks reservations cancelled and frees their seats, all or nothing.
-    pub async fn cancel(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
-        self.exec("SAVEPOINT reservation").await?;
-        let written = self.cancel_rows(cancelled).await;
+    /// Marks a reservation cancelled at `at` and frees its seats, all or nothing.
+    pub async fn cancel(&mut self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        exec(self.conn, "SAVEPOINT reservation").await?;
+        let written = self.cancel_rows(id, at).await;
         self.end_savepoint(written).await
-    }
-
-    async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
-        sqlx::query(sql).execute(&mut *self.conn).await?;
-        Ok(())
     }
 
     /// Keeps the savepoint's writes if `written` is `Ok`, else undoes them (and only them).
     async fn end_savepoint(&mut self, written: StoreResult<()>) -> StoreResult<()> {
         if written.is_err() {
-            self.exec("ROLLBACK TO SAVEPOINT reservation").await?;
+            exec(self.conn, "ROLLBACK TO SAVEPOINT reservation").await?;
         }
-        self.exec("RELEASE SAVEPOINT reservation").await?;
+        exec(self.conn, "RELEASE SAVEPOINT reservation").await?;
         written
     }
 
-    async fn insert_rows(&mut self, reservations: &[ReservationRecord]) -> StoreResult<()> {
-        for chunk in reservations.chunks(ROWS_PER_INSERT) {
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert into reservations (id, screening_id, user_id, seats, created_at) ",
-            );
-            builder.push_values(chunk, |mut row, reservation| {
-                row.push_bind(reservation.id)
-                    .push_bind(reservation.screening_id)
-                    .push_bind(reservation.user_id)
-                    .push_bind(seats_to_text(&reservation.seats))
-                    .push_bind(to_micros(reservation.created_at));
-            });
-            builder.build().execute(&mut *self.conn).await?;
-        }
-        let seats: Vec<(&ReservationRecord, &Seat)> =
-            reservations.iter().flat_map(|r| r.seats.iter().map(move |seat| (r, seat))).collect();
-        for chunk in seats.chunks(ROWS_PER_INSERT) {
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert into reserved_seats (screening_id, seat, reservation_id) ",
-            );
-            builder.push_values(chunk, |mut row, (reservation, seat)| {
-                row.push_bind(reservation.screening_id)
-                    .push_bind(seat.to_string())
-                    .push_bind(reservation.id);
-            });
-            builder.build().execute(&mut *self.conn).await?;
-        }
+    async fn insert_rows(&mut self, reservation: &ReservationRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into reservations (id, screening_id, user_id, seats, created_at)
+             values (?, ?, ?, ?, ?)",
+        )
+        .bind(reservation.id)
+        .bind(reservation.screening_id)
+        .bind(reservation.user_id)
+        .bind(seats_to_text(&reservation.seats))
+        .bind(to_micros(reservation.created_at))
+        .execute(&mut *self.conn)
+        .await?;
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("insert into reserved_seats (screening_id, seat, reservation_id) ");
+        builder.push_values(&reservation.seats, |mut row, seat| {
+            row.push_bind(reservation.screening_id)
+                .push_bind(seat.to_string())
+                .push_bind(reservation.id);
+        });
+        builder.build().execute(&mut *self.conn).await?;
         Ok(())
     }
 
-    async fn cancel_rows(&mut self, cancelled: &[CancelledReservation]) -> StoreResult<()> {
-        for reservation in cancelled {
-            sqlx::query("update reservations set cancelled_at = ? where id = ?")
-                .bind(to_micros(reservation.at))
-                .bind(reservation.id)
-                .execute(&mut *self.conn)
-                .await?;
-            sqlx::query("delete from reserved_seats where reservation_id = ?")
-                .bind(reservation.id)
-                .execute(&mut *self.conn)
-                .await?;
-        }
+    async fn cancel_rows(&mut self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("update reservations set cancelled_at = ? where id = ?")
+            .bind(to_micros(at))
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query("delete from reserved_seats where reservation_id = ?")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 }
-
-/// Rows per multi-row INSERT (SQLite allows 32,766 bound values).
-const ROWS_PER_INSERT: usize = 256;

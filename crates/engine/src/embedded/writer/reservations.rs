@@ -1,10 +1,13 @@
 //! Reservations in the writer. Each command is decided against its screening's state as the
-//! batch has built it so far, and an accepted one is written at once, in command order, inside
+//! batch has built it so far (changed in place in the batch, and made the cached state after
+//! the COMMIT), and an accepted one is written at once, in command order, inside
 //! the batch's transaction (a seat freed and taken again in one batch must be written in that
 //! order); replies still wait for the COMMIT.
 
+use std::collections::hash_map::Entry;
 use surge_core::cinema::{self, ReservationCommand, ReservationRejection, ScreeningState};
-use surge_store::cinema::{CancelledReservation, ReservationRecord};
+
+use surge_store::cinema::ReservationRecord;
 use uuid::Uuid;
 
 use super::{Batch, Writer};
@@ -15,19 +18,30 @@ use crate::cinema::{CancelReservation, ReservationReceipt, Reserve, ReserveOutco
 const MAX_CACHED_SCREENINGS: usize = 20_000;
 
 impl Writer {
-    /// The screening as this batch sees it: changed in the batch, else cached, else from disk
-    /// (read on the writer's connection, so it includes this batch's writes).
-    async fn screening(&mut self, id: Uuid, batch: &Batch) -> Result<ScreeningState, EngineError> {
-        if let Some(state) = batch.screenings.get(&id).or_else(|| self.screenings.get(&id)) {
-            return Ok(state.clone());
+    /// The screening as this batch changes it, in place: on first use in the batch, a copy of
+    /// the cached state, else loaded from disk (on the writer's connection, so it includes this
+    /// batch's writes). One copy per screening per batch, however many commands it gets.
+    async fn screening<'b>(
+        &mut self,
+        id: Uuid,
+        batch: &'b mut Batch,
+    ) -> Result<&'b mut ScreeningState, EngineError> {
+        match batch.screenings.entry(id) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                let state = match self.screenings.get(&id) {
+                    Some(state) => state.clone(),
+                    None => {
+                        let loaded = self.ledger.reservations().screening_state(id).await?;
+                        loaded.ok_or(EngineError::NotFound)?
+                    }
+                };
+                if self.screenings.len() >= MAX_CACHED_SCREENINGS {
+                    self.screenings.clear();
+                }
+                Ok(entry.insert(state))
+            }
         }
-        let state =
-            self.ledger.reservations().screening_state(id).await?.ok_or(EngineError::NotFound)?;
-        if self.screenings.len() >= MAX_CACHED_SCREENINGS {
-            self.screenings.clear();
-        }
-        self.screenings.insert(id, state.clone());
-        Ok(state)
     }
 
     pub(super) async fn reserve(
@@ -40,7 +54,6 @@ impl Writer {
         if let Some(replayed) = self.replay(request.user_id, key, batch, now).await? {
             return Ok(replayed);
         }
-        let mut state = self.screening(request.screening_id, batch).await?;
         let reservation_id = Uuid::now_v7();
         let command = ReservationCommand::Reserve {
             reservation_id,
@@ -48,12 +61,10 @@ impl Writer {
             seats: request.seats.clone(),
             cooldown: request.cooldown,
         };
-        let outcome = match cinema::decide(&state, &command, now) {
+        let state = self.screening(request.screening_id, batch).await?;
+        let outcome = match cinema::decide(state, &command, now) {
             Err(rejection) => ReserveOutcome::Rejected(rejection),
             Ok(events) => {
-                for event in &events {
-                    cinema::apply(&mut state, event);
-                }
                 let record = ReservationRecord {
                     id: reservation_id,
                     screening_id: request.screening_id,
@@ -61,8 +72,11 @@ impl Writer {
                     seats: request.seats,
                     created_at: now,
                 };
-                self.ledger.reservations().insert(std::slice::from_ref(&record)).await?;
-                batch.screenings.insert(state.id, state);
+                // Written first: a failed write leaves the state as it was.
+                self.ledger.reservations().insert(&record).await?;
+                for event in &events {
+                    cinema::apply(state, event);
+                }
                 ReserveOutcome::Reserved(ReservationReceipt {
                     id: record.id,
                     screening_id: record.screening_id,
@@ -87,21 +101,19 @@ impl Writer {
         else {
             return Ok(Err(ReservationRejection::NotFound));
         };
-        let mut state = self.screening(screening_id, batch).await?;
         let command = ReservationCommand::Cancel {
             reservation_id: request.reservation_id,
             user_id: request.user_id,
         };
-        let events = match cinema::decide(&state, &command, now) {
+        let state = self.screening(screening_id, batch).await?;
+        let events = match cinema::decide(state, &command, now) {
             Ok(events) => events,
             Err(rejection) => return Ok(Err(rejection)),
         };
+        self.ledger.reservations().cancel(request.reservation_id, now).await?;
         for event in &events {
-            cinema::apply(&mut state, event);
+            cinema::apply(state, event);
         }
-        let cancelled = CancelledReservation { id: request.reservation_id, screening_id, at: now };
-        self.ledger.reservations().cancel(&[cancelled]).await?;
-        batch.screenings.insert(screening_id, state);
         Ok(Ok(()))
     }
 }
