@@ -166,14 +166,25 @@ impl From<ShowingMovie> for ShowingItem {
     }
 }
 
-/// A genre as clients send it (any case); an unknown one is a field error naming the choices.
-pub(crate) fn parse_genre(field: &str, name: &str, errors: &mut FieldErrors) -> Option<Genre> {
-    let genre = Genre::parse(&name.trim().to_ascii_uppercase());
-    if genre.is_none() {
-        let names: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
-        errors.add(field, format!("must be one of {}", names.join(", ")));
+/// One of a fixed set of upper-case names, as clients send it (any case); an unknown one is a
+/// field error naming the choices.
+pub(crate) fn parse_choice<T>(
+    field: &str,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    choices: &[&str],
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    let parsed = parse(&name.trim().to_ascii_uppercase());
+    if parsed.is_none() {
+        errors.add(field, format!("must be one of {}", choices.join(", ")));
     }
-    genre
+    parsed
+}
+
+/// A genre (see [`parse_choice`]).
+pub(crate) fn parse_genre(field: &str, name: &str, errors: &mut FieldErrors) -> Option<Genre> {
+    parse_choice(field, name, Genre::parse, &Genre::ALL.map(|g| g.as_str()), errors)
 }
 
 /// A rendered JSON body, cached once and sent to every reader without copying it.
@@ -254,9 +265,15 @@ pub async fn now_showing(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SeatState {
-    #[schema(example = "B3")]
-    pub code: String,
+    #[schema(value_type = String, example = "B3")]
+    #[serde(serialize_with = "seat_code")]
+    pub code: Seat,
     pub taken: bool,
+}
+
+/// A seat as its code (`B3`), written straight into the response.
+fn seat_code<S: Serializer>(seat: &Seat, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(seat)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -284,7 +301,7 @@ pub async fn seat_map(
         state.reservations.taken_seats(id).await?.into_iter().collect();
     let seats = (0..screening.rows)
         .flat_map(|row| (1..=screening.cols).map(move |col| Seat { row, col }))
-        .map(|seat| SeatState { code: seat.to_string(), taken: taken.contains(&seat) })
+        .map(|seat| SeatState { code: seat, taken: taken.contains(&seat) })
         .collect();
     Ok(Json(SeatMap { screening_id: id, rows: screening.rows, cols: screening.cols, seats }))
 }

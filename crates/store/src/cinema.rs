@@ -158,6 +158,10 @@ pub(crate) fn screening_state(
     state
 }
 
+/// The movie columns every movie query selects, from `movies m`.
+pub(crate) const MOVIE_COLUMNS: &str =
+    "m.id, m.title, m.grade, m.genre, m.release_date, m.thumbnail_url, m.running_minutes";
+
 /// Seat codes as stored in `reservations.seats`: `B3,B4`.
 pub fn seats_to_text(seats: &[Seat]) -> String {
     seats.iter().map(Seat::to_string).collect::<Vec<_>>().join(",")

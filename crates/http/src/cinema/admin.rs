@@ -12,7 +12,7 @@ use surge_store::cinema::{MovieRecord, NewScreening, NewTheater};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Movie, Theater, parse_genre};
+use super::{Movie, Theater, parse_choice, parse_genre};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
@@ -99,10 +99,13 @@ pub async fn create_movie(
         validate_movie(&request.title, request.running_minutes, &request.thumbnail_url)
             .err()
             .unwrap_or_default();
-    let grade = Grade::parse(&request.grade.trim().to_ascii_uppercase());
-    if grade.is_none() {
-        errors.add("grade", "must be ALL, TWELVE, FIFTEEN or ADULT");
-    }
+    let grade = parse_choice(
+        "grade",
+        &request.grade,
+        Grade::parse,
+        &Grade::ALL.map(|g| g.as_str()),
+        &mut errors,
+    );
     let genre = parse_genre("genre", &request.genre, &mut errors);
     let (Some(grade), Some(genre)) = (grade, genre) else { return Err(errors.into()) };
     errors.into_result(())?;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use surge_core::cinema::{ReservationRejection, Seat, validate_seats};
 use surge_engine::auctions::IdempotencyKey as EngineKey;
 use surge_engine::cinema::{CancelReservation, Reserve, ReserveOutcome};
-use surge_store::cinema::ReservationRecord;
+use surge_store::cinema::{ReservationRecord, seats_to_text};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -100,12 +100,8 @@ pub async fn reserve(
     let screening = super::screening(&state, request.screening_id).await?;
     let seats = validate_seats(&request.seats, screening.rows, screening.cols)?;
     let idempotency = key.map(|key| EngineKey {
-        request_hash: Sha256::digest(format!(
-            "reserve:{}:{}",
-            screening.id,
-            codes(&seats).join(",")
-        ))
-        .to_vec(),
+        request_hash: Sha256::digest(format!("reserve:{}:{}", screening.id, seats_to_text(&seats)))
+            .to_vec(),
         key,
     });
     let outcome = state

@@ -176,6 +176,21 @@ async fn admin_endpoints_need_an_admin() {
 }
 
 #[tokio::test]
+async fn the_accounts_listed_in_admin_emails_are_the_admins() {
+    let app =
+        spawn_app_with(|settings| settings.admin_emails = vec!["Boss@Cinema.test".into()]).await;
+    let boss = app.signup_user("boss@cinema.test", crate::helpers::PASSWORD, "boss").await;
+    let me = expect_json(app.me(&boss.access_token).await, 200).await;
+    assert_eq!(me["roles"], json!(["admin"]));
+    let body = json!({"name": "Hall 1", "rows": 5, "cols": 5});
+    let created = app.post_json("/admin/theaters", Some(&boss.access_token), &body).await;
+    expect_json(created, 201).await;
+    let other = app.signup().await;
+    let refused = app.post_json("/admin/theaters", Some(&other.access_token), &body).await;
+    expect_error(refused, 403, "forbidden").await;
+}
+
+#[tokio::test]
 async fn admin_input_is_validated_field_by_field() {
     let cinema = Cinema::open().await;
     let (app, admin) = (&cinema.app, Some(cinema.admin.as_str()));
@@ -184,6 +199,7 @@ async fn admin_input_is_validated_field_by_field() {
         (json!({"name": "Big", "rows": 27, "cols": 5}), "rows"),
         (json!({"name": "Big", "rows": 5, "cols": 51}), "cols"),
         (json!({"name": "Big", "rows": 0, "cols": 5}), "rows"),
+        (json!({"name": "Big", "rows": 5, "cols": 0}), "cols"),
     ] {
         expect_field_error(app.post_json("/admin/theaters", admin, &body).await, field).await;
     }
@@ -252,45 +268,46 @@ async fn now_showing_filters_by_title_and_genre_and_orders_by_release() {
     let cinema = Cinema::open().await;
     let (app, admin) = (&cinema.app, cinema.admin.as_str());
     let soon = cinema.starts_at;
-    let mut hall = 0;
-    let mut show = |title: &'static str, genre: &'static str, released: &'static str| {
-        hall += 1;
-        async move {
-            let theater = theater(app, admin, &format!("Hall x{title}"), 5, 5).await;
-            let movie = movie(app, admin, title, genre, released).await;
-            screening(app, admin, &movie, &theater, soon).await;
-            screening(
-                app,
-                admin,
-                &movie,
-                &theater,
-                soon - Duration::minutes(30) + Duration::hours(3),
-            )
-            .await;
-            movie
-        }
+    // Each movie in a hall of its own, its later screening scheduled first.
+    let show = |title: &'static str, genre: &'static str, released: &'static str| async move {
+        let theater = theater(app, admin, &format!("Hall x{title}"), 5, 5).await;
+        let movie = movie(app, admin, title, genre, released).await;
+        screening(app, admin, &movie, &theater, soon + Duration::hours(3)).await;
+        screening(app, admin, &movie, &theater, soon).await;
+        movie
     };
     show("Alien", "HORROR", "1979-05-25").await;
     show("Aliens", "SF", "1986-07-18").await;
     show("Amélie", "ROMANCE", "2001-04-25").await;
-    let _ = hall;
-    // Not showing: no screening at all, or only after the 7-day window.
+    // Not showing: no screening at all, or only just after the 7-day window (the server's
+    // clock runs on in real time, so the edges are a minute wide).
     movie(app, admin, "Alien³", "SF", "1992-05-22").await;
     let late_theater = theater(app, admin, "Late", 5, 5).await;
     let late = movie(app, admin, "Alien: Late", "SF", "2030-01-01").await;
-    screening(app, admin, &late, &late_theater, app.now() + Duration::days(8)).await;
+    let late_start = app.now() + Duration::days(7) + Duration::minutes(1);
+    screening(app, admin, &late, &late_theater, late_start).await;
+    let edge = movie(app, admin, "Alien: Edge", "SF", "2029-01-01").await;
+    let edge_theater = theater(app, admin, "Edge", 5, 5).await;
+    let edge_start = app.now() + Duration::days(7) - Duration::minutes(1);
+    screening(app, admin, &edge, &edge_theater, edge_start).await;
 
     let all = now_showing(app, "").await;
-    assert_eq!(titles(&all), ["Dune: Part Two", "Amélie", "Aliens", "Alien"], "newest first");
-    let starts: Vec<String> =
-        all[3]["screenings"].as_array().unwrap().iter().map(|s| string(&s["starts_at"])).collect();
-    assert!(starts.windows(2).all(|pair| pair[0] < pair[1]), "screenings by start: {starts:?}");
-    assert_eq!(titles(&now_showing(app, "?title=ALIEN").await), ["Aliens", "Alien"]);
+    let expected = ["Alien: Edge", "Dune: Part Two", "Amélie", "Aliens", "Alien"];
+    assert_eq!(titles(&all), expected, "newest release first, the 7-day window's end excluded");
+    let starts: Vec<DateTime<Utc>> = all[4]["screenings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| string(&s["starts_at"]).parse().unwrap())
+        .collect();
+    assert_eq!(starts, [soon, soon + Duration::hours(3)], "screenings by start time");
+    assert_eq!(titles(&now_showing(app, "?title=ALIEN").await), ["Alien: Edge", "Aliens", "Alien"]);
     assert_eq!(titles(&now_showing(app, "?title=am%C3%89lie").await), ["Amélie"]);
-    assert_eq!(titles(&now_showing(app, "?genre=SF").await), ["Dune: Part Two", "Aliens"]);
+    let sf = titles(&now_showing(app, "?genre=SF").await);
+    assert_eq!(sf, ["Alien: Edge", "Dune: Part Two", "Aliens"]);
     assert_eq!(titles(&now_showing(app, "?title=alien&genre=HORROR").await), ["Alien"]);
     assert!(now_showing(app, "?title=zzz").await.is_empty());
-    assert_eq!(now_showing(app, "?title=&genre=").await.len(), 4, "empty filters are no filters");
+    assert_eq!(now_showing(app, "?title=&genre=").await.len(), 5, "empty filters are no filters");
 }
 
 #[tokio::test]
@@ -537,6 +554,12 @@ async fn my_reservations_come_in_pages_newest_first() {
     assert!(second["next_cursor"].is_null());
     let (status, _) = status_and_json(cinema.app.get("/me/reservations").await).await;
     assert_eq!(status, 401);
+    for (query, field) in
+        [("?limit=0", "limit"), ("?limit=101", "limit"), ("?cursor=nope", "cursor")]
+    {
+        let path = format!("/me/reservations{query}");
+        expect_field_error(cinema.app.get_authed(&path, &user.token).await, field).await;
+    }
 }
 
 // ---- the read limit ----

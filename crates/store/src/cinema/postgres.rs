@@ -7,9 +7,9 @@ use surge_core::cinema::{ScreeningState, Seat};
 use uuid::Uuid;
 
 use super::{
-    CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord, ScreeningRecord,
-    ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef, attach, genre_from,
-    grade_from, screening_state, seats_from_text,
+    CinemaStore, MOVIE_COLUMNS, MovieRecord, NewScreening, NewTheater, ReservationRecord,
+    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
+    attach, genre_from, grade_from, screening_state, seats_from_text,
 };
 use crate::auctions::fold;
 use crate::{StoreError, StoreResult};
@@ -108,9 +108,6 @@ impl From<ReservationRow> for ReservationRecord {
         }
     }
 }
-
-const MOVIE_COLUMNS: &str =
-    "m.id, m.title, m.grade, m.genre, m.release_date, m.thumbnail_url, m.running_minutes";
 
 #[async_trait]
 impl CinemaStore for PgCinema {

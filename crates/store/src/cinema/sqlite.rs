@@ -6,9 +6,9 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    CinemaStore, MovieRecord, NewScreening, NewTheater, ReservationRecord, ScreeningRecord,
-    ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef, attach, genre_from,
-    grade_from, screening_state, seats_from_text, seats_to_text,
+    CinemaStore, MOVIE_COLUMNS, MovieRecord, NewScreening, NewTheater, ReservationRecord,
+    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
+    attach, genre_from, grade_from, screening_state, seats_from_text, seats_to_text,
 };
 use crate::auctions::fold;
 use crate::auctions::sqlite::{AuctionLedger, exec};
@@ -82,9 +82,6 @@ impl From<ReservationRow> for ReservationRecord {
         }
     }
 }
-
-const MOVIE_COLUMNS: &str =
-    "m.id, m.title, m.grade, m.genre, m.release_date, m.thumbnail_url, m.running_minutes";
 
 #[async_trait]
 impl CinemaStore for SqliteCinema {

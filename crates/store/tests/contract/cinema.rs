@@ -15,14 +15,19 @@ contract!(
     now_showing_reaches_screenings_through_their_indexes,
 );
 
-async fn theater(backend: &Backend, name: &str) -> Uuid {
+pub(crate) async fn theater(backend: &Backend, name: &str) -> Uuid {
     let id = Uuid::now_v7();
     let theater = NewTheater { id, name: name.into(), rows: 5, cols: 5, created_at: t(0) };
     backend.cinema.create_theater(theater).await.unwrap();
     id
 }
 
-async fn movie(backend: &Backend, title: &str, genre: Genre, released: (i32, u32, u32)) -> Uuid {
+pub(crate) async fn movie(
+    backend: &Backend,
+    title: &str,
+    genre: Genre,
+    released: (i32, u32, u32),
+) -> Uuid {
     let id = Uuid::now_v7();
     let movie = MovieRecord {
         id,
@@ -38,7 +43,7 @@ async fn movie(backend: &Backend, title: &str, genre: Genre, released: (i32, u32
     id
 }
 
-async fn screening(
+pub(crate) async fn screening(
     backend: &Backend,
     movie: Uuid,
     theater: Uuid,

@@ -1,6 +1,7 @@
 //! The distributed engine's event ledger (PostgreSQL only): fenced, idempotent, and honest
 //! about what it refuses.
 
+use surge_core::cinema::{Genre, Seat};
 use surge_store::events::postgres::PgEventLedger;
 use surge_store::events::{ApplyError, PersistedEvent};
 use uuid::Uuid;
@@ -88,6 +89,52 @@ async fn a_dead_letter_is_kept_once_with_its_error() {
         ledger.dead_letter(2, "1-0", &entry, "`seq` is not an integer", t(0)).await.unwrap();
         ledger.dead_letter(2, "1-0", &entry, "`seq` is not an integer", t(0)).await.unwrap();
         assert_eq!(ledger.dead_letter_count().await.unwrap(), 1);
+        let stored: (serde_json::Value, String) =
+            sqlx::query_as("select event, error from dead_letters where shard = 2")
+                .fetch_one(&backend.postgres_pool().unwrap())
+                .await
+                .unwrap();
+        assert_eq!(stored, (entry, "`seq` is not an integer".to_owned()));
+    })
+    .await;
+}
+
+/// Reservations and cancellations apply in stream order (a seat freed and taken again in one
+/// batch), a replayed batch changes nothing, and a reservation of a seat already held is
+/// refused for good: `reserved_seats` never holds a seat twice.
+#[tokio::test]
+async fn reservations_apply_in_order_once_and_never_double_book() {
+    on_postgres(|backend| async move {
+        let (ledger, _, ana) = fixture(&backend).await;
+        let bo = backend.user("bo").await;
+        let hall = crate::cinema::theater(&backend, "Hall 1").await;
+        let dune = crate::cinema::movie(&backend, "Dune", Genre::Sf, (2024, 3, 1)).await;
+        let show = crate::cinema::screening(&backend, dune, hall, 10 * HOUR).await.unwrap();
+        let reserved = |id: Uuid, user: Uuid, seats: &str, at: i64| PersistedEvent::Reserved {
+            reservation_id: id,
+            screening_id: show,
+            user_id: user,
+            seats: seats.into(),
+            at: t(at),
+        };
+        let (first, again) = (Uuid::now_v7(), Uuid::now_v7());
+        let batch = [
+            reserved(first, ana, "B3,B4", 1),
+            PersistedEvent::Cancelled { reservation_id: first, at: t(2) },
+            reserved(again, bo, "B3", 3),
+        ];
+        ledger.apply(0, 1, &batch, t(0)).await.unwrap();
+        ledger.apply(0, 1, &batch, t(0)).await.unwrap();
+
+        let taken = backend.cinema.taken_seats(show).await.unwrap();
+        assert_eq!(taken, [Seat::parse("B3").unwrap()]);
+        assert!(backend.cinema.reservation(first).await.unwrap().is_none(), "cancelled");
+        let kept = backend.cinema.reservation(again).await.unwrap().unwrap();
+        assert_eq!((kept.user_id, kept.created_at), (bo, t(3)));
+
+        let clash = ledger.apply(0, 1, &[reserved(Uuid::now_v7(), ana, "B3", 4)], t(1)).await;
+        assert!(matches!(clash, Err(ApplyError::Permanent(_))), "{clash:?}");
+        assert_eq!(backend.cinema.taken_seats(show).await.unwrap().len(), 1);
     })
     .await;
 }

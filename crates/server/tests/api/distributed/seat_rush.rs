@@ -77,7 +77,7 @@ async fn two_thousand_users_rush_one_screening_across_two_replicas() {
     let rushers = quick_users(&deployment, USERS).await;
     let screening = screening(&deployment, 5, 5).await;
 
-    let rush = rush::run(&deployment.apis(), &rushers, &screening).await;
+    let rush = rush::run(&deployment.apis(), &rushers, &screening, 1).await;
     assert_eq!(rush.accepted.len() + rush.refused, USERS);
     let path = format!("/screenings/{screening}/seats");
     let sold = rush::check(&rush, &deployment.api(1).get_json(&path).await);
