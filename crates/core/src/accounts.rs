@@ -1,8 +1,17 @@
 //! Account rules: what a valid sign-up and profile look like.
 
 use chrono::NaiveDate;
+use uuid::Uuid;
 
 use crate::validation::{FieldErrors, char_len};
+
+/// Someone shown by id and nickname (a seller, a bidder, a winner, an author): what every app
+/// shows of a user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub nickname: String,
+}
 
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;

@@ -130,6 +130,16 @@ pub fn validate_draft(
     })
 }
 
+/// Checks a bid's amount before it reaches the engine: 1 to [`MAX_MONEY`] minor units (the
+/// Redis engine computes in doubles, exact far above this cap).
+pub fn validate_bid_amount(amount: i64) -> Result<(), FieldErrors> {
+    if (1..=MAX_MONEY).contains(&amount) {
+        Ok(())
+    } else {
+        Err(FieldErrors::single("amount", format!("must be between 1 and {MAX_MONEY}")))
+    }
+}
+
 /// The hot state of one auction: exactly what the bid rule needs, nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuctionState {

@@ -102,6 +102,28 @@ pub const MAX_THEATER_NAME_CHARS: usize = 100;
 /// Longest running time accepted, in minutes.
 pub const MAX_RUNNING_MINUTES: i64 = 600;
 
+/// How far ahead "now showing" looks.
+pub const SHOWING_WINDOW_DAYS: i64 = 7;
+/// How far ahead a screening may be scheduled.
+pub const MAX_DAYS_AHEAD: i64 = 366;
+
+/// The screenings "now showing" lists at `now`: those starting in `[now, now + 7 days)`.
+pub fn showing_window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now, now + Duration::days(SHOWING_WINDOW_DAYS))
+}
+
+/// Checks a new screening's start: in the future, at most [`MAX_DAYS_AHEAD`] days ahead.
+pub fn validate_screening_start(
+    starts_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), FieldErrors> {
+    if starts_at <= now || starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
+        let message = format!("must be in the future, at most {MAX_DAYS_AHEAD} days ahead");
+        return Err(FieldErrors::single("starts_at", message));
+    }
+    Ok(())
+}
+
 /// Checks a theater: a name of 1 to 100 characters, 1–26 rows, 1–50 seats per row.
 pub fn validate_theater(name: &str, rows: i64, cols: i64) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();

@@ -6,17 +6,22 @@
 //! in agreement.
 //!
 //! # Layout
-//! - [`accounts`]: sign-up and profile validation.
+//! - [`accounts`]: sign-up and profile validation, and [`accounts::UserRef`].
 //! - [`auctions`]: auction creation rules and the bid decision (`decide` / `apply`).
 //! - [`cinema`]: seat codes and the reservation decision.
+//! - [`idempotency`]: the `Idempotency-Key` every app's keyed commands share.
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
+//! - [`sharding`]: which shard an entity belongs to.
+//! - [`text`]: case folding for search.
 //! - [`validation`]: the field-error map returned as 422 `fields`.
 
 pub mod accounts;
 pub mod auctions;
 pub mod cinema;
+pub mod idempotency;
 pub mod ratelimit;
 pub mod sharding;
+pub mod text;
 pub mod validation;
 
 /// Money is an integer number of minor units. The cap keeps every sum far from `i64` overflow

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use surge_core::accounts::UserRef;
 use surge_core::auctions::Rejection;
-use surge_store::auctions::UserRef;
+use surge_core::idempotency::IdempotencyKey;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -21,14 +22,6 @@ pub struct PlaceBid {
     pub bidder: UserRef,
     pub amount: i64,
     pub idempotency: Option<IdempotencyKey>,
-}
-
-/// An `Idempotency-Key` and a digest of the request it came with, so a reuse with a different
-/// request can be told apart from a retry.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub key: String,
-    pub request_hash: Vec<u8>,
 }
 
 /// The accepted bid as the API shows it.

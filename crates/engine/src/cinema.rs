@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use surge_core::cinema::{ReservationRejection, Seat};
+use surge_core::idempotency::IdempotencyKey;
 use uuid::Uuid;
 
 use crate::EngineError;
-use crate::auctions::IdempotencyKey;
 
 /// A request for seats. The engine names the reservation (a UUIDv7; the distributed engine
 /// picks one in the screening's shard, so the reservation's pointer to its screening is written

@@ -8,6 +8,9 @@
 //! # Layout
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
 //! - [`keys`]: every key name, under the deployment's prefix and shard hash tags.
+//! - [`shards`]: the shard handle every app's Redis code goes through.
+//! - [`hot_state`]: rebuilding a missing hot state from PostgreSQL, never from stale data.
+//! - [`idempotency`]: `Idempotency-Key`s owned by the user across every shard.
 //! - [`auctions`]: auction hot state and the scripts that change it.
 //! - [`cinema`]: the [`crate::cinema::ReservationCommands`] port on screenings' hot state.
 //! - [`stream`]: the shard streams' entries.
@@ -25,12 +28,15 @@ pub mod batcher;
 pub mod cinema;
 pub mod commands;
 pub mod connection;
+pub mod hot_state;
+mod idempotency;
 pub mod keys;
 pub mod lease;
 pub mod persister;
 pub mod ratelimit;
 pub mod reads;
 pub mod replica;
+pub mod shards;
 pub mod stream;
 pub mod tailer;
 
@@ -45,6 +51,7 @@ pub use keys::KeySpace;
 pub use ratelimit::RedisRateLimiter;
 pub use reads::LiveAuctionStore;
 pub use replica::{Replica, ReplicaSettings, ReplicaTasks};
+pub use shards::Shards;
 
 use crate::EngineError;
 

@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
+use surge_core::accounts::UserRef;
 use surge_core::auctions::{self, AuctionCommand, AuctionState, ValidAuction};
 use surge_engine::auctions::{AuctionCommands, BidOutcome, PlaceBid};
 use surge_engine::clock::FrozenClock;
-use surge_engine::embedded::{EmbeddedAuctions, Fanout};
+use surge_engine::embedded::{EmbeddedAuctions, EmbeddedEngine, Fanout};
 use surge_store::accounts::sqlite::SqliteUsers;
 use surge_store::accounts::{NewUser, UserStore};
 use surge_store::auctions::sqlite::SqliteAuctions;
-use surge_store::auctions::{AuctionStore, NewAuction, UserRef};
+use surge_store::auctions::{AuctionStore, NewAuction};
 use surge_store::db::{Durability, SqliteDb};
 use uuid::Uuid;
 
@@ -59,7 +60,8 @@ async fn world() -> World {
     let db = SqliteDb::open(dir.path(), Durability::Normal).await.unwrap();
     let clock = Arc::new(FrozenClock::at(start()));
     let (engine, _writer) =
-        EmbeddedAuctions::start(&db, Arc::new(Fanout::new(16)), clock.clone(), 64).await.unwrap();
+        EmbeddedEngine::start(&db, Arc::new(Fanout::new(16)), clock.clone(), 64).await.unwrap();
+    let engine = engine.auctions();
     let users = SqliteUsers::new(db.pool.clone());
     let mut people = Vec::new();
     for n in 0..4 {

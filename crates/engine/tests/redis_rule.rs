@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use surge_core::accounts::UserRef;
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
 use surge_engine::EngineError;
 use surge_engine::auctions::PlaceBid;
-use surge_engine::redis::auctions::{AcceptedReply, LoadResult};
-use surge_engine::redis::{KeySpace, RedisAuctions, RedisBidResult, RedisConnection};
-use surge_store::auctions::UserRef;
+use surge_engine::redis::auctions::AcceptedReply;
+use surge_engine::redis::hot_state::LoadResult;
+use surge_engine::redis::{KeySpace, RedisAuctions, RedisBidResult, RedisConnection, Shards};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ const SECOND: i64 = 1_000_000;
 fn connect(runtime: &Runtime, variable: &str) -> RedisAuctions {
     // A prefix of its own, so no other test's stream entries are in the way.
     let prefix = format!("test-rule-{}", Uuid::new_v4().simple());
-    RedisAuctions::new(support::connect(runtime, variable), KeySpace::new(&prefix, 16))
+    RedisAuctions::new(Shards::new(support::connect(runtime, variable), KeySpace::new(&prefix, 16)))
 }
 
 fn nickname(n: usize) -> String {
@@ -190,8 +191,8 @@ fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i
 }
 
 async fn stream_entries(engine: &RedisAuctions, auction_id: Uuid) -> Result<Vec<Entry>, String> {
-    let key = engine.keys.events(engine.keys.shard_of(auction_id));
-    let mut conn = engine.conn.clone();
+    let key = engine.shards.keys.events(engine.shards.keys.shard_of(auction_id));
+    let mut conn = engine.shards.conn.clone();
     let raw: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(&key)
         .arg("-")
@@ -328,7 +329,7 @@ fn recovers_from_a_script_flush(variable: &str) {
             "{first:?}"
         );
 
-        let mut conn = engine.conn.clone();
+        let mut conn = engine.shards.conn.clone();
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
 
         let second = engine
@@ -372,7 +373,7 @@ fn a_rebuilt_closed_auction_expires_like_a_closed_one(variable: &str) {
             assert_eq!(load(&engine, state).await.unwrap(), LoadResult::Created);
         }
         let ttl = |id: Uuid| {
-            let (key, mut conn) = (engine.keys.auction(id), engine.conn.clone());
+            let (key, mut conn) = (engine.shards.keys.auction(id), engine.shards.conn.clone());
             async move { redis::cmd("PTTL").arg(key).query_async::<i64>(&mut conn).await.unwrap() }
         };
         assert_eq!(ttl(open.id).await, -1, "an open auction's state must not expire");
@@ -416,7 +417,7 @@ fn fails_fast(urls: Vec<String>, limit: Duration) {
         let started = Instant::now();
         let result = async {
             let conn = RedisConnection::connect(&urls).await?;
-            RedisAuctions::new(conn, KeySpace::default()).state(Uuid::new_v4()).await
+            RedisAuctions::new(Shards::new(conn, KeySpace::default())).state(Uuid::new_v4()).await
         }
         .await;
         let elapsed = started.elapsed();

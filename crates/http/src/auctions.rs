@@ -3,6 +3,9 @@
 pub mod bids;
 pub mod events;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -10,12 +13,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use surge_core::accounts::UserRef;
 use surge_core::auctions::{AuctionDraft, AuctionStatus, validate_draft};
+use surge_core::text::fold;
 use surge_core::validation::FieldErrors;
-use surge_store::auctions::sqlite::fold;
+use surge_engine::auctions::{AuctionCommands, AuctionFeed};
+use surge_engine::clock::Clock;
+use surge_store::accounts::UserStore;
 use surge_store::auctions::{
-    AuctionRecord, AuctionSummary, NewAuction, SearchQuery, Sort, SortValue, UserRef,
+    AuctionRecord, AuctionStore, AuctionSummary, NewAuction, SearchQuery, Sort, SortValue,
 };
+use surge_store::images::ImageStore;
+use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -23,7 +32,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::images::image_url;
 use crate::pagination::{self, Page};
-use crate::state::AppState;
+use crate::state::{AppState, Nicknames};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,6 +40,41 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auctions/{id}", get(get_auction))
         .route("/api/v1/auctions/{id}/bids", get(bids::history).post(bids::place))
         .route("/api/v1/auctions/{id}/events", get(events::stream))
+}
+
+/// What the auction handlers reach (extracted as `State<AuctionsState>`). Cloning is cheap.
+#[derive(Clone)]
+pub struct AuctionsState(Arc<AuctionsServices>);
+
+impl AuctionsState {
+    pub fn new(services: AuctionsServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AuctionsState {
+    type Target = AuctionsServices;
+
+    fn deref(&self) -> &AuctionsServices {
+        &self.0
+    }
+}
+
+/// The auction ports and settings behind [`AuctionsState`].
+pub struct AuctionsServices {
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn AuctionStore>,
+    pub commands: Arc<dyn AuctionCommands>,
+    pub feed: Arc<dyn AuctionFeed>,
+    /// For the bidder's nickname when the cache does not have it.
+    pub users: Arc<dyn UserStore>,
+    pub nicknames: Nicknames,
+    /// For checking that attached images are the seller's own.
+    pub images: Arc<dyn ImageStore>,
+    /// How often an idle event stream sends a comment.
+    pub sse_heartbeat: Duration,
+    /// Cancelled when the server begins shutting down, so event streams end themselves.
+    pub shutdown: CancellationToken,
 }
 
 /// Someone shown by id and nickname.
@@ -138,7 +182,7 @@ pub struct CreateAuction {
 #[utoipa::path(post, path = "/api/v1/auctions", tag = "auctions", security(("bearer" = [])), request_body = CreateAuction,
     responses((status = 201, body = Auction, headers(("Location" = String))), (status = 401), (status = 422, description = "validation_failed")))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     user: AuthUser,
     Json(request): Json<CreateAuction>,
 ) -> ApiResult<Response> {
@@ -162,11 +206,11 @@ pub async fn create(
     }
     let id = Uuid::now_v7();
     state
-        .auctions
+        .store
         .create(NewAuction { id, seller_id: user.id, auction: valid, created_at: now })
         .await?;
     let record = state
-        .auctions
+        .store
         .get(id)
         .await?
         .ok_or_else(|| ApiError::Internal("created auction vanished".into()))?;
@@ -181,10 +225,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/auctions/{id}", tag = "auctions",
     params(("id" = Uuid, Path)), responses((status = 200, body = Auction), (status = 404)))]
 pub async fn get_auction(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Auction>> {
-    let record = state.auctions.get(id).await?.ok_or(ApiError::NotFound)?;
+    let record = state.store.get(id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(Auction::from_record(record, state.clock.now())))
 }
 
@@ -222,7 +266,7 @@ const MAX_QUERY_CHARS: usize = 120;
 #[utoipa::path(get, path = "/api/v1/auctions", tag = "auctions", params(SearchParams),
     responses((status = 200, body = inline(Page<AuctionListItem>)), (status = 422, description = "bad sort or filter")))]
 pub async fn search(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     Query(params): Query<SearchParams>,
 ) -> ApiResult<Json<Page<AuctionListItem>>> {
     let mut errors = FieldErrors::new();
@@ -285,7 +329,7 @@ pub async fn search(
         limit: limit + 1,
         now,
     };
-    let rows = state.auctions.search(&query).await?;
+    let rows = state.store.search(&query).await?;
     Ok(Json(pagination::page(
         rows,
         limit,

@@ -15,25 +15,27 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use surge_core::cinema::{Genre, MAX_TITLE_CHARS, Seat, showing_window};
 use surge_core::ratelimit::retry_after_secs;
+use surge_core::text::fold;
 use surge_core::validation::FieldErrors;
-use surge_store::auctions::fold;
-use surge_store::cinema::{MovieRecord, ScreeningRecord, ShowingMovie, ShowingQuery, TheaterRef};
+use surge_engine::cache::TwoTierCache;
+use surge_engine::cinema::ReservationCommands;
+use surge_engine::clock::Clock;
+use surge_engine::ratelimit::{Blocking, RateLimiter};
+use surge_store::cinema::{
+    CinemaStore, MovieRecord, ScreeningRecord, ShowingMovie, ShowingQuery, TheaterRef,
+};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::response::JsonBody;
 use crate::state::AppState;
-
-/// How far ahead "now showing" looks.
-pub const SHOWING_WINDOW_DAYS: i64 = 7;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,6 +47,50 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/theaters", post(admin::create_theater))
         .route("/api/v1/admin/movies", post(admin::create_movie))
         .route("/api/v1/admin/screenings", post(admin::create_screening))
+}
+
+/// What the cinema handlers reach (extracted as `State<CinemaState>`). Cloning is cheap.
+#[derive(Clone)]
+pub struct CinemaState(Arc<CinemaServices>);
+
+impl CinemaState {
+    pub fn new(services: CinemaServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for CinemaState {
+    type Target = CinemaServices;
+
+    fn deref(&self) -> &CinemaServices {
+        &self.0
+    }
+}
+
+/// The cinema ports and settings behind [`CinemaState`].
+pub struct CinemaServices {
+    pub clock: Arc<dyn Clock>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub store: Arc<dyn CinemaStore>,
+    pub reservations: Arc<dyn ReservationCommands>,
+    /// Rendered "now showing" bodies by query.
+    pub showing: Arc<TwoTierCache<JsonBody>>,
+    /// Screenings by id (never changed once created): a seat rush should not cost a database
+    /// read per request to learn the theater's size.
+    pub screenings: moka::sync::Cache<Uuid, Arc<ScreeningRecord>>,
+    /// Reads of "now showing" and seat maps per address, and the block for going over; `None`
+    /// when reads are not limited.
+    pub reads: Option<Blocking>,
+    /// Least time between one user's successful reservations of one screening.
+    pub reservation_cooldown: chrono::Duration,
+}
+
+/// The screening cache's usual shape: large, and idle entries leave after an hour.
+pub fn screening_cache() -> moka::sync::Cache<Uuid, Arc<ScreeningRecord>> {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_idle(std::time::Duration::from_secs(3600))
+        .build()
 }
 
 /// The caller's address as the listener saw it (`unknown` when the server runs without
@@ -63,18 +109,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// A screening, from the process cache or the store (screenings never change once created);
 /// `NotFound` is not cached, so a screening created a moment ago is found.
-pub(crate) async fn screening(state: &AppState, id: Uuid) -> ApiResult<Arc<ScreeningRecord>> {
+pub(crate) async fn screening(state: &CinemaState, id: Uuid) -> ApiResult<Arc<ScreeningRecord>> {
     if let Some(screening) = state.screenings.get(&id) {
         return Ok(screening);
     }
-    let screening = Arc::new(state.cinema.screening(id).await?.ok_or(ApiError::NotFound)?);
+    let screening = Arc::new(state.store.screening(id).await?.ok_or(ApiError::NotFound)?);
     state.screenings.insert(id, screening.clone());
     Ok(screening)
 }
 
 /// Counts one read against the caller's address; over the limit, the address is blocked.
-async fn count_read(state: &AppState, ip: ClientIp) -> ApiResult<()> {
-    let Some(limit) = state.settings.cinema_reads else { return Ok(()) };
+async fn count_read(state: &CinemaState, ip: ClientIp) -> ApiResult<()> {
+    let Some(limit) = state.reads else { return Ok(()) };
     let key = match ip.0 {
         Some(ip) => format!("cinema-read:{ip}"),
         None => "cinema-read:unknown".to_owned(),
@@ -187,29 +233,6 @@ pub(crate) fn parse_genre(field: &str, name: &str, errors: &mut FieldErrors) -> 
     parse_choice(field, name, Genre::parse, &Genre::ALL.map(|g| g.as_str()), errors)
 }
 
-/// A rendered JSON body, cached once and sent to every reader without copying it.
-#[derive(Debug, Clone)]
-pub struct JsonBody(pub Bytes);
-
-impl Serialize for JsonBody {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or("{}"))
-    }
-}
-
-impl<'de> Deserialize<'de> for JsonBody {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| JsonBody(Bytes::from(text)))
-    }
-}
-
-impl IntoResponse for JsonBody {
-    fn into_response(self) -> Response {
-        let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-        (content_type, self.0).into_response()
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ShowingParams {
@@ -224,7 +247,7 @@ pub struct ShowingParams {
     responses((status = 200, body = Showing), (status = 422, description = "bad genre or title"),
         (status = 429, description = "this address is blocked for a while (Retry-After)")))]
 pub async fn now_showing(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     ip: ClientIp,
     Query(params): Query<ShowingParams>,
 ) -> ApiResult<JsonBody> {
@@ -245,14 +268,9 @@ pub async fn now_showing(
     let body = state
         .showing
         .get_or_load(&key, || async {
-            let now = state.clock.now();
-            let query = ShowingQuery {
-                title_contains: title.clone(),
-                genre,
-                from: now,
-                until: now + Duration::days(SHOWING_WINDOW_DAYS),
-            };
-            let movies = state.cinema.now_showing(&query).await.map_err(|e| e.to_string())?;
+            let (from, until) = showing_window(state.clock.now());
+            let query = ShowingQuery { title_contains: title.clone(), genre, from, until };
+            let movies = state.store.now_showing(&query).await.map_err(|e| e.to_string())?;
             let showing = Showing { items: movies.into_iter().map(ShowingItem::from).collect() };
             let body = serde_json::to_vec(&showing).map_err(|e| e.to_string())?;
             Ok::<_, String>(Some(JsonBody(Bytes::from(body))))
@@ -291,7 +309,7 @@ pub struct SeatMap {
     responses((status = 200, body = SeatMap), (status = 404),
         (status = 429, description = "this address is blocked for a while (Retry-After)")))]
 pub async fn seat_map(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     ip: ClientIp,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SeatMap>> {

@@ -10,7 +10,7 @@
 //! - [`images`]: uploads and downloads.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the generated OpenAPI 3.1 document and `/api/docs`.
-//! - [`error`], [`extract`], [`pagination`], [`state`]: the shared pieces.
+//! - [`error`], [`extract`], [`pagination`], [`response`], [`state`]: the shared pieces.
 
 pub mod accounts;
 pub mod auctions;
@@ -21,6 +21,7 @@ pub mod images;
 pub mod openapi;
 pub mod operations;
 pub mod pagination;
+pub mod response;
 pub mod state;
 
 use std::any::Any;

@@ -6,13 +6,14 @@ pub mod cinema;
 
 use anyhow::Context;
 use chrono::Duration;
+use surge_core::accounts::UserRef;
 use surge_core::auctions::ValidAuction;
 use surge_engine::auctions::{BidOutcome, PlaceBid};
 use surge_http::accounts::passwords;
 use surge_http::state::AppState;
 use surge_store::StoreError;
 use surge_store::accounts::NewUser;
-use surge_store::auctions::{NewAuction, UserRef};
+use surge_store::auctions::NewAuction;
 use uuid::Uuid;
 
 /// Shared by every demo account; printed in the log and README.
@@ -40,7 +41,8 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             Ok(user) => users.push(UserRef { id: user.id, nickname: user.nickname }),
             Err(StoreError::Conflict(_)) => {
                 tracing::info!("demo data already present");
-                cinema::seed(state.cinema.as_ref(), &state.showing, state.clock.now()).await?;
+                cinema::seed(state.cinema.store.as_ref(), &state.cinema.showing, state.clock.now())
+                    .await?;
                 return Ok(());
             }
             Err(other) => return Err(other).context("cannot create demo users"),
@@ -109,6 +111,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         let id = Uuid::now_v7();
         state
             .auctions
+            .store
             .create(NewAuction { id, seller_id: alice.id, auction: valid, created_at: now })
             .await?;
         live_ids.push(id);
@@ -116,6 +119,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     for valid in [upcoming, ended] {
         state
             .auctions
+            .store
             .create(NewAuction {
                 id: Uuid::now_v7(),
                 seller_id: carol.id,
@@ -135,12 +139,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
                 amount: base + 500 * step as i64,
                 idempotency: None,
             };
-            if let BidOutcome::Rejected(rejection) = state.bids.place_bid(bid).await? {
+            if let BidOutcome::Rejected(rejection) = state.auctions.commands.place_bid(bid).await? {
                 tracing::warn!(%rejection, "a demo bid was rejected");
             }
         }
     }
-    cinema::seed(state.cinema.as_ref(), &state.showing, state.clock.now()).await?;
+    cinema::seed(state.cinema.store.as_ref(), &state.cinema.showing, state.clock.now()).await?;
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",
         password = DEMO_PASSWORD,

@@ -7,31 +7,20 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::local::LocalFileSystem;
-use surge_engine::auctions::{AuctionCommands, AuctionFeed};
-use surge_engine::cache::TwoTierCache;
-use surge_engine::cinema::ReservationCommands;
 use surge_engine::clock::{Clock, SystemClock};
-use surge_engine::embedded::auctions::WriterTask;
-use surge_engine::embedded::{EmbeddedAuctions, Fanout, InProcessRateLimiter};
-use surge_engine::ratelimit::RateLimiter;
-use surge_engine::ratelimit::{Blocking, Quota};
+use surge_engine::embedded::{EmbeddedEngine, Fanout, InProcessRateLimiter, WriterTask};
+use surge_engine::ratelimit::{Quota, RateLimiter};
 use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
 use surge_engine::redis::{
-    DistributedAuctions, DistributedReservations, KeySpace, LiveAuctionStore, RedisAuctions,
-    RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
+    KeySpace, RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks, Shards,
 };
-use surge_engine::workers::run_closer;
+use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
-use surge_http::cinema::JsonBody;
-use surge_http::state::{AppState, HttpSettings, Readiness, Services};
+use surge_http::state::{AppState, HttpSettings, Readiness, Services, nickname_cache};
 use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
 use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
 use surge_store::accounts::{RefreshTokenStore, UserStore};
-use surge_store::auctions::AuctionStore;
-use surge_store::auctions::postgres::PgAuctions;
-use surge_store::auctions::sqlite::SqliteAuctions;
-use surge_store::cinema::CinemaStore;
 use surge_store::cinema::postgres::PgCinema;
 use surge_store::cinema::sqlite::SqliteCinema;
 use surge_store::db::{PgDb, SqliteDb};
@@ -43,6 +32,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::apps::auctions::{self, AuctionPorts};
+use crate::apps::cinema::{self, CinemaPorts, showing_cache};
 use crate::config::Settings;
 
 /// How long shutdown waits for the writer to commit what is queued.
@@ -58,30 +49,43 @@ pub struct Application {
     port: u16,
     state: AppState,
     backend: Backend,
-    settings: Settings,
+    /// Singleton background jobs: run here when embedded (a replica runs them under leases).
+    jobs: Vec<BackgroundJob>,
 }
 
 /// What runs behind the ports, and must be stopped in order at shutdown.
 enum Backend {
     /// One process: SQLite and the in-process writer.
-    Embedded { db: Box<SqliteDb>, writer: WriterTask, engine: EmbeddedAuctions },
+    Embedded { db: Box<SqliteDb>, writer: WriterTask, engine: EmbeddedEngine },
     /// Replicas on PostgreSQL + Redis; `tasks` tail, persist and close in the background.
     Distributed { db: PgDb, tasks: ReplicaTasks },
 }
 
-/// The ports a backend provides.
+/// The ports a backend provides: the shared ones, and one set per app.
 struct Ports {
     users: Arc<dyn UserStore>,
     refresh_tokens: Arc<dyn RefreshTokenStore>,
-    auctions: Arc<dyn AuctionStore>,
     images: Arc<dyn ImageStore>,
-    bids: Arc<dyn AuctionCommands>,
-    cinema: Arc<dyn CinemaStore>,
-    reservations: Arc<dyn ReservationCommands>,
-    showing: Arc<TwoTierCache<JsonBody>>,
-    feed: Arc<dyn AuctionFeed>,
     limiter: Arc<dyn RateLimiter>,
     readiness: Arc<dyn Readiness>,
+    apps: AppPorts,
+}
+
+/// Every app's ports: one field per app.
+#[derive(Clone)]
+struct AppPorts {
+    auctions: AuctionPorts,
+    cinema: CinemaPorts,
+}
+
+impl AppPorts {
+    /// Every app's singleton background jobs: the one list both backends run (a replica under
+    /// leases).
+    fn jobs(&self, clock: &Arc<dyn Clock>, settings: &Settings) -> Vec<BackgroundJob> {
+        let mut jobs = auctions::jobs(&self.auctions, clock, settings);
+        jobs.extend(cinema::jobs(&self.cinema));
+        jobs
+    }
 }
 
 /// The Prometheus recorder is process-global; tests build many applications in one process.
@@ -228,50 +232,39 @@ impl Application {
             admin_emails: settings.admin_emails.clone(),
             login_failures: Quota::new(settings.limits.login_failures_per_minute.max(1), 60_000),
             uploads: Quota::new(settings.limits.uploads_per_hour.max(1), 3_600_000),
-            sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
             json_body_limit: settings.http.json_body_limit_bytes,
-            cinema_reads: (settings.cinema.read_limit > 0).then(|| Blocking {
-                limit: settings.cinema.read_limit,
-                period_ms: (settings.cinema.read_period_secs.max(1) * 1000) as i64,
-                block_ms: (settings.cinema.read_block_secs.max(1) * 1000) as i64,
-            }),
-            // At most a year: longer means "once per screening", and stays far from overflow.
-            reservation_cooldown: chrono::Duration::seconds(
-                settings.cinema.reservation_cooldown_secs.min(366 * 86_400) as i64,
-            ),
+        };
+        let (nicknames, shutdown) = (nickname_cache(), CancellationToken::new());
+        let apps = &ports.apps;
+        let shared = auctions::Shared {
+            clock: &clock,
+            users: &ports.users,
+            images: &ports.images,
+            nicknames: &nicknames,
+            shutdown: &shutdown,
         };
         let state = AppState::new(Services {
+            auctions: auctions::state(&apps.auctions, shared, &settings),
+            cinema: cinema::state(&apps.cinema, &clock, &ports.limiter, &settings),
             clock: clock.clone(),
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
-            auctions: ports.auctions,
             images: ports.images,
             objects: Arc::new(objects),
-            bids: ports.bids,
-            cinema: ports.cinema,
-            reservations: ports.reservations,
-            showing: ports.showing,
-            screenings: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
-            feed: ports.feed,
             limiter: ports.limiter,
-            tokens: Arc::new(TokenService::new(&key, token_settings, clock)),
-            nicknames: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            tokens: Arc::new(TokenService::new(&key, token_settings, clock.clone())),
+            nicknames,
             readiness: ports.readiness,
             metrics: Arc::new(move || metrics.render()),
             settings: Arc::new(http_settings),
-            shutdown: CancellationToken::new(),
+            shutdown,
         });
+        let jobs = ports.apps.jobs(&clock, &settings);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port, state, backend, settings })
+        Ok(Self { listener, port, state, backend, jobs })
     }
 
     pub fn port(&self) -> u16 {
@@ -290,9 +283,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, state, backend, settings, .. } = self;
+        let Application { listener, state, backend, jobs, .. } = self;
         let workers = match &backend {
-            Backend::Embedded { engine, .. } => Workers::embedded(&state, engine, &settings),
+            Backend::Embedded { engine, .. } => Workers::embedded(jobs, engine),
             Backend::Distributed { .. } => Workers(Vec::new()),
         };
         let cancel = state.shutdown.clone();
@@ -356,12 +349,6 @@ pub async fn seed_cinema(settings: &Settings) -> anyhow::Result<usize> {
     }
 }
 
-/// The "now showing" cache's process tier (the distributed backend adds Redis).
-fn showing_cache(settings: &Settings) -> TwoTierCache<JsonBody> {
-    let ttl = Duration::from_secs(settings.cinema.showing_cache_secs.max(1));
-    TwoTierCache::new("showing", 10_000, ttl)
-}
-
 async fn embedded(
     settings: &Settings,
     fanout: Arc<Fanout>,
@@ -371,21 +358,18 @@ async fn embedded(
         .await
         .context("cannot open the SQLite database")?;
     let (engine, writer) =
-        EmbeddedAuctions::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
+        EmbeddedEngine::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
             .await?;
-    let cinema: Arc<dyn CinemaStore> = Arc::new(SqliteCinema::new(db.pool.clone()));
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
-        auctions: Arc::new(SqliteAuctions::new(db.pool.clone())),
         images: Arc::new(SqliteImages::new(db.pool.clone())),
-        bids: Arc::new(engine.clone()),
-        reservations: Arc::new(engine.reservations(cinema.clone())),
-        cinema,
-        showing: Arc::new(showing_cache(settings)),
-        feed: fanout,
         limiter: Arc::new(InProcessRateLimiter::new(clock)),
         readiness: Arc::new(SqliteReadiness(db.clone())),
+        apps: AppPorts {
+            auctions: auctions::embedded(&db, &engine, fanout),
+            cinema: cinema::embedded(&db, &engine, settings),
+        },
     };
     Ok((ports, Backend::Embedded { db: Box::new(db), writer, engine }))
 }
@@ -409,15 +393,14 @@ async fn distributed(
     }
     let tuning = &settings.distributed;
     let keys = KeySpace::new(&tuning.key_prefix, tuning.shards);
-    let redis = RedisAuctions::new(conn.clone(), keys.clone());
-    let reservations_redis = redis.clone();
+    let shards = Shards::new(conn.clone(), keys.clone());
     let ledger = PgEventLedger::new(db.pool.clone());
-    let commands: Arc<dyn AuctionCommands> =
-        Arc::new(DistributedAuctions::new(redis.clone(), ledger.clone(), clock.clone()));
-    let auctions: Arc<dyn AuctionStore> =
-        Arc::new(LiveAuctionStore::new(Arc::new(PgAuctions::new(db.pool.clone())), redis.clone()));
+    let apps = AppPorts {
+        auctions: auctions::distributed(&db, &shards, &ledger, fanout.clone(), clock.clone()),
+        cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
+    };
     let replica = Replica {
-        redis,
+        shards,
         urls: redis_urls,
         ledger,
         id: tuning
@@ -430,32 +413,18 @@ async fn distributed(
                 batch: tuning.persist_batch.max(1),
                 retention: Duration::from_secs(tuning.stream_retention_secs),
             },
-            closer_interval: Duration::from_millis(settings.auctions.closer_interval_ms.max(10)),
         },
-        fanout: fanout.clone(),
-        auctions: auctions.clone(),
-        commands: commands.clone(),
-        clock: clock.clone(),
+        fanout,
+        jobs: apps.jobs(&clock, settings),
     };
     let tasks = replica.start().await.context("cannot start tailing the shard streams")?;
-    let cinema = PgCinema::new(db.pool.clone());
-    let showing = showing_cache(settings).with_redis(conn.clone(), keys.clone());
     let ports = Ports {
         users: Arc::new(PgUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(PgRefreshTokens::new(db.pool.clone())),
-        auctions,
         images: Arc::new(PgImages::new(db.pool.clone())),
-        bids: commands,
-        reservations: Arc::new(DistributedReservations::new(
-            reservations_redis,
-            cinema.clone(),
-            clock.clone(),
-        )),
-        cinema: Arc::new(cinema),
-        showing: Arc::new(showing),
-        feed: fanout,
         limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock, keys)),
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
+        apps,
     };
     Ok((ports, Backend::Distributed { db, tasks }))
 }
@@ -464,24 +433,18 @@ async fn distributed(
 struct Workers(Vec<JoinHandle<()>>);
 
 impl Workers {
-    /// The closer and the idempotency purge of the embedded backend (a replica runs its own
-    /// under leases).
-    fn embedded(state: &AppState, embedded: &EmbeddedAuctions, settings: &Settings) -> Self {
-        let closer = tokio::spawn(run_closer(
-            state.auctions.clone(),
-            state.bids.clone(),
-            state.clock.clone(),
-            Duration::from_millis(settings.auctions.closer_interval_ms.max(10)),
+    /// The embedded backend runs every singleton job itself, plus its idempotency purge.
+    fn embedded(mut jobs: Vec<BackgroundJob>, engine: &EmbeddedEngine) -> Self {
+        let engine = engine.clone();
+        jobs.push(BackgroundJob::every(
+            "idempotency-purge",
+            IDEMPOTENCY_PURGE_INTERVAL,
+            move || {
+                let engine = engine.clone();
+                async move { engine.purge_idempotency_keys().await }
+            },
         ));
-        let embedded = embedded.clone();
-        let purge = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
-            loop {
-                ticker.tick().await;
-                embedded.purge_idempotency_keys().await;
-            }
-        });
-        Workers(vec![closer, purge])
+        Workers(jobs.iter().map(|job| tokio::spawn((job.run)())).collect())
     }
 }
 

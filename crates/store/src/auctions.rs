@@ -1,8 +1,9 @@
 //! Auctions: creation, reads, search and bid history. Bids themselves are written only by the
-//! engine (embedded: through [`sqlite::AuctionLedger`]).
+//! engine (embedded: through [`crate::ledger::SqliteLedger::auctions`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use surge_core::accounts::UserRef;
 use surge_core::auctions::{AuctionStatus, ValidAuction};
 use uuid::Uuid;
 
@@ -10,13 +11,6 @@ use crate::StoreResult;
 
 pub mod postgres;
 pub mod sqlite;
-
-/// Someone shown by id and nickname (seller, bidder, winner).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UserRef {
-    pub id: Uuid,
-    pub nickname: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct NewAuction {
@@ -143,12 +137,6 @@ pub struct SearchQuery {
     pub limit: u32,
     /// The instant `status` is evaluated at.
     pub now: DateTime<Utc>,
-}
-
-/// Unicode case folding for title search, done in Rust so both backends fold alike (SQLite's
-/// `lower()` only folds ASCII, PostgreSQL's depends on the cluster's locale).
-pub fn fold(text: &str) -> String {
-    text.to_lowercase()
 }
 
 #[async_trait]

@@ -82,7 +82,7 @@ pub struct ShowingMovie {
 /// "Now showing": movies with a screening starting in `[from, until)`, optionally filtered.
 #[derive(Debug, Clone)]
 pub struct ShowingQuery {
-    /// Already case-folded with [`crate::auctions::fold`].
+    /// Already case-folded with [`surge_core::text::fold`].
     pub title_contains: Option<String>,
     pub genre: Option<Genre>,
     pub from: DateTime<Utc>,

@@ -9,11 +9,14 @@
 //! - [`db`]: opening the SQLite database (WAL, `synchronous`, busy timeout) or connecting to
 //!   PostgreSQL, and migrating either.
 //! - [`accounts`]: users and refresh-token families.
-//! - [`auctions`]: auction reads, search, bid history, and the [`auctions::sqlite::AuctionLedger`]
-//!   the embedded engine's writer commits through.
+//! - [`auctions`]: auction reads, search, bid history, and the auction statements of the
+//!   embedded engine's writer.
 //! - [`cinema`]: theaters, movies, screenings, "now showing", seat maps and reservations.
+//! - [`ledger`]: the embedded engine's batch transaction and the `Idempotency-Key` records
+//!   every app shares.
 //! - [`images`]: uploaded-image metadata.
 //! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
+//! - `sql`: the read queries and row decoding both backends share; only the dialect differs.
 //! - [`error`]: the one error type every repository returns.
 
 pub mod accounts;
@@ -23,6 +26,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod ledger;
+mod sql;
 pub mod time;
 
 pub use error::{StoreError, StoreResult};

@@ -225,3 +225,11 @@ proptest! {
         prop_assert_eq!(state.bid_count, accepted.len() as i64);
     }
 }
+
+#[test]
+fn bid_amounts_are_positive_and_capped() {
+    assert!(validate_bid_amount(0).is_err());
+    assert!(validate_bid_amount(1).is_ok());
+    assert!(validate_bid_amount(crate::MAX_MONEY).is_ok());
+    assert!(validate_bid_amount(crate::MAX_MONEY + 1).is_err());
+}

@@ -207,3 +207,13 @@ fn theaters_and_movies_report_every_bad_field_at_once() {
             && errors.contains("thumbnail_url")
     );
 }
+
+#[test]
+fn screenings_start_in_the_future_and_at_most_a_year_ahead() {
+    let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+    assert!(validate_screening_start(now, now).is_err());
+    assert!(validate_screening_start(now + Duration::seconds(1), now).is_ok());
+    assert!(validate_screening_start(now + Duration::days(MAX_DAYS_AHEAD), now).is_ok());
+    assert!(validate_screening_start(now + Duration::days(MAX_DAYS_AHEAD + 1), now).is_err());
+    assert_eq!(showing_window(now), (now, now + Duration::days(7)));
+}

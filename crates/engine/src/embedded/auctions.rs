@@ -1,31 +1,30 @@
-//! The embedded engine's handles to the writer task: auctions, and reservations.
+//! Auctions on the embedded engine: the [`AuctionCommands`] handle, and the auctions' state in
+//! the writer (hot state of open auctions, the batch's bids and events).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use surge_core::auctions::{self, AuctionCommand, AuctionState, Rejection};
-use surge_core::cinema::{ReservationRejection, Seat};
-use surge_store::auctions::sqlite::AuctionLedger;
-use surge_store::cinema::CinemaStore;
-use surge_store::db::SqliteDb;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use chrono::{DateTime, Utc};
+use surge_core::accounts::UserRef;
+use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
+use surge_store::StoreError;
+use surge_store::auctions::sqlite::NewBid;
+use surge_store::ledger::SqliteLedger;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::apps::Apps;
 use super::fanout::Fanout;
-use super::writer::{Job, Writer};
+use super::writer::{AppWriter, Job, Tx, WriterCommand, submit};
 use crate::EngineError;
-use crate::auctions::{AuctionCommands, BidOutcome, PlaceBid};
-use crate::cinema::{CancelReservation, ReservationCommands, Reserve, ReserveOutcome};
+use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, FeedEvent, PlaceBid};
 use crate::clock::Clock;
 
-/// Commands queued ahead of the writer before senders wait: a burst far larger than one batch
-/// is absorbed, a sustained overload pushes back on the HTTP handlers.
-const QUEUE_DEPTH: usize = 16_384;
+/// The hot state as of the last commit, readable without queueing behind the writer.
+type Committed = Arc<RwLock<HashMap<Uuid, AuctionState>>>;
 
-/// Handle to the embedded engine. Cloning is cheap; all clones feed the same writer.
+/// Handle to the embedded auction engine. Cloning is cheap; all clones feed the same writer.
 #[derive(Clone)]
 pub struct EmbeddedAuctions {
     jobs: mpsc::Sender<Job>,
@@ -33,46 +32,13 @@ pub struct EmbeddedAuctions {
     clock: Arc<dyn Clock>,
 }
 
-/// The hot state as of the last commit, readable without queueing behind the writer.
-pub(crate) type Committed = Arc<RwLock<HashMap<Uuid, AuctionState>>>;
-
-/// Owns the writer task; [`WriterTask::stop`] commits what is queued and waits for it.
-pub struct WriterTask {
-    jobs: mpsc::Sender<Job>,
-    handle: JoinHandle<()>,
-}
-
 impl EmbeddedAuctions {
-    /// Starts the writer on its own connection to `db`.
-    pub async fn start(
-        db: &SqliteDb,
-        fanout: Arc<Fanout>,
+    pub(crate) fn new(
+        jobs: mpsc::Sender<Job>,
+        writer: &AuctionsWriter,
         clock: Arc<dyn Clock>,
-        max_batch: usize,
-    ) -> Result<(Self, WriterTask), EngineError> {
-        let mut ledger = AuctionLedger::new(db.dedicated_connection().await?);
-        let hot: HashMap<_, _> =
-            ledger.open_states().await?.into_iter().map(|state| (state.id, state)).collect();
-        tracing::info!(auctions = hot.len(), "restored the hot state of open auctions");
-        let committed: Committed = Arc::new(RwLock::new(hot.clone()));
-        let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer {
-            ledger,
-            jobs: receiver,
-            fanout,
-            clock: clock.clone(),
-            max_batch: max_batch.max(1),
-            hot,
-            committed: committed.clone(),
-            screenings: HashMap::new(),
-        };
-        let handle = tokio::spawn(writer.run());
-        Ok((Self { jobs: jobs.clone(), committed, clock }, WriterTask { jobs, handle }))
-    }
-
-    /// Reservations, committed by the same writer (SQLite has one writer).
-    pub fn reservations(&self, store: Arc<dyn CinemaStore>) -> EmbeddedReservations {
-        EmbeddedReservations { jobs: self.jobs.clone(), store }
+    ) -> Self {
+        Self { jobs, committed: writer.committed.clone(), clock }
     }
 
     /// A rejection that is certain without the writer: a bid too low for the last committed
@@ -95,59 +61,6 @@ impl EmbeddedAuctions {
             _ => None,
         }
     }
-
-    /// Asks the writer to forget expired idempotency records.
-    pub async fn purge_idempotency_keys(&self) {
-        let _ = self.jobs.send(Job::Purge).await;
-    }
-}
-
-/// Queues a job for the writer and waits for its reply.
-async fn submit<T>(
-    jobs: &mpsc::Sender<Job>,
-    job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Job,
-) -> Result<T, EngineError> {
-    let (reply, answer) = oneshot::channel();
-    jobs.send(job(reply))
-        .await
-        .map_err(|_| EngineError::Unavailable("the writer has stopped".into()))?;
-    answer.await.map_err(|_| EngineError::Unavailable("the writer dropped the command".into()))?
-}
-
-/// The embedded reservation engine: a handle to the writer, plus the store for seat maps
-/// (the writer commits before it replies, so the store is never behind an acknowledgement).
-#[derive(Clone)]
-pub struct EmbeddedReservations {
-    jobs: mpsc::Sender<Job>,
-    store: Arc<dyn CinemaStore>,
-}
-
-#[async_trait]
-impl ReservationCommands for EmbeddedReservations {
-    async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
-        submit(&self.jobs, |reply| Job::Reserve(request, reply)).await
-    }
-
-    async fn cancel(
-        &self,
-        request: CancelReservation,
-    ) -> Result<Result<(), ReservationRejection>, EngineError> {
-        submit(&self.jobs, |reply| Job::Cancel(request, reply)).await
-    }
-
-    async fn taken_seats(&self, screening_id: Uuid) -> Result<Vec<Seat>, EngineError> {
-        Ok(self.store.taken_seats(screening_id).await?)
-    }
-}
-
-impl WriterTask {
-    /// Commits everything queued so far, refuses what comes later, and waits for the writer.
-    pub async fn stop(self, timeout: Duration) {
-        let _ = self.jobs.send(Job::Stop).await;
-        if tokio::time::timeout(timeout, self.handle).await.is_err() {
-            tracing::error!("the writer did not stop in time");
-        }
-    }
 }
 
 #[async_trait]
@@ -156,10 +69,226 @@ impl AuctionCommands for EmbeddedAuctions {
         if let Some(rejection) = self.certain_rejection(&bid) {
             return Ok(BidOutcome::Rejected(rejection));
         }
-        submit(&self.jobs, |reply| Job::Bid(bid, reply)).await
+        submit(&self.jobs, bid).await
     }
 
     async fn close(&self, auction_id: Uuid) -> Result<bool, EngineError> {
-        submit(&self.jobs, |reply| Job::Close(auction_id, reply)).await
+        submit(&self.jobs, CloseAuction(auction_id)).await
+    }
+}
+
+/// The auctions' state in the writer.
+pub(crate) struct AuctionsWriter {
+    fanout: Arc<Fanout>,
+    /// Hot state of open auctions; the database copy is written in the same transaction, so
+    /// this is only ever ahead of disk inside an uncommitted batch.
+    hot: HashMap<Uuid, AuctionState>,
+    /// The states as of the last commit, shared with the handles for early rejections.
+    committed: Committed,
+    batch: AuctionBatch,
+}
+
+/// What the batch being built changed.
+#[derive(Default)]
+struct AuctionBatch {
+    /// States changed by this batch; saved before COMMIT and merged into `hot` after it.
+    changed: HashMap<Uuid, AuctionState>,
+    /// Rows to append at commit.
+    bids: Vec<NewBid>,
+    events: Vec<FeedEvent>,
+}
+
+impl AuctionsWriter {
+    /// Restores the hot state of every open auction from disk.
+    pub async fn restore(
+        ledger: &mut SqliteLedger,
+        fanout: Arc<Fanout>,
+    ) -> Result<Self, EngineError> {
+        let hot: HashMap<_, _> = ledger
+            .auctions()
+            .open_states()
+            .await?
+            .into_iter()
+            .map(|state| (state.id, state))
+            .collect();
+        tracing::info!(auctions = hot.len(), "restored the hot state of open auctions");
+        let committed = Arc::new(RwLock::new(hot.clone()));
+        Ok(Self { fanout, hot, committed, batch: AuctionBatch::default() })
+    }
+
+    /// The state as this batch sees it: changed in the batch, else hot, else from disk.
+    async fn state(&mut self, id: Uuid, tx: &mut Tx<'_>) -> Result<AuctionState, EngineError> {
+        if let Some(state) = self.batch.changed.get(&id).or_else(|| self.hot.get(&id)) {
+            return Ok(state.clone());
+        }
+        let state = tx.ledger.auctions().load_state(id).await?.ok_or(EngineError::NotFound)?;
+        self.hot.insert(id, state.clone());
+        Ok(state)
+    }
+
+    async fn place_bid(
+        &mut self,
+        bid: PlaceBid,
+        tx: &mut Tx<'_>,
+    ) -> Result<BidOutcome, EngineError> {
+        let key = bid.idempotency.as_ref();
+        if let Some(replayed) = tx.replay(bid.bidder.id, key).await? {
+            return Ok(replayed);
+        }
+        let now = tx.now();
+        let mut state = self.state(bid.auction_id, tx).await?;
+        let command = AuctionCommand::PlaceBid {
+            bid_id: bid.bid_id,
+            bidder_id: bid.bidder.id,
+            amount: bid.amount,
+        };
+        let outcome = match auctions::decide(&state, &command, now) {
+            Err(rejection) => BidOutcome::Rejected(rejection),
+            Ok(events) => {
+                for event in &events {
+                    auctions::apply(&mut state, event);
+                }
+                let receipt = receipt(&bid, &state, &events, now);
+                let batch = &mut self.batch;
+                batch.bids.push(NewBid {
+                    id: receipt.bid.id,
+                    auction_id: receipt.bid.auction_id,
+                    seq: receipt.bid.seq,
+                    bidder_id: receipt.bid.bidder.id,
+                    amount: receipt.bid.amount,
+                    placed_at: receipt.bid.placed_at,
+                });
+                batch.events.push(FeedEvent::bid(
+                    &receipt.bid,
+                    receipt.current_price,
+                    receipt.ends_at,
+                ));
+                if events.iter().any(|e| matches!(e, AuctionEvent::Extended { .. })) {
+                    batch.events.push(FeedEvent::extended(
+                        state.id,
+                        state.bid_count,
+                        state.ends_at,
+                    ));
+                }
+                batch.changed.insert(state.id, state);
+                BidOutcome::Accepted(receipt)
+            }
+        };
+        tx.remember(bid.bidder.id, key, &outcome)?;
+        Ok(outcome)
+    }
+
+    async fn close(&mut self, id: Uuid, tx: &mut Tx<'_>) -> Result<bool, EngineError> {
+        let now = tx.now();
+        let mut state = self.state(id, tx).await?;
+        let Ok(events) = auctions::decide(&state, &AuctionCommand::Close, now) else {
+            return Ok(false);
+        };
+        for event in &events {
+            auctions::apply(&mut state, event);
+        }
+        let winner = match state.high_bidder {
+            Some(winner) => Some(UserRef {
+                id: winner,
+                nickname: tx.ledger.nickname(winner).await?.unwrap_or_default(),
+            }),
+            None => None,
+        };
+        self.batch.events.push(FeedEvent::closed(
+            id,
+            state.bid_count,
+            winner.as_ref(),
+            state.current_price,
+        ));
+        self.batch.changed.insert(id, state);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl AppWriter for AuctionsWriter {
+    async fn flush(
+        &mut self,
+        ledger: &mut SqliteLedger,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut auctions = ledger.auctions();
+        auctions.insert_bids(&self.batch.bids).await?;
+        let changed: Vec<&AuctionState> = self.batch.changed.values().collect();
+        auctions.save_states(&changed, now).await
+    }
+
+    /// The batch's states become the hot state and its events go out.
+    fn committed(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        let mut committed = self.committed.write().unwrap_or_else(|p| p.into_inner());
+        for (id, state) in batch.changed {
+            if state.closed {
+                self.hot.remove(&id);
+                committed.remove(&id);
+            } else {
+                committed.insert(id, state.clone());
+                self.hot.insert(id, state);
+            }
+        }
+        drop(committed);
+        self.fanout.publish_each(batch.events);
+    }
+
+    /// Auctions touched by the batch may be ahead of disk in memory: reload them when next used.
+    fn rolled_back(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        for id in batch.changed.keys() {
+            self.hot.remove(id);
+        }
+    }
+}
+
+#[async_trait]
+impl WriterCommand for PlaceBid {
+    type Output = BidOutcome;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<BidOutcome, EngineError> {
+        apps.auctions.place_bid(self, tx).await
+    }
+}
+
+/// Announce the result of an auction whose end has passed.
+struct CloseAuction(Uuid);
+
+#[async_trait]
+impl WriterCommand for CloseAuction {
+    type Output = bool;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<bool, EngineError> {
+        apps.auctions.close(self.0, tx).await
+    }
+}
+
+fn receipt(
+    bid: &PlaceBid,
+    state: &AuctionState,
+    events: &[AuctionEvent],
+    now: DateTime<Utc>,
+) -> BidReceipt {
+    let placed_at = events
+        .iter()
+        .find_map(|e| match e {
+            AuctionEvent::BidPlaced { placed_at, .. } => Some(*placed_at),
+            _ => None,
+        })
+        .unwrap_or(now);
+    BidReceipt {
+        bid: AcceptedBid {
+            id: bid.bid_id,
+            auction_id: bid.auction_id,
+            bidder: bid.bidder.clone(),
+            amount: bid.amount,
+            seq: state.bid_count,
+            placed_at,
+        },
+        current_price: state.current_price,
+        ends_at: state.ends_at,
+        bid_count: state.bid_count,
     }
 }

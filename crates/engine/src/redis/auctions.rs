@@ -19,19 +19,15 @@ use surge_core::MAX_MONEY;
 use surge_core::auctions::{AuctionState, Rejection};
 use uuid::Uuid;
 
-use super::connection::RedisConnection;
-use super::keys::KeySpace;
-use super::{deadline, unavailable};
+use super::hot_state::{HotState, LoadResult, load_hot_state};
+use super::idempotency::{self, WINDOW_MS};
+use super::shards::Shards;
 use crate::EngineError;
 use crate::auctions::PlaceBid;
 
-/// How long an `Idempotency-Key` outcome is remembered.
-pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
 const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
 
-static LOAD_HOT_STATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/load_hot_state.lua")));
 static PLACE_BID: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/place_bid.lua")));
 static CLOSE_AUCTION: LazyLock<Script> =
@@ -74,17 +70,6 @@ pub struct Floor {
     pub seller: Uuid,
 }
 
-/// The outcome of [`RedisAuctions::load`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadResult {
-    Created,
-    /// Hot state was already there and was left as it is.
-    Exists,
-    /// The stream holds events of the auction that the persisted copy may lack: nothing was
-    /// created; retry once the shard's persister has caught up.
-    Stale,
-}
-
 /// The outcome of [`RedisAuctions::close`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseResult {
@@ -97,17 +82,16 @@ pub enum CloseResult {
 /// Auction hot state and commands on Redis, one shard per Cluster slot.
 #[derive(Clone)]
 pub struct RedisAuctions {
-    pub conn: RedisConnection,
-    pub keys: KeySpace,
+    pub shards: Shards,
 }
 
 impl RedisAuctions {
-    pub fn new(conn: RedisConnection, keys: KeySpace) -> Self {
-        Self { conn, keys }
+    pub fn new(shards: Shards) -> Self {
+        Self { shards }
     }
 
     /// Creates the hot state of an auction from a persisted copy. `persisted` is the shard's
-    /// persisted position read *before* the copy (see [`Self::persisted_position`]); the
+    /// persisted position read *before* the copy (see [`Shards::persisted_position`]); the
     /// script refuses with [`LoadResult::Stale`] when the stream holds later events of this
     /// auction, so a rebuilt key can never be behind what was acknowledged.
     pub async fn load(
@@ -120,8 +104,9 @@ impl RedisAuctions {
         fields.push(("high_bidder_nickname", high_bidder_nickname.unwrap_or_default().to_owned()));
         // A closed auction's key lives as long as after `close_auction.lua`, however it is made.
         let ttl_ms = if state.closed { CLOSED_RETENTION_MS } else { 0 };
-        let key = self.keys.auction(state.id);
-        load_hot_state(self, key, "auction_id", state.id, persisted, ttl_ms, fields).await
+        let key = self.shards.keys.auction(state.id);
+        let hot = HotState { key, id_field: "auction_id", entity: state.id, ttl_ms, fields };
+        load_hot_state(&self.shards, hot, persisted).await
     }
 
     /// Decides and applies a bid atomically, exactly as [`surge_core::auctions::decide`] and
@@ -165,22 +150,22 @@ impl RedisAuctions {
             )));
         }
         let auction_id = first.auction_id;
-        let shard = self.keys.shard_of(auction_id);
-        let (record_key, request_hash) = match &first.idempotency {
-            Some(key) => {
-                (self.keys.idempotency(shard, first.bidder.id, &key.key), hex(&key.request_hash))
-            }
-            // Unused by the script, but every key must name the shard's slot.
-            None => (self.keys.persisted(shard), String::new()),
-        };
-        let mut invocation = PLACE_BID.key(self.keys.auction(auction_id));
+        let keys = &self.shards.keys;
+        let shard = keys.shard_of(auction_id);
+        let (record_key, request_hash) = idempotency::shard_record(
+            &self.shards,
+            shard,
+            first.bidder.id,
+            first.idempotency.as_ref(),
+        );
+        let mut invocation = PLACE_BID.key(keys.auction(auction_id));
         invocation
-            .key(self.keys.events(shard))
+            .key(keys.events(shard))
             .key(record_key)
             .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
             .arg(request_hash)
-            .arg(IDEMPOTENCY_WINDOW_MS);
+            .arg(WINDOW_MS);
         for bid in bids {
             invocation
                 .arg(bid.bid_id.to_string())
@@ -188,7 +173,7 @@ impl RedisAuctions {
                 .arg(bid.amount)
                 .arg(&bid.bidder.nickname);
         }
-        let replies: Vec<Value> = self.invoke(&invocation).await?;
+        let replies: Vec<Value> = self.shards.invoke(&invocation).await?;
         if replies.len() != bids.len() {
             return Err(EngineError::Internal(format!(
                 "place_bid answered {} replies for {} bids",
@@ -212,14 +197,14 @@ impl RedisAuctions {
         auction_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<CloseResult, EngineError> {
-        let shard = self.keys.shard_of(auction_id);
-        let mut invocation = CLOSE_AUCTION.key(self.keys.auction(auction_id));
+        let keys = &self.shards.keys;
+        let mut invocation = CLOSE_AUCTION.key(keys.auction(auction_id));
         invocation
-            .key(self.keys.events(shard))
+            .key(keys.events(keys.shard_of(auction_id)))
             .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
             .arg(CLOSED_RETENTION_MS);
-        let reply: i64 = self.invoke(&invocation).await?;
+        let reply: i64 = self.shards.invoke(&invocation).await?;
         match reply {
             1 => Ok(CloseResult::Closed),
             0 => Ok(CloseResult::NothingToDo),
@@ -238,12 +223,8 @@ impl RedisAuctions {
         &self,
         auction_id: Uuid,
     ) -> Result<Option<(AuctionState, Option<String>)>, EngineError> {
-        let key = self.keys.auction(auction_id);
-        let mut conn = self.conn.clone();
-        let fields: HashMap<String, String> = deadline(async {
-            ::redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.map_err(unavailable)
-        })
-        .await?;
+        let key = self.shards.keys.auction(auction_id);
+        let fields = self.shards.hash(&key).await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -253,100 +234,6 @@ impl RedisAuctions {
         let nickname = fields.get("high_bidder_nickname").filter(|n| !n.is_empty()).cloned();
         Ok(Some((state, nickname)))
     }
-
-    /// The id of the last entry of `shard`'s stream known to be in PostgreSQL (`0-0` if none).
-    pub async fn persisted_position(&self, shard: u16) -> Result<String, EngineError> {
-        let key = self.keys.persisted(shard);
-        let mut conn = self.conn.clone();
-        let position: Option<String> = deadline(async {
-            ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)
-        })
-        .await?;
-        Ok(position.unwrap_or_else(|| "0-0".to_owned()))
-    }
-
-    async fn invoke<T: ::redis::FromRedisValue>(
-        &self,
-        invocation: &::redis::ScriptInvocation<'_>,
-    ) -> Result<T, EngineError> {
-        super::invoke(&self.conn, invocation).await
-    }
-}
-
-/// How often a rebuild waits for the shard's persister before giving up with 503.
-const REBUILD_ATTEMPTS: u32 = 40;
-const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Recreates a missing hot key (an auction's, a screening's) from PostgreSQL, but only from a
-/// copy that holds every event of the entity: `load(persisted)` reads the copy *after* the
-/// shard's persisted position was read, and runs `load_hot_state.lua`, which refuses while the
-/// stream still holds unapplied events of the entity. Then it waits for the persister, bounded,
-/// and gives up with 503: a command is never decided on stale data.
-pub(crate) async fn rebuild_hot_state<F, Fut>(
-    redis: &RedisAuctions,
-    entity: Uuid,
-    what: &str,
-    mut load: F,
-) -> Result<(), EngineError>
-where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = Result<LoadResult, EngineError>>,
-{
-    let shard = redis.keys.shard_of(entity);
-    for _ in 0..REBUILD_ATTEMPTS {
-        let persisted = redis.persisted_position(shard).await?;
-        match load(persisted).await? {
-            LoadResult::Created => {
-                tracing::info!(entity = %entity, what, "rebuilt hot state from PostgreSQL");
-                metrics::counter!("surge_hot_state_rebuilds_total").increment(1);
-                return Ok(());
-            }
-            LoadResult::Exists => return Ok(()),
-            LoadResult::Stale => tokio::time::sleep(REBUILD_PAUSE).await,
-        }
-    }
-    Err(EngineError::Unavailable(format!(
-        "the {what}'s recent events are still being persisted; retry shortly"
-    )))
-}
-
-/// Runs `load_hot_state.lua`: creates `key` (an entity's hash, living `ttl_ms`, 0 = for ever)
-/// from `fields`, unless it exists or the entity's shard stream holds events of it (named by
-/// `id_field`) after `persisted`.
-pub(crate) async fn load_hot_state<F: ::redis::ToRedisArgs, V: ::redis::ToRedisArgs>(
-    redis: &RedisAuctions,
-    key: String,
-    id_field: &str,
-    entity: Uuid,
-    persisted: &str,
-    ttl_ms: i64,
-    fields: impl IntoIterator<Item = (F, V)>,
-) -> Result<LoadResult, EngineError> {
-    let mut invocation = LOAD_HOT_STATE.key(key);
-    invocation
-        .key(redis.keys.events(redis.keys.shard_of(entity)))
-        .arg(id_field)
-        .arg(entity.to_string())
-        .arg(persisted)
-        .arg(ttl_ms);
-    for (field, value) in fields {
-        invocation.arg(field).arg(value);
-    }
-    match super::invoke::<i64>(&redis.conn, &invocation).await? {
-        1 => Ok(LoadResult::Created),
-        0 => Ok(LoadResult::Exists),
-        -1 => Ok(LoadResult::Stale),
-        other => Err(EngineError::Internal(format!("unexpected reply from load: {other}"))),
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
 }
 
 fn encode(state: &AuctionState) -> [(&'static str, String); 10] {

@@ -14,10 +14,9 @@ use surge_store::cinema::postgres::PgCinema;
 use surge_store::cinema::{CinemaStore, seats_to_text};
 use uuid::Uuid;
 
-use super::auctions::{
-    IDEMPOTENCY_WINDOW_MS, LoadResult, RedisAuctions, hex, load_hot_state, rebuild_hot_state,
-};
-use super::{deadline, invoke, unavailable};
+use super::hot_state::{HotState, LoadResult, load_hot_state, rebuild_hot_state};
+use super::idempotency::{self, WINDOW_MS};
+use super::shards::Shards;
 use crate::EngineError;
 use crate::cinema::{
     CancelReservation, ReservationCommands, ReservationReceipt, Reserve, ReserveOutcome,
@@ -35,7 +34,7 @@ const KEEP_AFTER_START_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
 pub struct DistributedReservations {
-    redis: RedisAuctions,
+    shards: Shards,
     store: PgCinema,
     clock: Arc<dyn Clock>,
 }
@@ -55,31 +54,16 @@ enum Reply {
 }
 
 impl DistributedReservations {
-    pub fn new(redis: RedisAuctions, store: PgCinema, clock: Arc<dyn Clock>) -> Self {
-        Self { redis, store, clock }
-    }
-
-    /// A fresh UUIDv7 in `shard`: its pointer key then shares the screening's Cluster slot.
-    fn reservation_id_in(&self, shard: u16) -> Result<Uuid, EngineError> {
-        let keys = &self.redis.keys;
-        // Each try lands in a uniformly random shard: `shards` tries on average, and 50 times
-        // that fails with a probability of e^-50.
-        (0..usize::from(keys.shards()) * 50)
-            .map(|_| Uuid::now_v7())
-            .find(|id| keys.shard_of(*id) == shard)
-            .ok_or_else(|| EngineError::Internal(format!("no UUIDv7 of shard {shard} found")))
+    pub fn new(shards: Shards, store: PgCinema, clock: Arc<dyn Clock>) -> Self {
+        Self { shards, store, clock }
     }
 
     async fn reserve_once(&self, request: &Reserve, id: Uuid) -> Result<Reply, EngineError> {
-        let keys = &self.redis.keys;
+        let keys = &self.shards.keys;
         let shard = keys.shard_of(request.screening_id);
-        let (record_key, request_hash) = match &request.idempotency {
-            Some(key) => {
-                (keys.idempotency(shard, request.user_id, &key.key), hex(&key.request_hash))
-            }
-            // Unused by the script, but every key must name the shard's slot.
-            None => (keys.persisted(shard), String::new()),
-        };
+        let key = request.idempotency.as_ref();
+        let (record_key, request_hash) =
+            idempotency::shard_record(&self.shards, shard, request.user_id, key);
         let mut invocation = RESERVE.key(keys.screening(request.screening_id));
         invocation
             .key(keys.events(shard))
@@ -88,7 +72,7 @@ impl DistributedReservations {
             .arg(request.screening_id.to_string())
             .arg(self.clock.now().timestamp_micros())
             .arg(request_hash)
-            .arg(IDEMPOTENCY_WINDOW_MS)
+            .arg(WINDOW_MS)
             .arg(id.to_string())
             .arg(request.user_id.to_string())
             .arg(request.cooldown.num_microseconds().unwrap_or(i64::MAX))
@@ -96,7 +80,7 @@ impl DistributedReservations {
         for seat in &request.seats {
             invocation.arg(seat.to_string());
         }
-        decode(&invoke::<Vec<String>>(&self.redis.conn, &invocation).await?)
+        decode(&self.shards.invoke::<Vec<String>>(&invocation).await?)
     }
 
     async fn cancel_once(
@@ -104,7 +88,7 @@ impl DistributedReservations {
         screening_id: Uuid,
         request: CancelReservation,
     ) -> Result<Reply, EngineError> {
-        let keys = &self.redis.keys;
+        let keys = &self.shards.keys;
         let mut invocation = CANCEL.key(keys.screening(screening_id));
         invocation
             .key(keys.events(keys.shard_of(screening_id)))
@@ -112,18 +96,13 @@ impl DistributedReservations {
             .arg(self.clock.now().timestamp_micros())
             .arg(request.reservation_id.to_string())
             .arg(request.user_id.to_string());
-        decode(&invoke::<Vec<String>>(&self.redis.conn, &invocation).await?)
+        decode(&self.shards.invoke::<Vec<String>>(&invocation).await?)
     }
 
     /// The screening a live reservation belongs to: from the pointer written with it (kept as
     /// long as idempotency records, long after PostgreSQL has it), else from PostgreSQL.
     async fn screening_of(&self, reservation_id: Uuid) -> Result<Option<Uuid>, EngineError> {
-        let key = self.redis.keys.reservation(reservation_id);
-        let mut conn = self.redis.conn.clone();
-        let pointer: Option<String> = deadline(async {
-            ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)
-        })
-        .await?;
+        let pointer = self.shards.get(&self.shards.keys.reservation(reservation_id)).await?;
         if let Some(id) = pointer.and_then(|text| Uuid::parse_str(&text).ok()) {
             return Ok(Some(id));
         }
@@ -132,7 +111,7 @@ impl DistributedReservations {
 
     /// Recreates a missing screening hot state from PostgreSQL (see [`rebuild_hot_state`]).
     async fn rebuild(&self, screening_id: Uuid) -> Result<(), EngineError> {
-        rebuild_hot_state(&self.redis, screening_id, "screening", |persisted| async move {
+        rebuild_hot_state(&self.shards, screening_id, "screening", |persisted| async move {
             let state =
                 self.store.screening_state(screening_id).await?.ok_or(EngineError::NotFound)?;
             self.load(&state, &persisted).await
@@ -149,16 +128,20 @@ impl DistributedReservations {
     ) -> Result<LoadResult, EngineError> {
         let now_ms = self.clock.now().timestamp_millis();
         let ttl_ms = (state.starts_at.timestamp_millis() - now_ms).max(0) + KEEP_AFTER_START_MS;
-        let key = self.redis.keys.screening(state.id);
+        let key = self.shards.keys.screening(state.id);
         let fields = encode(state);
-        load_hot_state(&self.redis, key, "screening_id", state.id, persisted, ttl_ms, fields).await
+        let hot = HotState { key, id_field: "screening_id", entity: state.id, ttl_ms, fields };
+        load_hot_state(&self.shards, hot, persisted).await
     }
 }
 
 #[async_trait]
 impl ReservationCommands for DistributedReservations {
     async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
-        let id = self.reservation_id_in(self.redis.keys.shard_of(request.screening_id))?;
+        if let Some(key) = &request.idempotency {
+            idempotency::claim(&self.shards, request.user_id, key, self.clock.now()).await?;
+        }
+        let id = self.shards.new_id_in(self.shards.shard_of(request.screening_id))?;
         // Twice at most: a missing key is rebuilt once, then the command runs on it.
         for _ in 0..2 {
             match self.reserve_once(&request, id).await? {
@@ -203,13 +186,9 @@ impl ReservationCommands for DistributedReservations {
     }
 
     async fn taken_seats(&self, screening_id: Uuid) -> Result<Vec<Seat>, EngineError> {
-        let key = self.redis.keys.screening(screening_id);
+        let key = self.shards.keys.screening(screening_id);
         for _ in 0..2 {
-            let mut conn = self.redis.conn.clone();
-            let fields: HashMap<String, String> = deadline(async {
-                ::redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.map_err(unavailable)
-            })
-            .await?;
+            let fields = self.shards.hash(&key).await?;
             if fields.is_empty() {
                 self.rebuild(screening_id).await?;
                 continue;

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use surge_core::auctions::Rejection;
 
-use super::auctions::{
-    AcceptedReply, CloseResult, Floor, RedisAuctions, RedisBidResult, rebuild_hot_state,
-};
+use super::auctions::{AcceptedReply, CloseResult, Floor, RedisAuctions, RedisBidResult};
 use super::batcher::BidBatcher;
+use super::hot_state::rebuild_hot_state;
+use super::idempotency;
 use crate::EngineError;
 use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
@@ -73,7 +73,7 @@ impl DistributedAuctions {
 
     /// Recreates a missing hot key from PostgreSQL (see [`rebuild_hot_state`]).
     async fn rebuild(&self, auction_id: Uuid) -> Result<(), EngineError> {
-        rebuild_hot_state(&self.redis, auction_id, "auction", |persisted| async move {
+        rebuild_hot_state(&self.redis.shards, auction_id, "auction", |persisted| async move {
             let (state, nickname) =
                 self.ledger.auction_state(auction_id).await?.ok_or(EngineError::NotFound)?;
             self.redis.load(&state, nickname.as_deref(), &persisted).await
@@ -88,6 +88,9 @@ impl AuctionCommands for DistributedAuctions {
         // Twice at most: a missing key is rebuilt once, then the bid runs on it.
         if let Some(rejection) = self.certain_rejection(&bid) {
             return Ok(BidOutcome::Rejected(rejection));
+        }
+        if let Some(key) = &bid.idempotency {
+            idempotency::claim(&self.redis.shards, bid.bidder.id, key, self.clock.now()).await?;
         }
         for _ in 0..2 {
             let (result, floor) = match bid.idempotency {

@@ -84,11 +84,17 @@ impl KeySpace {
         LeaseKeys { lease: self.in_shard(shard, "lease"), epoch: self.in_shard(shard, "epoch") }
     }
 
-    /// The lease (and its epoch counter) of the auction closer.
-    pub fn closer_lease(&self) -> LeaseKeys {
+    /// Which request holds `user`'s Idempotency-Key `key`, in the user's own slot: a key
+    /// belongs to the user across every shard.
+    pub fn user_idempotency(&self, user: Uuid, key: &str) -> String {
+        format!("{}:{{u{user}}}:idem:{key}", self.prefix)
+    }
+
+    /// The lease (and its epoch counter) of a singleton background job (`closer`, …).
+    pub fn singleton_lease(&self, job: &str) -> LeaseKeys {
         LeaseKeys {
-            lease: format!("{}:{{closer}}:lease", self.prefix),
-            epoch: format!("{}:{{closer}}:epoch", self.prefix),
+            lease: format!("{}:{{{job}}}:lease", self.prefix),
+            epoch: format!("{}:{{{job}}}:epoch", self.prefix),
         }
     }
 
@@ -156,8 +162,10 @@ mod tests {
     #[test]
     fn singletons_and_limits_have_slots_of_their_own() {
         let keys = KeySpace::new("t1", 4);
-        assert_eq!(tag(&keys.closer_lease().lease), "closer");
-        assert_eq!(tag(&keys.closer_lease().epoch), "closer");
+        assert_eq!(keys.singleton_lease("closer").lease, "t1:{closer}:lease");
+        assert_eq!(tag(&keys.singleton_lease("closer").epoch), "closer");
+        let user = Uuid::from_u128(9);
+        assert_eq!(tag(&keys.user_idempotency(user, "k{s1}")), format!("u{user}"));
         assert_eq!(tag(&keys.rate_limit("upload:u1")), "upload:u1");
         assert_eq!(tag(&keys.rate_limit_block("upload:u1")), "upload:u1");
         assert_ne!(keys.rate_limit("upload:u1"), keys.rate_limit_block("upload:u1"));

@@ -19,9 +19,9 @@ use surge_store::events::postgres::PgEventLedger;
 use surge_store::events::{ApplyError, PersistedEvent};
 use tokio::time::Instant;
 
-use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
 use super::lease::Lease;
+use super::shards::Shards;
 use super::stream::{RawEntry, ShardEvent};
 use super::{deadline, invoke, unavailable};
 use crate::EngineError;
@@ -57,7 +57,7 @@ pub struct PersisterSettings {
 }
 
 pub struct Persister {
-    pub redis: RedisAuctions,
+    pub shards: Shards,
     /// A connection of its own: blocking reads must not hold up the shared one.
     pub reader: RedisConnection,
     pub ledger: PgEventLedger,
@@ -124,11 +124,11 @@ impl Persister {
     }
 
     fn stream(&self) -> String {
-        self.redis.keys.events(self.shard)
+        self.shards.keys.events(self.shard)
     }
 
     async fn create_group(&self) -> Result<(), Failure> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.shards.conn.clone();
         let created: Result<(), EngineError> = deadline(async {
             match ::redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -152,7 +152,7 @@ impl Persister {
     async fn claim_pending(&self, lease: &Lease, min_idle_ms: u64) -> Result<(), Failure> {
         let mut cursor = "0-0".to_owned();
         loop {
-            let mut conn = self.redis.conn.clone();
+            let mut conn = self.shards.conn.clone();
             let (next, entries, _deleted): (String, Vec<RawEntry>, Vec<String>) = deadline(async {
                 ::redis::cmd("XAUTOCLAIM")
                     .arg(self.stream())
@@ -339,17 +339,17 @@ impl Persister {
             Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
         let mut invocation = ACKNOWLEDGE.key(self.stream());
         invocation
-            .key(self.redis.keys.persisted(self.shard))
+            .key(self.shards.keys.persisted(self.shard))
             .arg(GROUP)
             .arg(format!("{}-0", retained_ms.max(0)))
             .arg(ids);
-        invoke::<Option<String>>(&self.redis.conn, &invocation).await?;
+        invoke::<Option<String>>(&self.shards.conn, &invocation).await?;
         Ok(())
     }
 
     /// Publishes the shard's unapplied entries.
     async fn report_lag(&self) {
-        let lag = stream_lag(&self.redis.conn, &self.stream()).await;
+        let lag = stream_lag(&self.shards.conn, &self.stream()).await;
         let entries = match lag {
             Ok(StreamLag::Entries(entries)) => entries,
             Ok(StreamLag::NoStream) => 0,

@@ -16,9 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use surge_core::accounts::UserRef;
 use surge_store::StoreResult;
 use surge_store::auctions::{
-    AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery, UserRef,
+    AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery,
 };
 use uuid::Uuid;
 
@@ -48,7 +49,7 @@ pub struct LiveAuctionStore {
 impl LiveAuctionStore {
     pub fn new(inner: Arc<dyn AuctionStore>, redis: RedisAuctions) -> Self {
         let records = TwoTierCache::new("auction", 100_000, RECORD_TTL)
-            .with_redis(redis.conn.clone(), redis.keys.clone());
+            .with_redis(redis.shards.conn.clone(), redis.shards.keys.clone());
         Self { inner, redis, records }
     }
 
@@ -67,14 +68,15 @@ impl LiveAuctionStore {
 
     /// The bids of `auction_id` in the shard stream after the persisted position.
     async fn unapplied_bids(&self, auction_id: Uuid) -> StoreResult<Vec<BidRecord>> {
-        let shard = self.redis.keys.shard_of(auction_id);
-        let stream = self.redis.keys.events(shard);
+        let shard = self.redis.shards.keys.shard_of(auction_id);
+        let stream = self.redis.shards.keys.events(shard);
         let wanted = auction_id.to_string();
-        let mut from = format!("({}", self.redis.persisted_position(shard).await.map_err(store)?);
+        let mut from =
+            format!("({}", self.redis.shards.persisted_position(shard).await.map_err(store)?);
         let mut bids = Vec::new();
         let mut seen = 0;
         loop {
-            let mut conn = self.redis.conn.clone();
+            let mut conn = self.redis.shards.conn.clone();
             let page: Vec<RawEntry> = deadline(async {
                 ::redis::cmd("XRANGE")
                     .arg(&stream)
@@ -153,8 +155,8 @@ impl AuctionStore for LiveAuctionStore {
         // One request per row, all in flight at once on the multiplexed connection (a Cluster
         // cannot pipeline keys of different slots).
         let reads = rows.iter().map(|row| {
-            let mut conn = self.redis.conn.clone();
-            let key = self.redis.keys.auction(row.id);
+            let mut conn = self.redis.shards.conn.clone();
+            let key = self.redis.shards.keys.auction(row.id);
             async move {
                 ::redis::cmd("HMGET")
                     .arg(key)

@@ -5,29 +5,27 @@
 //! shared: a replica announces itself in a registry of live replicas, aims to hold
 //! `ceil(shards / live replicas)` shard leases, takes free ones when below that, and gives
 //! some back when above, so a newcomer gets its share and a dead replica's shards are taken
-//! over once their leases expire. One more lease guards the auction closer.
+//! over once their leases expire. Each singleton background job ([`BackgroundJob`]: the auction
+//! closer, …) runs on whichever replica holds the lease of its name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use surge_store::auctions::AuctionStore;
 use surge_store::events::postgres::PgEventLedger;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
 use super::lease::Lease;
 use super::persister::{Persister, PersisterSettings};
+use super::shards::Shards;
 use super::tailer::{run_tailer, stream_end};
 use super::{deadline, unavailable};
 use crate::EngineError;
-use crate::auctions::AuctionCommands;
-use crate::clock::Clock;
 use crate::embedded::Fanout;
-use crate::workers::run_closer;
+use crate::workers::BackgroundJob;
 
 /// How the replica's background work is tuned.
 #[derive(Clone)]
@@ -35,8 +33,6 @@ pub struct ReplicaSettings {
     /// A lease's time to live; a dead holder's shards move within about twice this.
     pub lease_ttl: Duration,
     pub persister: PersisterSettings,
-    /// How often the closer looks for auctions past their end.
-    pub closer_interval: Duration,
 }
 
 /// The replica's background tasks. [`ReplicaTasks::stop`] gives its leases back.
@@ -48,7 +44,7 @@ pub struct ReplicaTasks {
 /// Everything the background work needs.
 #[derive(Clone)]
 pub struct Replica {
-    pub redis: RedisAuctions,
+    pub shards: Shards,
     /// Node URLs, to open the dedicated connections blocking reads need.
     pub urls: Vec<String>,
     pub ledger: PgEventLedger,
@@ -56,19 +52,18 @@ pub struct Replica {
     pub id: String,
     pub settings: ReplicaSettings,
     pub fanout: Arc<Fanout>,
-    pub auctions: Arc<dyn AuctionStore>,
-    pub commands: Arc<dyn AuctionCommands>,
-    pub clock: Arc<dyn Clock>,
+    /// Singleton jobs, each run under the lease of its name.
+    pub jobs: Vec<BackgroundJob>,
 }
 
 impl Replica {
     /// Starts tailing every shard from its current end (read before this returns, so no
     /// event acknowledged afterwards is missed) and starts taking leases.
     pub async fn start(self) -> Result<ReplicaTasks, EngineError> {
-        let shards = self.redis.keys.shards();
+        let shards = self.shards.keys.shards();
         let mut ends = Vec::with_capacity(usize::from(shards));
         for shard in 0..shards {
-            ends.push(stream_end(&self.redis.conn, &self.redis.keys.events(shard)).await?);
+            ends.push(stream_end(&self.shards.conn, &self.shards.keys.events(shard)).await?);
         }
         let stop = CancellationToken::new();
         let mut handles = Vec::new();
@@ -77,7 +72,7 @@ impl Replica {
             let stop = stop.clone();
             handles.push(tokio::spawn(async move {
                 let Some(reader) = replica.dedicated_connection(&stop).await else { return };
-                run_tailer(replica.redis, reader, shard, from, replica.fanout, stop).await;
+                run_tailer(replica.shards, reader, shard, from, replica.fanout, stop).await;
             }));
         }
         handles.push(tokio::spawn(self.coordinate(stop.clone())));
@@ -107,24 +102,24 @@ impl Replica {
         // its shards are shared out as soon as their leases expire.
         let expired = now - self.settings.lease_ttl.as_millis() as i64;
         let mut pipe = ::redis::pipe();
-        pipe.cmd("ZADD").arg(self.redis.keys.replicas()).arg(now).arg(&self.id).ignore();
+        pipe.cmd("ZADD").arg(self.shards.keys.replicas()).arg(now).arg(&self.id).ignore();
         pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(self.redis.keys.replicas())
+            .arg(self.shards.keys.replicas())
             .arg("-inf")
             .arg(expired)
             .ignore();
-        pipe.cmd("ZCARD").arg(self.redis.keys.replicas());
-        let mut conn = self.redis.conn.clone();
+        pipe.cmd("ZCARD").arg(self.shards.keys.replicas());
+        let mut conn = self.shards.conn.clone();
         let (live,): (usize,) =
             deadline(async { pipe.query_async(&mut conn).await.map_err(unavailable) }).await?;
         Ok(live.max(1))
     }
 
     async fn leave(&self) {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.shards.conn.clone();
         let _ = deadline(async {
             ::redis::cmd("ZREM")
-                .arg(self.redis.keys.replicas())
+                .arg(self.shards.keys.replicas())
                 .arg(&self.id)
                 .query_async::<()>(&mut conn)
                 .await
@@ -133,10 +128,11 @@ impl Replica {
         .await;
     }
 
-    /// Takes, keeps and gives back shard leases, and runs the closer when it holds its lease.
+    /// Takes, keeps and gives back shard leases, and runs each singleton job whose lease it
+    /// holds.
     async fn coordinate(self, stop: CancellationToken) {
         let mut held: BTreeMap<u16, Held> = BTreeMap::new();
-        let mut closer: Option<Held> = None;
+        let mut singletons: BTreeMap<&'static str, Held> = BTreeMap::new();
         let mut ticker = tokio::time::interval(self.settings.lease_ttl / 3);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -145,9 +141,7 @@ impl Replica {
                 _ = ticker.tick() => {}
             }
             held.retain(|_, task| !task.handle.is_finished());
-            if closer.as_ref().is_some_and(|task| task.handle.is_finished()) {
-                closer = None;
-            }
+            singletons.retain(|_, task| !task.handle.is_finished());
             let live = match self.heartbeat().await {
                 Ok(live) => live,
                 Err(error) => {
@@ -155,7 +149,7 @@ impl Replica {
                     continue;
                 }
             };
-            let shards = usize::from(self.redis.keys.shards());
+            let shards = usize::from(self.shards.keys.shards());
             let target = shards.div_ceil(live);
             while held.len() > target {
                 if let Some((shard, task)) = held.pop_last() {
@@ -163,7 +157,7 @@ impl Replica {
                     task.finish().await;
                 }
             }
-            for shard in 0..self.redis.keys.shards() {
+            for shard in 0..self.shards.keys.shards() {
                 if held.len() >= target || stop.is_cancelled() {
                     break;
                 }
@@ -181,8 +175,12 @@ impl Replica {
                     }
                 }
             }
-            if closer.is_none() {
-                closer = self.take_closer().await;
+            for job in &self.jobs {
+                if !singletons.contains_key(job.name)
+                    && let Some(task) = self.take_singleton(job).await
+                {
+                    singletons.insert(job.name, task);
+                }
             }
             metrics::gauge!("surge_shards_held").set(held.len() as f64);
             // The table is the truth (a counter restarts with the process): keep it visible.
@@ -193,7 +191,7 @@ impl Replica {
         for (_, task) in held {
             task.finish().await;
         }
-        if let Some(task) = closer {
+        for (_, task) in singletons {
             task.finish().await;
         }
         self.leave().await;
@@ -204,9 +202,9 @@ impl Replica {
         shard: u16,
         stop: &CancellationToken,
     ) -> Result<Option<Held>, EngineError> {
-        let keys = self.redis.keys.shard_lease(shard);
+        let keys = self.shards.keys.shard_lease(shard);
         let ttl = self.settings.lease_ttl;
-        let Some(lease) = Lease::acquire(&self.redis.conn, keys, &self.id, ttl).await? else {
+        let Some(lease) = Lease::acquire(&self.shards.conn, keys, &self.id, ttl).await? else {
             return Ok(None);
         };
         tracing::info!(shard, epoch = lease.epoch(), "took a shard lease; persisting it");
@@ -216,7 +214,7 @@ impl Replica {
         let handle = tokio::spawn(async move {
             if let Some(reader) = replica.dedicated_connection(&stop).await {
                 let persister = Persister {
-                    redis: replica.redis.clone(),
+                    shards: replica.shards.clone(),
                     reader,
                     ledger: replica.ledger.clone(),
                     shard,
@@ -235,34 +233,27 @@ impl Replica {
         Ok(Some(Held { release, handle }))
     }
 
-    async fn take_closer(&self) -> Option<Held> {
+    /// Runs `job` while this replica holds its lease, if it can take it.
+    async fn take_singleton(&self, job: &BackgroundJob) -> Option<Held> {
         let ttl = self.settings.lease_ttl;
-        let lease =
-            match Lease::acquire(&self.redis.conn, self.redis.keys.closer_lease(), &self.id, ttl)
-                .await
-            {
-                Ok(Some(lease)) => lease,
-                Ok(None) => return None,
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not try the closer lease");
-                    return None;
-                }
-            };
-        tracing::info!(epoch = lease.epoch(), "took the closer lease");
+        let keys = self.shards.keys.singleton_lease(job.name);
+        let lease = match Lease::acquire(&self.shards.conn, keys, &self.id, ttl).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(job = job.name, error = %error, "could not try a job's lease");
+                return None;
+            }
+        };
+        tracing::info!(job = job.name, epoch = lease.epoch(), "took a job's lease");
         let release = CancellationToken::new();
         let task_release = release.clone();
-        let replica = self.clone();
+        let (name, running) = (job.name, (job.run)());
         let handle = tokio::spawn(async move {
             let lost = lease.lost();
-            let closing = run_closer(
-                replica.auctions,
-                replica.commands,
-                replica.clock,
-                replica.settings.closer_interval,
-            );
             tokio::select! {
-                _ = closing => {}
-                _ = lost.cancelled() => tracing::warn!("closer lease lost; closer stopped"),
+                _ = running => {}
+                _ = lost.cancelled() => tracing::warn!(job = name, "job lease lost; job stopped"),
                 _ = task_release.cancelled() => {}
             }
             lease.release().await;

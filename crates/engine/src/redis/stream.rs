@@ -11,7 +11,8 @@
 //! `seats` (`B3,B4`) and `at` (µs); the types are `reserved` and `cancelled`.
 
 use chrono::{DateTime, Utc};
-use surge_store::auctions::{BidRecord, UserRef};
+use surge_core::accounts::UserRef;
+use surge_store::auctions::BidRecord;
 use surge_store::events::PersistedEvent;
 use uuid::Uuid;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::auctions::RedisAuctions;
 use super::connection::RedisConnection;
+use super::shards::Shards;
 use super::stream::{RawEntry, ShardEvent, auction_of};
 use super::{deadline, unavailable};
 use crate::embedded::Fanout;
@@ -22,14 +22,14 @@ const READ_COUNT: usize = 1_024;
 /// Tails `shard`'s stream after entry `from` until `stop` is cancelled. `reader` must be a
 /// connection of its own: a blocking read holds it.
 pub async fn run_tailer(
-    redis: RedisAuctions,
+    shards: Shards,
     reader: RedisConnection,
     shard: u16,
     from: String,
     fanout: Arc<Fanout>,
     stop: CancellationToken,
 ) {
-    let stream = redis.keys.events(shard);
+    let stream = shards.keys.events(shard);
     let mut last = from;
     let mut backoff = Duration::from_millis(50);
     loop {

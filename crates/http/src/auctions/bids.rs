@@ -9,18 +9,20 @@ use chrono::{DateTime, Utc};
 use metrics::Counter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use surge_core::MAX_MONEY;
+use surge_core::accounts::UserRef;
 use surge_core::auctions::Rejection;
-use surge_engine::auctions::{BidOutcome, IdempotencyKey as EngineKey, PlaceBid};
-use surge_store::auctions::{BidRecord, UserRef};
+use surge_core::auctions::validate_bid_amount;
+use surge_core::idempotency::IdempotencyKey as EngineKey;
+use surge_engine::auctions::{BidOutcome, PlaceBid};
+use surge_store::auctions::BidRecord;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::AuctionsState;
 use super::Person;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
 use crate::pagination::{self, Page, PageParams};
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BidRequest {
@@ -72,7 +74,7 @@ static BIDS_REJECTED: LazyLock<Counter> =
     LazyLock::new(|| metrics::counter!("surge_bids_total", "outcome" => "rejected"));
 
 /// The caller's nickname, from a short-lived cache: a bid should not wait on a user lookup.
-async fn bidder(state: &AppState, user: &AuthUser) -> ApiResult<UserRef> {
+async fn bidder(state: &AuctionsState, user: &AuthUser) -> ApiResult<UserRef> {
     if let Some(nickname) = state.nicknames.get(&user.id) {
         return Ok(UserRef { id: user.id, nickname: nickname.to_string() });
     }
@@ -111,22 +113,20 @@ fn rejection_error(rejection: Rejection) -> ApiError {
         (status = 409, description = "bid_too_low (with min_amount) or auction_not_started"), (status = 410, description = "auction_ended"),
         (status = 422, description = "validation_failed or idempotency_key_reused")))]
 pub async fn place(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     Path(auction_id): Path<Uuid>,
     user: AuthUser,
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<BidRequest>,
 ) -> ApiResult<Response> {
-    if !(1..=MAX_MONEY).contains(&request.amount) {
-        return Err(ApiError::field("amount", format!("must be between 1 and {MAX_MONEY}")));
-    }
+    validate_bid_amount(request.amount)?;
     let bidder = bidder(&state, &user).await?;
     let idempotency = key.map(|key| EngineKey {
         request_hash: Sha256::digest(format!("bid:{auction_id}:{}", request.amount)).to_vec(),
         key,
     });
     let outcome = state
-        .bids
+        .commands
         .place_bid(PlaceBid {
             auction_id,
             bid_id: Uuid::now_v7(),
@@ -167,17 +167,17 @@ pub async fn place(
     params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = inline(Page<Bid>)), (status = 404)))]
 pub async fn history(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     Path(auction_id): Path<Uuid>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<Page<Bid>>> {
     let limit = pagination::limit(params.limit)?;
     let before: Option<i64> =
         params.cursor.as_deref().map(pagination::decode_cursor).transpose()?;
-    if state.auctions.get(auction_id).await?.is_none() {
+    if state.store.get(auction_id).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    let rows = state.auctions.bids_before(auction_id, before, limit + 1).await?;
+    let rows = state.store.bids_before(auction_id, before, limit + 1).await?;
     Ok(axum::Json(pagination::page(
         rows,
         limit,

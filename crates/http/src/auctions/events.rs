@@ -26,9 +26,9 @@ use surge_engine::auctions::{AcceptedBid, FeedEvent, FeedEventKind};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
+use super::AuctionsState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::state::AppState;
 
 /// Bids read from the store per replay query.
 const REPLAY_PAGE: u32 = 500;
@@ -48,7 +48,7 @@ pub struct EventsParams {
         ("Last-Event-ID" = Option<String>, Header, description = "same as after_seq, set by EventSource on reconnect")),
     responses((status = 200, content_type = "text/event-stream", description = "`bid` (id = seq), `extended`, `closed` events; a comment heartbeat"), (status = 404)))]
 pub async fn stream(
-    State(state): State<AppState>,
+    State(state): State<AuctionsState>,
     Path(auction_id): Path<Uuid>,
     Query(params): Query<EventsParams>,
     headers: HeaderMap,
@@ -59,7 +59,7 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let after = last_event_id.or(params.after_seq).map(|seq| seq.max(0));
     let live = state.feed.subscribe(auction_id);
-    let auction = state.auctions.get(auction_id).await?.ok_or(ApiError::NotFound)?;
+    let auction = state.store.get(auction_id).await?.ok_or(ApiError::NotFound)?;
     let closing = auction.closed.then(|| {
         FeedEvent::closed(
             auction_id,
@@ -69,7 +69,7 @@ pub async fn stream(
         )
     });
     let feed = Feed {
-        heartbeat: state.settings.sse_heartbeat,
+        heartbeat: state.sse_heartbeat,
         state: state.clone(),
         auction_id,
         ends_at: auction.ends_at,
@@ -96,7 +96,7 @@ pub async fn stream(
 }
 
 struct Feed {
-    state: AppState,
+    state: AuctionsState,
     heartbeat: Duration,
     auction_id: Uuid,
     ends_at: DateTime<Utc>,
@@ -191,7 +191,7 @@ impl Feed {
 
     /// Queues the next page of missed bids; switches to live when there are no more.
     async fn replay_page(&mut self, after: i64) -> Option<()> {
-        let page = self.state.auctions.bids_after(self.auction_id, after, REPLAY_PAGE).await;
+        let page = self.state.store.bids_after(self.auction_id, after, REPLAY_PAGE).await;
         let Ok(page) = page else {
             tracing::warn!(auction.id = %self.auction_id, "replay failed; closing the stream");
             return None;

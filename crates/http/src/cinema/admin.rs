@@ -5,20 +5,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use surge_core::cinema::{Grade, validate_movie, validate_theater};
-use surge_core::validation::FieldErrors;
+use surge_core::cinema::{Grade, validate_movie, validate_screening_start, validate_theater};
 use surge_store::StoreError;
 use surge_store::cinema::{MovieRecord, NewScreening, NewTheater};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::CinemaState;
 use super::{Movie, Theater, parse_choice, parse_genre};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json};
-use crate::state::AppState;
-
-/// How far ahead a screening may be scheduled.
-const MAX_DAYS_AHEAD: i64 = 366;
 
 fn require_admin(user: &AuthUser) -> ApiResult<()> {
     if user.is_admin() {
@@ -50,7 +46,7 @@ pub struct TheaterCreated {
     request_body = TheaterRequest,
     responses((status = 201, body = TheaterCreated), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_theater(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     Json(request): Json<TheaterRequest>,
 ) -> ApiResult<(StatusCode, Json<TheaterCreated>)> {
@@ -63,7 +59,7 @@ pub async fn create_theater(
         cols: request.cols as u8,
         created_at: state.clock.now(),
     };
-    state.cinema.create_theater(theater.clone()).await?;
+    state.store.create_theater(theater.clone()).await?;
     let created = TheaterCreated {
         id: theater.id,
         name: theater.name,
@@ -90,7 +86,7 @@ pub struct MovieRequest {
     request_body = MovieRequest,
     responses((status = 201, body = Movie), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_movie(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     Json(request): Json<MovieRequest>,
 ) -> ApiResult<(StatusCode, Json<Movie>)> {
@@ -118,7 +114,7 @@ pub async fn create_movie(
         thumbnail_url: request.thumbnail_url,
         running_minutes: request.running_minutes,
     };
-    state.cinema.create_movie(movie.clone(), state.clock.now()).await?;
+    state.store.create_movie(movie.clone(), state.clock.now()).await?;
     state.showing.invalidate_all().await;
     Ok((StatusCode::CREATED, Json(movie.into())))
 }
@@ -146,18 +142,15 @@ pub struct Screening {
     responses((status = 201, body = Screening), (status = 401), (status = 403),
         (status = 409, description = "screening_overlap"), (status = 422)))]
 pub async fn create_screening(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     Json(request): Json<ScreeningRequest>,
 ) -> ApiResult<(StatusCode, Json<Screening>)> {
     require_admin(&user)?;
     let now = state.clock.now();
-    if request.starts_at <= now || request.starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
-        let message = format!("must be in the future, at most {MAX_DAYS_AHEAD} days ahead");
-        return Err(FieldErrors::single("starts_at", message).into());
-    }
+    validate_screening_start(request.starts_at, now)?;
     let movie = state
-        .cinema
+        .store
         .movie(request.movie_id)
         .await?
         .ok_or_else(|| ApiError::field("movie_id", "no such movie"))?;
@@ -169,7 +162,7 @@ pub async fn create_screening(
         ends_at: request.starts_at + Duration::minutes(movie.running_minutes),
         created_at: now,
     };
-    match state.cinema.create_screening(screening.clone()).await {
+    match state.store.create_screening(screening.clone()).await {
         Ok(()) => {}
         Err(StoreError::NotFound) => return Err(ApiError::field("theater_id", "no such theater")),
         Err(StoreError::Conflict(_)) => {
@@ -182,7 +175,7 @@ pub async fn create_screening(
     }
     state.showing.invalidate_all().await;
     let record = state
-        .cinema
+        .store
         .screening(screening.id)
         .await?
         .ok_or_else(|| ApiError::Internal("created screening vanished".into()))?;

@@ -10,16 +10,16 @@ use metrics::Counter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use surge_core::cinema::{ReservationRejection, Seat, validate_seats};
-use surge_engine::auctions::IdempotencyKey as EngineKey;
+use surge_core::idempotency::IdempotencyKey as EngineKey;
 use surge_engine::cinema::{CancelReservation, Reserve, ReserveOutcome};
 use surge_store::cinema::{ReservationRecord, seats_to_text};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::CinemaState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
 use crate::pagination::{self, Page, PageParams};
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReservationRequest {
@@ -92,7 +92,7 @@ fn rejection_error(rejection: ReservationRejection) -> ApiError {
         (status = 422, description = "validation_failed (seat codes, count, row, adjacency) or idempotency_key_reused"),
         (status = 429, description = "another reservation for this screening less than the cooldown ago (Retry-After)")))]
 pub async fn reserve(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<ReservationRequest>,
@@ -110,7 +110,7 @@ pub async fn reserve(
             screening_id: screening.id,
             user_id: user.id,
             seats,
-            cooldown: state.settings.reservation_cooldown,
+            cooldown: state.reservation_cooldown,
             idempotency,
         })
         .await?;
@@ -144,7 +144,7 @@ pub async fn reserve(
     responses((status = 204), (status = 401), (status = 404, description = "no such reservation of yours"),
         (status = 409, description = "screening_started")))]
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
@@ -160,14 +160,14 @@ pub async fn cancel(
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = inline(Page<Reservation>)), (status = 401)))]
 pub async fn mine(
-    State(state): State<AppState>,
+    State(state): State<CinemaState>,
     user: AuthUser,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<Reservation>>> {
     let limit = pagination::limit(params.limit)?;
     let before: Option<Uuid> =
         params.cursor.as_deref().map(pagination::decode_cursor).transpose()?;
-    let rows = state.cinema.reservations_of(user.id, before, limit + 1).await?;
+    let rows = state.store.reservations_of(user.id, before, limit + 1).await?;
     Ok(Json(pagination::page(
         rows,
         limit,

@@ -3,9 +3,10 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use surge_core::cinema::SHOWING_WINDOW_DAYS;
 use surge_core::cinema::{Genre, Grade};
 use surge_engine::cache::TwoTierCache;
-use surge_http::cinema::{JsonBody, SHOWING_WINDOW_DAYS};
+use surge_http::response::JsonBody;
 use surge_store::StoreError;
 use surge_store::cinema::{CinemaStore, MovieRecord, NewScreening, NewTheater, ShowingQuery};
 use uuid::Uuid;

@@ -295,6 +295,29 @@ async fn idempotency_keys_belong_to_one_user() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_is_the_users_across_auctions_and_shards() {
+    let s = setup().await;
+    let first = s.app.bid_with_key(&s.alice, &s.auction_id, 1000, "one-key").await;
+    expect_json(first, 201).await;
+    // Another auction, in another shard of the distributed engine (16 by default).
+    let shard = |id: &str| surge_core::sharding::shard_of(id.parse().unwrap(), 16);
+    let mut other = String::new();
+    for _ in 0..64 {
+        let auction = s.app.create_auction(&s.seller, auction_body(s.app.now())).await;
+        other = string(&auction["id"]);
+        if shard(&other) != shard(&s.auction_id) {
+            break;
+        }
+    }
+    assert_ne!(shard(&other), shard(&s.auction_id));
+
+    let elsewhere = s.app.bid_with_key(&s.alice, &other, 1000, "one-key").await;
+
+    expect_error(elsewhere, 422, "idempotency_key_reused").await;
+    assert_eq!(s.app.auction(&other).await["bid_count"], 0);
+}
+
+#[tokio::test]
 async fn bid_history_lists_every_accepted_bid_newest_first_in_pages() {
     let s = setup().await;
     let mut placed = Vec::new();

@@ -1,8 +1,8 @@
 //! PostgreSQL implementation of the account repositories.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use super::{
@@ -10,6 +10,7 @@ use super::{
     UserStore,
 };
 use crate::StoreResult;
+use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::truncate_to_micros;
 
 #[derive(Clone)]
@@ -22,34 +23,6 @@ impl PgUsers {
         Self { pool }
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    email: Option<String>,
-    phone: Option<String>,
-    nickname: String,
-    birthday: Option<NaiveDate>,
-    about: Option<String>,
-    created_at: DateTime<Utc>,
-    password_hash: Option<String>,
-}
-
-impl UserRow {
-    fn into_user(self) -> User {
-        User {
-            id: self.id,
-            email: self.email,
-            phone: self.phone,
-            nickname: self.nickname,
-            birthday: self.birthday,
-            about: self.about,
-            created_at: self.created_at,
-        }
-    }
-}
-
-const USER_COLUMNS: &str = "id, email, phone, nickname, birthday, about, created_at, password_hash";
 
 #[async_trait]
 impl UserStore for PgUsers {
@@ -78,7 +51,7 @@ impl UserStore for PgUsers {
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where id = $1"
         )))
         .bind(id)
@@ -88,16 +61,13 @@ impl UserStore for PgUsers {
     }
 
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where email = $1"
         )))
         .bind(email)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| {
-            let password_hash = row.password_hash.clone();
-            Credentials { user: row.into_user(), password_hash }
-        }))
+        Ok(row.map(UserRow::into_credentials))
     }
 
     async fn update_profile(
@@ -107,7 +77,7 @@ impl UserStore for PgUsers {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<User>> {
         // One statement: each column keeps its value unless the patch names it.
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "update users set
                 nickname = case when $1 then $2 else nickname end,
                 birthday = case when $3 then $4 else birthday end,
@@ -143,7 +113,7 @@ impl PgRefreshTokens {
 
 async fn insert_token<'e, E>(executor: E, token: &NewRefreshToken) -> StoreResult<()>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+    E: sqlx::Executor<'e, Database = Postgres>,
 {
     sqlx::query(
         "insert into refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
@@ -158,16 +128,6 @@ where
     .execute(executor)
     .await?;
     Ok(())
-}
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: Uuid,
-    family_id: Uuid,
-    user_id: Uuid,
-    expires_at: DateTime<Utc>,
-    rotated_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -185,10 +145,9 @@ impl RefreshTokenStore for PgRefreshTokens {
         let mut tx = self.pool.begin().await?;
         // The row lock makes two concurrent presentations of one token take turns: the second
         // sees `rotated_at` set by the first and revokes the family.
-        let row: Option<TokenRow> = sqlx::query_as(
-            "select id, family_id, user_id, expires_at, rotated_at, revoked_at
-             from refresh_tokens where token_hash = $1 for update",
-        )
+        let row: Option<TokenRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLUMNS} from refresh_tokens where token_hash = $1 for update"
+        )))
         .bind(presented_hash)
         .fetch_optional(&mut *tx)
         .await?;

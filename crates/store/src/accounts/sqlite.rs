@@ -1,8 +1,8 @@
 //! SQLite implementation of the account repositories.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::SqlitePool;
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::{
@@ -10,6 +10,7 @@ use super::{
     UserStore,
 };
 use crate::StoreResult;
+use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::{from_micros, to_micros};
 
 #[derive(Clone)]
@@ -22,34 +23,6 @@ impl SqliteUsers {
         Self { pool }
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    email: Option<String>,
-    phone: Option<String>,
-    nickname: String,
-    birthday: Option<String>,
-    about: Option<String>,
-    created_at: i64,
-    password_hash: Option<String>,
-}
-
-impl UserRow {
-    fn into_user(self) -> User {
-        User {
-            id: self.id,
-            email: self.email,
-            phone: self.phone,
-            nickname: self.nickname,
-            birthday: self.birthday.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok()),
-            about: self.about,
-            created_at: from_micros(self.created_at),
-        }
-    }
-}
-
-const USER_COLUMNS: &str = "id, email, phone, nickname, birthday, about, created_at, password_hash";
 
 #[async_trait]
 impl UserStore for SqliteUsers {
@@ -79,7 +52,7 @@ impl UserStore for SqliteUsers {
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where id = ?"
         )))
         .bind(id)
@@ -89,16 +62,13 @@ impl UserStore for SqliteUsers {
     }
 
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
-        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where email = ?"
         )))
         .bind(email)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| {
-            let password_hash = row.password_hash.clone();
-            Credentials { user: row.into_user(), password_hash }
-        }))
+        Ok(row.map(UserRow::into_credentials))
     }
 
     async fn update_profile(
@@ -146,7 +116,7 @@ impl SqliteRefreshTokens {
 
 async fn insert_token<'e, E>(executor: E, token: &NewRefreshToken) -> StoreResult<()>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = Sqlite>,
 {
     sqlx::query(
         "insert into refresh_tokens (id, family_id, user_id, token_hash, expires_at, created_at)
@@ -163,16 +133,6 @@ where
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: Uuid,
-    family_id: Uuid,
-    user_id: Uuid,
-    expires_at: i64,
-    rotated_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
 #[async_trait]
 impl RefreshTokenStore for SqliteRefreshTokens {
     async fn insert(&self, token: NewRefreshToken) -> StoreResult<()> {
@@ -187,10 +147,9 @@ impl RefreshTokenStore for SqliteRefreshTokens {
     ) -> StoreResult<Rotation> {
         let now_micros = to_micros(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<TokenRow> = sqlx::query_as(
-            "select id, family_id, user_id, expires_at, rotated_at, revoked_at
-             from refresh_tokens where token_hash = ?",
-        )
+        let row: Option<TokenRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLUMNS} from refresh_tokens where token_hash = ?"
+        )))
         .bind(presented_hash)
         .fetch_optional(&mut *tx)
         .await?;

@@ -1,20 +1,19 @@
-//! SQLite implementation of the auction repository and the engine's ledger.
+//! SQLite implementation of the auction repository, and the auction statements of the embedded
+//! engine's writer.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use surge_core::auctions::{AuctionState, AuctionStatus};
+use surge_core::accounts::UserRef;
+use surge_core::auctions::AuctionState;
+use surge_core::text::fold;
 use uuid::Uuid;
 
-use super::{
-    AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery, SortKey,
-    SortValue, UserRef,
-};
+use super::{AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery};
 use crate::StoreResult;
+use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
+use crate::sql::{self, AUCTION_COLUMNS, AUCTION_FROM, AuctionRow, BidRow, BidsPage, SummaryRow};
 use crate::time::{from_micros, to_micros};
-
-/// Search folds titles the same way on every backend.
-pub use super::fold;
 
 #[derive(Clone)]
 pub struct SqliteAuctions {
@@ -26,82 +25,6 @@ impl SqliteAuctions {
         Self { pool }
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct AuctionRow {
-    id: Uuid,
-    seller_id: Uuid,
-    seller_nickname: String,
-    title: String,
-    description: String,
-    starting_price: i64,
-    min_increment: i64,
-    current_price: i64,
-    high_bidder_id: Option<Uuid>,
-    high_bidder_nickname: Option<String>,
-    bid_count: i64,
-    starts_at: i64,
-    ends_at: i64,
-    extend_seconds: i64,
-    closed_at: Option<i64>,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    id: Uuid,
-    title: String,
-    title_folded: String,
-    current_price: i64,
-    bid_count: i64,
-    starts_at: i64,
-    ends_at: i64,
-    created_at: i64,
-    thumbnail: Option<Uuid>,
-}
-
-#[derive(sqlx::FromRow)]
-struct BidRow {
-    id: Uuid,
-    auction_id: Uuid,
-    bidder_id: Uuid,
-    nickname: String,
-    amount: i64,
-    seq: i64,
-    placed_at: i64,
-}
-
-impl From<BidRow> for BidRecord {
-    fn from(row: BidRow) -> Self {
-        BidRecord {
-            id: row.id,
-            auction_id: row.auction_id,
-            bidder: UserRef { id: row.bidder_id, nickname: row.nickname },
-            amount: row.amount,
-            seq: row.seq,
-            placed_at: from_micros(row.placed_at),
-        }
-    }
-}
-
-fn sort_column(key: SortKey) -> &'static str {
-    match key {
-        SortKey::EndsAt => "a.ends_at",
-        SortKey::CurrentPrice => "a.current_price",
-        SortKey::CreatedAt => "a.created_at",
-        SortKey::Title => "a.title_folded",
-    }
-}
-
-fn bind_sort_value(builder: &mut QueryBuilder<Sqlite>, value: &SortValue) {
-    match value {
-        SortValue::Int(v) => builder.push_bind(*v),
-        SortValue::Text(v) => builder.push_bind(v.clone()),
-    };
-}
-
-const BID_COLUMNS: &str =
-    "b.id, b.auction_id, b.bidder_id, u.nickname, b.amount, b.seq, b.placed_at";
 
 #[async_trait]
 impl AuctionStore for SqliteAuctions {
@@ -142,16 +65,9 @@ impl AuctionStore for SqliteAuctions {
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<AuctionRecord>> {
-        let row: Option<AuctionRow> = sqlx::query_as(
-            "select a.id, a.seller_id, s.nickname as seller_nickname, a.title, a.description,
-                    a.starting_price, a.min_increment, a.current_price, a.high_bidder_id,
-                    h.nickname as high_bidder_nickname, a.bid_count, a.starts_at, a.ends_at,
-                    a.extend_seconds, a.closed_at, a.created_at
-             from auctions a
-             join users s on s.id = a.seller_id
-             left join users h on h.id = a.high_bidder_id
-             where a.id = ?",
-        )
+        let row: Option<AuctionRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {AUCTION_COLUMNS} {AUCTION_FROM} where a.id = ?"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -162,91 +78,13 @@ impl AuctionStore for SqliteAuctions {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(Some(AuctionRecord {
-            id: row.id,
-            seller: UserRef { id: row.seller_id, nickname: row.seller_nickname },
-            title: row.title,
-            description: row.description,
-            starting_price: row.starting_price,
-            min_increment: row.min_increment,
-            current_price: row.current_price,
-            high_bidder: row
-                .high_bidder_id
-                .zip(row.high_bidder_nickname)
-                .map(|(id, nickname)| UserRef { id, nickname }),
-            bid_count: row.bid_count,
-            starts_at: from_micros(row.starts_at),
-            ends_at: from_micros(row.ends_at),
-            extend_seconds: row.extend_seconds,
-            closed: row.closed_at.is_some(),
-            image_ids,
-            created_at: from_micros(row.created_at),
-        }))
+        Ok(Some(row.into_record(image_ids)))
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<AuctionSummary>> {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "select a.id, a.title, a.title_folded, a.current_price, a.bid_count, a.starts_at,
-                    a.ends_at, a.created_at,
-                    (select image_id from auction_images i
-                      where i.auction_id = a.id order by position limit 1) as thumbnail
-             from auctions a where 1 = 1",
-        );
-        if let Some(q) = &query.title_contains {
-            builder.push(" and instr(a.title_folded, ").push_bind(q.clone()).push(") > 0");
-        }
-        let now = to_micros(query.now);
-        match query.status {
-            Some(AuctionStatus::Upcoming) => {
-                builder.push(" and a.starts_at > ").push_bind(now);
-            }
-            Some(AuctionStatus::Live) => {
-                builder.push(" and a.starts_at <= ").push_bind(now);
-                builder.push(" and a.ends_at > ").push_bind(now);
-            }
-            Some(AuctionStatus::Ended) => {
-                builder.push(" and a.ends_at <= ").push_bind(now);
-            }
-            None => {}
-        }
-        if let Some(min) = query.min_price {
-            builder.push(" and a.current_price >= ").push_bind(min);
-        }
-        if let Some(max) = query.max_price {
-            builder.push(" and a.current_price <= ").push_bind(max);
-        }
-        let column = sort_column(query.sort.key);
-        let (cmp, dir) = if query.sort.descending { ("<", "desc") } else { (">", "asc") };
-        if let Some((value, id)) = &query.after {
-            builder.push(format!(" and ({column}, a.id) {cmp} ("));
-            bind_sort_value(&mut builder, value);
-            builder.push(", ").push_bind(*id).push(")");
-        }
-        builder.push(format!(" order by {column} {dir}, a.id {dir} limit "));
-        builder.push_bind(i64::from(query.limit));
-        let rows: Vec<SummaryRow> = builder.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let sort_value = match query.sort.key {
-                    SortKey::EndsAt => SortValue::Int(row.ends_at),
-                    SortKey::CurrentPrice => SortValue::Int(row.current_price),
-                    SortKey::CreatedAt => SortValue::Int(row.created_at),
-                    SortKey::Title => SortValue::Text(row.title_folded.clone()),
-                };
-                AuctionSummary {
-                    id: row.id,
-                    title: row.title,
-                    current_price: row.current_price,
-                    bid_count: row.bid_count,
-                    starts_at: from_micros(row.starts_at),
-                    ends_at: from_micros(row.ends_at),
-                    created_at: from_micros(row.created_at),
-                    thumbnail: row.thumbnail,
-                    sort_value,
-                }
-            })
-            .collect())
+        let rows: Vec<SummaryRow<Sqlite>> =
+            sql::auction_search::<Sqlite>(query).build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|row| row.into_summary(query.sort.key)).collect())
     }
 
     async fn bids_before(
@@ -255,16 +93,12 @@ impl AuctionStore for SqliteAuctions {
         before_seq: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<BidRecord>> {
-        let rows: Vec<BidRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "select {BID_COLUMNS} from bids b join users u on u.id = b.bidder_id
-             where b.auction_id = ? and b.seq < ? order by b.seq desc limit ?"
-        )))
-        .bind(auction_id)
-        .bind(before_seq.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(BidRecord::from).collect())
+        let page = BidsPage::Before(before_seq.unwrap_or(i64::MAX));
+        let rows: Vec<BidRow<Sqlite>> = sql::bids_page::<Sqlite>(auction_id, page, limit)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(BidRow::into_record).collect())
     }
 
     async fn bids_after(
@@ -273,16 +107,12 @@ impl AuctionStore for SqliteAuctions {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<BidRecord>> {
-        let rows: Vec<BidRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "select {BID_COLUMNS} from bids b join users u on u.id = b.bidder_id
-             where b.auction_id = ? and b.seq > ? order by b.seq asc limit ?"
-        )))
-        .bind(auction_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(BidRecord::from).collect())
+        let page = BidsPage::After(after_seq);
+        let rows: Vec<BidRow<Sqlite>> = sql::bids_page::<Sqlite>(auction_id, page, limit)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(BidRow::into_record).collect())
     }
 
     async fn due_for_closing(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
@@ -300,14 +130,8 @@ impl AuctionStore for SqliteAuctions {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("select id, nickname from users where id in (");
-        let mut separated = builder.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        builder.push(")");
-        let rows: Vec<(Uuid, String)> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(Uuid, String)> =
+            sql::user_refs::<Sqlite>(ids).build_query_as().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|(id, nickname)| UserRef { id, nickname }).collect())
     }
 }
@@ -349,10 +173,6 @@ impl StateRow {
     }
 }
 
-/// Most rows per multi-row INSERT: well under SQLite's bound-parameter limit, large enough that
-/// a batch of hundreds of bids is a handful of statements. A power of two.
-const ROWS_PER_INSERT: usize = 128;
-
 /// A bid to append, as the ledger stores it.
 #[derive(Debug, Clone)]
 pub struct NewBid {
@@ -364,63 +184,25 @@ pub struct NewBid {
     pub placed_at: DateTime<Utc>,
 }
 
-/// The outcome of a request made with an `Idempotency-Key`, as stored for replays.
-#[derive(Debug, Clone)]
-pub struct KeyedOutcome {
-    pub user_id: Uuid,
-    pub key: String,
-    pub request_hash: Vec<u8>,
-    pub response: String,
-    pub created_at: DateTime<Utc>,
+impl SqliteLedger {
+    /// The auction statements of the embedded writer, inside its current batch.
+    pub fn auctions(&mut self) -> AuctionLedger<'_> {
+        AuctionLedger { conn: self.connection() }
+    }
 }
 
-/// Runs a statement without binds or results (transaction control) on the writer's connection.
-pub(crate) async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> StoreResult<()> {
-    sqlx::query(sql).execute(conn).await?;
-    Ok(())
+/// Auction writes on the embedded writer's connection: they commit with the batch.
+pub struct AuctionLedger<'c> {
+    conn: &'c mut SqliteConnection,
 }
 
-/// The embedded engine's write side: one dedicated connection, driven by one task, which
-/// commits many commands per transaction so one fsync covers a whole batch.
-pub struct AuctionLedger {
-    conn: SqliteConnection,
-}
-
-impl AuctionLedger {
-    pub fn new(conn: SqliteConnection) -> Self {
-        Self { conn }
-    }
-
-    /// The writer's connection, for the other domains' statements inside the same batch.
-    pub(crate) fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
-    }
-
-    async fn exec(&mut self, sql: &'static str) -> StoreResult<()> {
-        exec(&mut self.conn, sql).await
-    }
-
-    /// Starts a batch. IMMEDIATE takes the write lock now, so no statement inside the batch can
-    /// fail later with a busy snapshot.
-    pub async fn begin(&mut self) -> StoreResult<()> {
-        self.exec("BEGIN IMMEDIATE").await
-    }
-
-    /// Ends a batch durably (one WAL fsync with `synchronous=FULL`).
-    pub async fn commit(&mut self) -> StoreResult<()> {
-        self.exec("COMMIT").await
-    }
-
-    pub async fn rollback(&mut self) -> StoreResult<()> {
-        self.exec("ROLLBACK").await
-    }
-
+impl AuctionLedger<'_> {
     /// The persisted hot state of an auction, for a cold start.
     pub async fn load_state(&mut self, id: Uuid) -> StoreResult<Option<AuctionState>> {
         let row: Option<StateRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where id = ?")))
                 .bind(id)
-                .fetch_optional(&mut self.conn)
+                .fetch_optional(&mut *self.conn)
                 .await?;
         Ok(row.map(StateRow::into_state))
     }
@@ -430,7 +212,7 @@ impl AuctionLedger {
     pub async fn open_states(&mut self) -> StoreResult<Vec<AuctionState>> {
         let rows: Vec<StateRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where closed_at is null")))
-                .fetch_all(&mut self.conn)
+                .fetch_all(&mut *self.conn)
                 .await?;
         Ok(rows.into_iter().map(StateRow::into_state).collect())
     }
@@ -454,7 +236,7 @@ impl AuctionLedger {
                     .push_bind(bid.amount)
                     .push_bind(to_micros(bid.placed_at));
             });
-            builder.build().execute(&mut self.conn).await?;
+            builder.build().execute(&mut *self.conn).await?;
         }
         Ok(())
     }
@@ -490,63 +272,8 @@ impl AuctionLedger {
                     closed_at = coalesce(auctions.closed_at, changed.closed_at)
                  from changed where auctions.id = changed.id",
             );
-            builder.build().execute(&mut self.conn).await?;
+            builder.build().execute(&mut *self.conn).await?;
         }
         Ok(())
-    }
-
-    /// The stored outcome of a keyed request newer than `since`: `(request_hash, response)`.
-    pub async fn idempotent_outcome(
-        &mut self,
-        user_id: Uuid,
-        key: &str,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Option<(Vec<u8>, String)>> {
-        Ok(sqlx::query_as(
-            "select request_hash, response from idempotency_keys
-             where user_id = ? and key = ? and created_at > ?",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(to_micros(since))
-        .fetch_optional(&mut self.conn)
-        .await?)
-    }
-
-    /// Remembers keyed requests' outcomes (replacing expired records of the same keys).
-    pub async fn remember_outcomes(&mut self, outcomes: &[KeyedOutcome]) -> StoreResult<()> {
-        for chunk in outcomes.chunks(ROWS_PER_INSERT) {
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "insert or replace into idempotency_keys (user_id, key, request_hash, response, created_at) ",
-            );
-            builder.push_values(chunk, |mut row, outcome| {
-                row.push_bind(outcome.user_id)
-                    .push_bind(outcome.key.clone())
-                    .push_bind(outcome.request_hash.clone())
-                    .push_bind(outcome.response.clone())
-                    .push_bind(to_micros(outcome.created_at));
-            });
-            builder.build().execute(&mut self.conn).await?;
-        }
-        Ok(())
-    }
-
-    /// Drops idempotency records older than `before`; returns how many.
-    pub async fn forget_outcomes_before(&mut self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("delete from idempotency_keys where created_at <= ?")
-            .bind(to_micros(before))
-            .execute(&mut self.conn)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}
-
-impl AuctionLedger {
-    /// A user's current nickname (for the winner in a `closed` event).
-    pub async fn nickname(&mut self, user_id: Uuid) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("select nickname from users where id = ?")
-            .bind(user_id)
-            .fetch_optional(&mut self.conn)
-            .await?)
     }
 }

@@ -1,17 +1,20 @@
 //! PostgreSQL implementation of the cinema repository.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use surge_core::cinema::{ScreeningState, Seat};
+use surge_core::text::fold;
 use uuid::Uuid;
 
 use super::{
     CinemaStore, MOVIE_COLUMNS, MovieRecord, NewScreening, NewTheater, ReservationRecord,
-    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
-    attach, genre_from, grade_from, screening_state, seats_from_text,
+    ScreeningRecord, ShowingMovie, ShowingQuery, StoredReservation, attach, screening_state,
+    seats_from_text,
 };
-use crate::auctions::fold;
+use crate::sql::{
+    self, MovieRow, RESERVATION_COLUMNS, ReservationRow, SCREENING_SELECT, ScreeningRow, SlotRow,
+};
 use crate::{StoreError, StoreResult};
 
 #[derive(Clone)]
@@ -50,62 +53,6 @@ impl PgCinema {
             cancelled: row.cancelled,
         });
         Ok(Some(screening_state(&record, reservations.collect())))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct MovieRow {
-    id: Uuid,
-    title: String,
-    grade: String,
-    genre: String,
-    release_date: NaiveDate,
-    thumbnail_url: String,
-    running_minutes: i32,
-}
-
-impl From<MovieRow> for MovieRecord {
-    fn from(row: MovieRow) -> Self {
-        MovieRecord {
-            id: row.id,
-            title: row.title,
-            grade: grade_from(&row.grade),
-            genre: genre_from(&row.genre),
-            release_date: row.release_date,
-            thumbnail_url: row.thumbnail_url,
-            running_minutes: i64::from(row.running_minutes),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SlotRow {
-    id: Uuid,
-    movie_id: Uuid,
-    theater_id: Uuid,
-    theater_name: String,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ReservationRow {
-    id: Uuid,
-    screening_id: Uuid,
-    user_id: Uuid,
-    seats: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<ReservationRow> for ReservationRecord {
-    fn from(row: ReservationRow) -> Self {
-        ReservationRecord {
-            id: row.id,
-            screening_id: row.screening_id,
-            user_id: row.user_id,
-            seats: seats_from_text(&row.seats),
-            created_at: row.created_at,
-        }
     }
 }
 
@@ -200,61 +147,36 @@ impl CinemaStore for PgCinema {
     }
 
     async fn screening(&self, id: Uuid) -> StoreResult<Option<ScreeningRecord>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            movie_id: Uuid,
-            theater_id: Uuid,
-            theater_name: String,
-            rows: i32,
-            cols: i32,
-            starts_at: DateTime<Utc>,
-            ends_at: DateTime<Utc>,
-        }
-        let row: Option<Row> = sqlx::query_as(
-            "select s.id, s.movie_id, s.theater_id, t.name as theater_name, t.rows, t.cols,
-                    s.starts_at, s.ends_at
-             from screenings s join theaters t on t.id = s.theater_id where s.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| ScreeningRecord {
-            id: row.id,
-            movie_id: row.movie_id,
-            theater: TheaterRef { id: row.theater_id, name: row.theater_name },
-            rows: row.rows as u8,
-            cols: row.cols as u8,
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
-        }))
+        let row: Option<ScreeningRow<Postgres>> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SCREENING_SELECT} where s.id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(ScreeningRow::into_record))
     }
 
     async fn now_showing(&self, query: &ShowingQuery) -> StoreResult<Vec<ShowingMovie>> {
-        let movies: Vec<MovieRow> =
-            movies_query(query, "").build_query_as().fetch_all(&self.pool).await?;
+        let movies: Vec<MovieRow> = sql::movies_showing::<Postgres>(query, "")
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
         if movies.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = movies.iter().map(|movie| movie.id).collect();
-        let slots: Vec<SlotRow> =
+        let slots: Vec<SlotRow<Postgres>> =
             slots_query(query, &ids, "").build_query_as().fetch_all(&self.pool).await?;
-        let slots = slots.into_iter().map(|slot| {
-            let at = ScreeningSlot {
-                id: slot.id,
-                theater: TheaterRef { id: slot.theater_id, name: slot.theater_name },
-                starts_at: slot.starts_at,
-                ends_at: slot.ends_at,
-            };
-            (slot.movie_id, at)
-        });
-        Ok(attach(movies.into_iter().map(MovieRecord::from).collect(), slots))
+        let movies = movies.into_iter().map(MovieRecord::from).collect();
+        Ok(attach(movies, slots.into_iter().map(SlotRow::into_slot)))
     }
 
     async fn now_showing_plan(&self, query: &ShowingQuery) -> StoreResult<Vec<String>> {
         let ids: Vec<Uuid> = self.now_showing(query).await?.iter().map(|m| m.movie.id).collect();
         let mut plan = Vec::new();
-        for mut explain in [movies_query(query, "explain "), slots_query(query, &ids, "explain ")] {
+        for mut explain in [
+            sql::movies_showing::<Postgres>(query, "explain "),
+            slots_query(query, &ids, "explain "),
+        ] {
             let rows: Vec<String> = explain.build_query_scalar().fetch_all(&self.pool).await?;
             plan.extend(rows);
         }
@@ -271,14 +193,13 @@ impl CinemaStore for PgCinema {
     }
 
     async fn reservation(&self, id: Uuid) -> StoreResult<Option<ReservationRecord>> {
-        let row: Option<ReservationRow> = sqlx::query_as(
-            "select id, screening_id, user_id, seats, created_at from reservations
-             where id = $1 and cancelled_at is null",
-        )
+        let row: Option<ReservationRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {RESERVATION_COLUMNS} from reservations where id = $1 and cancelled_at is null"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(ReservationRecord::from))
+        Ok(row.map(ReservationRow::into_record))
     }
 
     async fn reservations_of(
@@ -287,37 +208,13 @@ impl CinemaStore for PgCinema {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<ReservationRecord>> {
-        let rows: Vec<ReservationRow> = sqlx::query_as(
-            "select id, screening_id, user_id, seats, created_at from reservations
-             where user_id = $1 and cancelled_at is null and ($2::uuid is null or id < $2)
-             order by id desc limit $3",
-        )
-        .bind(user_id)
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(ReservationRecord::from).collect())
+        let rows: Vec<ReservationRow<Postgres>> =
+            sql::reservations_of::<Postgres>(user_id, before, limit)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(ReservationRow::into_record).collect())
     }
-}
-
-/// Movies with a screening in the window, newest release first.
-fn movies_query(query: &ShowingQuery, prefix: &str) -> QueryBuilder<Postgres> {
-    let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "{prefix}select {MOVIE_COLUMNS} from movies m
-         where exists (select 1 from screenings s where s.movie_id = m.id
-                       and s.starts_at >= "
-    ));
-    builder.push_bind(query.from).push(" and s.starts_at < ").push_bind(query.until);
-    builder.push(")");
-    if let Some(title) = &query.title_contains {
-        builder.push(" and strpos(m.title_folded, ").push_bind(title.clone()).push(") > 0");
-    }
-    if let Some(genre) = query.genre {
-        builder.push(" and m.genre = ").push_bind(genre.as_str());
-    }
-    builder.push(" order by m.release_date desc, m.id");
-    builder
 }
 
 /// The window's screenings of the given movies, by start time: one range scan of

@@ -1,20 +1,23 @@
 //! SQLite implementation of the cinema repository.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 use super::{
     CinemaStore, MOVIE_COLUMNS, MovieRecord, NewScreening, NewTheater, ReservationRecord,
-    ScreeningRecord, ScreeningSlot, ShowingMovie, ShowingQuery, StoredReservation, TheaterRef,
-    attach, genre_from, grade_from, screening_state, seats_from_text, seats_to_text,
+    ScreeningRecord, ShowingMovie, ShowingQuery, StoredReservation, attach, screening_state,
+    seats_from_text, seats_to_text,
 };
-use crate::auctions::fold;
-use crate::auctions::sqlite::{AuctionLedger, exec};
+use crate::ledger::{SqliteLedger, begin_command, end_command};
+use crate::sql::{
+    self, MovieRow, RESERVATION_COLUMNS, ReservationRow, SCREENING_SELECT, ScreeningRow, SlotRow,
+};
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
 use surge_core::cinema::{ScreeningState, Seat};
+use surge_core::text::fold;
 
 #[derive(Clone)]
 pub struct SqliteCinema {
@@ -24,62 +27,6 @@ pub struct SqliteCinema {
 impl SqliteCinema {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct MovieRow {
-    id: Uuid,
-    title: String,
-    grade: String,
-    genre: String,
-    release_date: NaiveDate,
-    thumbnail_url: String,
-    running_minutes: i64,
-}
-
-impl From<MovieRow> for MovieRecord {
-    fn from(row: MovieRow) -> Self {
-        MovieRecord {
-            id: row.id,
-            title: row.title,
-            grade: grade_from(&row.grade),
-            genre: genre_from(&row.genre),
-            release_date: row.release_date,
-            thumbnail_url: row.thumbnail_url,
-            running_minutes: row.running_minutes,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SlotRow {
-    id: Uuid,
-    movie_id: Uuid,
-    theater_id: Uuid,
-    theater_name: String,
-    starts_at: i64,
-    ends_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct ReservationRow {
-    id: Uuid,
-    screening_id: Uuid,
-    user_id: Uuid,
-    seats: String,
-    created_at: i64,
-}
-
-impl From<ReservationRow> for ReservationRecord {
-    fn from(row: ReservationRow) -> Self {
-        ReservationRecord {
-            id: row.id,
-            screening_id: row.screening_id,
-            user_id: row.user_id,
-            seats: seats_from_text(&row.seats),
-            created_at: from_micros(row.created_at),
-        }
     }
 }
 
@@ -177,30 +124,22 @@ impl CinemaStore for SqliteCinema {
 
     async fn now_showing(&self, query: &ShowingQuery) -> StoreResult<Vec<ShowingMovie>> {
         let movies: Vec<MovieRow> =
-            movies_query(query, "").build_query_as().fetch_all(&self.pool).await?;
+            sql::movies_showing::<Sqlite>(query, "").build_query_as().fetch_all(&self.pool).await?;
         if movies.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = movies.iter().map(|movie| movie.id).collect();
-        let slots: Vec<SlotRow> =
+        let slots: Vec<SlotRow<Sqlite>> =
             slots_query(query, &ids, "").build_query_as().fetch_all(&self.pool).await?;
-        let slots = slots.into_iter().map(|slot| {
-            let at = ScreeningSlot {
-                id: slot.id,
-                theater: TheaterRef { id: slot.theater_id, name: slot.theater_name },
-                starts_at: from_micros(slot.starts_at),
-                ends_at: from_micros(slot.ends_at),
-            };
-            (slot.movie_id, at)
-        });
-        Ok(attach(movies.into_iter().map(MovieRecord::from).collect(), slots))
+        let movies = movies.into_iter().map(MovieRecord::from).collect();
+        Ok(attach(movies, slots.into_iter().map(SlotRow::into_slot)))
     }
 
     async fn now_showing_plan(&self, query: &ShowingQuery) -> StoreResult<Vec<String>> {
         let ids: Vec<Uuid> = self.now_showing(query).await?.iter().map(|m| m.movie.id).collect();
         let mut plan = Vec::new();
         for mut explain in [
-            movies_query(query, "explain query plan "),
+            sql::movies_showing::<Sqlite>(query, "explain query plan "),
             slots_query(query, &ids, "explain query plan "),
         ] {
             let rows: Vec<(i64, i64, i64, String)> =
@@ -220,14 +159,13 @@ impl CinemaStore for SqliteCinema {
     }
 
     async fn reservation(&self, id: Uuid) -> StoreResult<Option<ReservationRecord>> {
-        let row: Option<ReservationRow> = sqlx::query_as(
-            "select id, screening_id, user_id, seats, created_at from reservations
-             where id = ? and cancelled_at is null",
-        )
+        let row: Option<ReservationRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {RESERVATION_COLUMNS} from reservations where id = ? and cancelled_at is null"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(ReservationRecord::from))
+        Ok(row.map(ReservationRow::into_record))
     }
 
     async fn reservations_of(
@@ -236,39 +174,17 @@ impl CinemaStore for SqliteCinema {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<ReservationRecord>> {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "select id, screening_id, user_id, seats, created_at from reservations where user_id = ",
-        );
-        builder.push_bind(user_id).push(" and cancelled_at is null");
-        if let Some(before) = before {
-            builder.push(" and id < ").push_bind(before);
-        }
-        builder.push(" order by id desc limit ").push_bind(i64::from(limit));
-        let rows: Vec<ReservationRow> = builder.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(ReservationRecord::from).collect())
+        let rows: Vec<ReservationRow<Sqlite>> =
+            sql::reservations_of::<Sqlite>(user_id, before, limit)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(ReservationRow::into_record).collect())
     }
 }
 
-/// Movies with a screening in the window, newest release first.
-fn movies_query(query: &ShowingQuery, prefix: &str) -> QueryBuilder<Sqlite> {
-    let (from, until) = (to_micros(query.from), to_micros(query.until));
-    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-        "{prefix}select {MOVIE_COLUMNS} from movies m
-         where exists (select 1 from screenings s where s.movie_id = m.id
-                       and s.starts_at >= "
-    ));
-    builder.push_bind(from).push(" and s.starts_at < ").push_bind(until).push(")");
-    if let Some(title) = &query.title_contains {
-        builder.push(" and instr(m.title_folded, ").push_bind(title.clone()).push(") > 0");
-    }
-    if let Some(genre) = query.genre {
-        builder.push(" and m.genre = ").push_bind(genre.as_str());
-    }
-    builder.push(" order by m.release_date desc, m.id");
-    builder
-}
-
-/// The window's screenings of the given movies, by start time.
+/// The window's screenings of the given movies, by start time: an id list, as SQLite has no
+/// arrays (`null` for none, which matches nothing).
 fn slots_query(query: &ShowingQuery, ids: &[Uuid], prefix: &str) -> QueryBuilder<Sqlite> {
     let mut slots: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
         "{prefix}select s.id, s.movie_id, s.theater_id, t.name as theater_name, s.starts_at,
@@ -292,41 +208,20 @@ fn slots_query(query: &ShowingQuery, ids: &[Uuid], prefix: &str) -> QueryBuilder
     slots
 }
 
+/// A screening, on the pool or on the embedded writer's connection.
 async fn screening(
     executor: impl SqliteExecutor<'_>,
     id: Uuid,
 ) -> StoreResult<Option<ScreeningRecord>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: Uuid,
-        movie_id: Uuid,
-        theater_id: Uuid,
-        theater_name: String,
-        rows: i64,
-        cols: i64,
-        starts_at: i64,
-        ends_at: i64,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "select s.id, s.movie_id, s.theater_id, t.name as theater_name, t.rows, t.cols,
-                s.starts_at, s.ends_at
-         from screenings s join theaters t on t.id = s.theater_id where s.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(executor)
-    .await?;
-    Ok(row.map(|row| ScreeningRecord {
-        id: row.id,
-        movie_id: row.movie_id,
-        theater: TheaterRef { id: row.theater_id, name: row.theater_name },
-        rows: row.rows as u8,
-        cols: row.cols as u8,
-        starts_at: from_micros(row.starts_at),
-        ends_at: from_micros(row.ends_at),
-    }))
+    let row: Option<ScreeningRow<Sqlite>> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SCREENING_SELECT} where s.id = ?")))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
+    Ok(row.map(ScreeningRow::into_record))
 }
 
-impl AuctionLedger {
+impl SqliteLedger {
     /// The cinema statements of the embedded writer, inside its current batch.
     pub fn reservations(&mut self) -> ReservationLedger<'_> {
         ReservationLedger { conn: self.connection() }
@@ -378,25 +273,16 @@ impl ReservationLedger<'_> {
     /// Records a reservation and its seats, all or nothing (the batch goes on if this fails);
     /// the seats' primary key refuses a double booking even if the engine were wrong.
     pub async fn insert(&mut self, reservation: &ReservationRecord) -> StoreResult<()> {
-        exec(self.conn, "SAVEPOINT reservation").await?;
+        begin_command(self.conn).await?;
         let written = self.insert_rows(reservation).await;
-        self.end_savepoint(written).await
+        end_command(self.conn, written).await
     }
 
     /// Marks a reservation cancelled at `at` and frees its seats, all or nothing.
     pub async fn cancel(&mut self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
-        exec(self.conn, "SAVEPOINT reservation").await?;
+        begin_command(self.conn).await?;
         let written = self.cancel_rows(id, at).await;
-        self.end_savepoint(written).await
-    }
-
-    /// Keeps the savepoint's writes if `written` is `Ok`, else undoes them (and only them).
-    async fn end_savepoint(&mut self, written: StoreResult<()>) -> StoreResult<()> {
-        if written.is_err() {
-            exec(self.conn, "ROLLBACK TO SAVEPOINT reservation").await?;
-        }
-        exec(self.conn, "RELEASE SAVEPOINT reservation").await?;
-        written
+        end_command(self.conn, written).await
     }
 
     async fn insert_rows(&mut self, reservation: &ReservationRecord) -> StoreResult<()> {

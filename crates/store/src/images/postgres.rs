@@ -1,12 +1,12 @@
 //! PostgreSQL implementation of the image metadata repository.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use super::{ImageRecord, ImageStore};
 use crate::StoreResult;
+use crate::sql::{self, IMAGE_COLUMNS, ImageRow};
 
 #[derive(Clone)]
 pub struct PgImages {
@@ -37,28 +37,21 @@ impl ImageStore for PgImages {
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<ImageRecord>> {
-        let row: Option<(Uuid, Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
-            "select id, owner_id, content_type, bytes, created_at from images where id = $1",
-        )
+        let row: Option<ImageRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {IMAGE_COLUMNS} from images where id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, owner_id, content_type, bytes, created_at)| ImageRecord {
-            id,
-            owner_id,
-            content_type,
-            bytes,
-            created_at,
-        }))
+        Ok(row.map(ImageRow::into_record))
     }
 
     async fn owned_by(&self, owner_id: Uuid, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(sqlx::query_scalar("select id from images where owner_id = $1 and id = any($2)")
-            .bind(owner_id)
-            .bind(ids)
+        Ok(sql::images_owned_by::<Postgres>(owner_id, ids)
+            .build_query_scalar()
             .fetch_all(&self.pool)
             .await?)
     }

@@ -1,12 +1,13 @@
 //! SQLite implementation of the image metadata repository.
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::{ImageRecord, ImageStore};
 use crate::StoreResult;
-use crate::time::{from_micros, to_micros};
+use crate::sql::{self, IMAGE_COLUMNS, ImageRow};
+use crate::time::to_micros;
 
 #[derive(Clone)]
 pub struct SqliteImages {
@@ -36,33 +37,22 @@ impl ImageStore for SqliteImages {
     }
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<ImageRecord>> {
-        let row: Option<(Uuid, Uuid, String, i64, i64)> = sqlx::query_as(
-            "select id, owner_id, content_type, bytes, created_at from images where id = ?",
-        )
+        let row: Option<ImageRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {IMAGE_COLUMNS} from images where id = ?"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, owner_id, content_type, bytes, created_at)| ImageRecord {
-            id,
-            owner_id,
-            content_type,
-            bytes,
-            created_at: from_micros(created_at),
-        }))
+        Ok(row.map(ImageRow::into_record))
     }
 
     async fn owned_by(&self, owner_id: Uuid, ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("select id from images where owner_id = ");
-        builder.push_bind(owner_id).push(" and id in (");
-        let mut separated = builder.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        builder.push(")");
-        Ok(builder.build_query_scalar().fetch_all(&self.pool).await?)
+        Ok(sql::images_owned_by::<Sqlite>(owner_id, ids)
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -1,11 +1,11 @@
 //! Auctions: creation, reads, keyset search, bid history, closing.
 
 use chrono::{DateTime, Utc};
+use surge_core::accounts::UserRef;
 use surge_core::auctions::{AuctionStatus, ValidAuction};
+use surge_core::text::fold;
 use surge_store::StoreError;
-use surge_store::auctions::{
-    AuctionSummary, NewAuction, SearchQuery, Sort, SortKey, SortValue, UserRef, fold,
-};
+use surge_store::auctions::{AuctionSummary, NewAuction, SearchQuery, Sort, SortKey, SortValue};
 use surge_store::time::to_micros;
 use uuid::Uuid;
 

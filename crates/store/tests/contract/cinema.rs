@@ -104,7 +104,7 @@ async fn now_showing_lists_movies_screened_in_the_window_newest_release_first(ba
     screening(backend, mid, hall, 7 * 24 * HOUR).await.unwrap();
 
     let query = |title: Option<&str>, genre| ShowingQuery {
-        title_contains: title.map(surge_store::auctions::fold),
+        title_contains: title.map(surge_core::text::fold),
         genre,
         from: t(0),
         until: t(7 * 24 * HOUR),

@@ -109,7 +109,7 @@ async fn two_thousand_users_rush_a_five_by_five_screening_and_no_seat_is_sold_tw
     let sold = check(&rush, &cinema.seat_map().await);
     assert!(!sold.is_empty());
     // The seats table (persisted asynchronously on the distributed backend) catches up.
-    let store = &cinema.app.state.cinema;
+    let store = &cinema.app.state.cinema.store;
     let screening = Uuid::parse_str(&cinema.screening).unwrap();
     let waited = Instant::now();
     loop {

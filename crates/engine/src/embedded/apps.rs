@@ -1,0 +1,18 @@
+//! The apps the embedded writer serves: the one place an app's state joins the writer (a field
+//! here and its entry in [`Apps::each`]).
+
+use super::auctions::AuctionsWriter;
+use super::cinema::CinemaWriter;
+use super::writer::AppWriter;
+
+pub(crate) struct Apps {
+    pub auctions: AuctionsWriter,
+    pub cinema: CinemaWriter,
+}
+
+impl Apps {
+    /// Every app, for the batch's hooks.
+    pub fn each(&mut self) -> [&mut dyn AppWriter; 2] {
+        [&mut self.auctions, &mut self.cinema]
+    }
+}
