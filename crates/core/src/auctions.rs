@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::MAX_MONEY;
+use crate::accounts::UserRef;
 use crate::validation::{FieldErrors, char_len};
 
 pub const TITLE_MAX: usize = 120;
@@ -152,7 +153,8 @@ pub struct AuctionState {
     pub extend_seconds: i64,
     /// Highest accepted bid, or `starting_price` while there is none.
     pub current_price: i64,
-    pub high_bidder: Option<Uuid>,
+    /// Who placed the highest bid (as they were named then): the winner once it ends.
+    pub high_bidder: Option<UserRef>,
     /// Number of accepted bids, which is also the `seq` of the latest one.
     pub bid_count: i64,
     /// Set once the closer has announced the result.
@@ -179,32 +181,43 @@ impl AuctionState {
 pub enum AuctionCommand {
     PlaceBid {
         bid_id: Uuid,
-        bidder_id: Uuid,
+        bidder: UserRef,
         amount: i64,
     },
     /// Announce the result once the end time has passed.
     Close,
 }
 
-/// Something that happened to an auction. `seq` of a bid counts accepted bids from 1.
+/// Something that happened to an auction: what subscribers see, what the shard stream carries
+/// and what PostgreSQL applies. `seq` counts accepted bids from 1; the extension and the close
+/// carry the seq of the latest bid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AuctionEvent {
+    /// An accepted bid; the price is now `amount`, and `ends_at` is the end right after it.
     BidPlaced {
         bid_id: Uuid,
-        bidder_id: Uuid,
+        bidder: UserRef,
         amount: i64,
         seq: i64,
         placed_at: DateTime<Utc>,
-    },
-    /// Anti-sniping: a late bid pushed the end back.
-    Extended {
         ends_at: DateTime<Utc>,
     },
-    Closed {
-        winner: Option<Uuid>,
-        final_price: i64,
-    },
+    /// Anti-sniping: the bid `seq` came late and pushed the end back to `ends_at`.
+    Extended { seq: i64, ends_at: DateTime<Utc> },
+    /// The result, announced once the end has passed.
+    Closed { seq: i64, winner: Option<UserRef>, final_price: i64, closed_at: DateTime<Utc> },
+}
+
+impl AuctionEvent {
+    /// The seq of the latest bid when this happened (a reconnecting client's `Last-Event-ID`).
+    pub fn seq(&self) -> i64 {
+        match self {
+            AuctionEvent::BidPlaced { seq, .. }
+            | AuctionEvent::Extended { seq, .. }
+            | AuctionEvent::Closed { seq, .. } => *seq,
+        }
+    }
 }
 
 /// Why a command was refused. Each maps to one API error code.
@@ -232,33 +245,37 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Result<Vec<AuctionEvent>, Rejection> {
     match *command {
-        AuctionCommand::PlaceBid { bid_id, bidder_id, amount } => {
+        AuctionCommand::PlaceBid { bid_id, ref bidder, amount } => {
             match state.status(now) {
                 AuctionStatus::Upcoming => return Err(Rejection::NotStarted),
                 AuctionStatus::Ended => return Err(Rejection::Ended),
                 AuctionStatus::Live if state.closed => return Err(Rejection::Ended),
                 AuctionStatus::Live => {}
             }
-            if bidder_id == state.seller_id {
+            if bidder.id == state.seller_id {
                 return Err(Rejection::OwnAuction);
             }
             let min_amount = state.min_next_bid();
             if amount < min_amount {
                 return Err(Rejection::TooLow { min_amount });
             }
-            let mut events = vec![AuctionEvent::BidPlaced {
-                bid_id,
-                bidder_id,
-                amount,
-                seq: state.bid_count + 1,
-                placed_at: now,
-            }];
+            let seq = state.bid_count + 1;
             let window = Duration::seconds(state.extend_seconds);
-            if state.extend_seconds > 0
+            let extends = state.extend_seconds > 0
                 && state.ends_at - now <= window
-                && now + window > state.ends_at
-            {
-                events.push(AuctionEvent::Extended { ends_at: now + window });
+                && now + window > state.ends_at;
+            let ends_at = if extends { now + window } else { state.ends_at };
+            let placed = AuctionEvent::BidPlaced {
+                bid_id,
+                bidder: bidder.clone(),
+                amount,
+                seq,
+                placed_at: now,
+                ends_at,
+            };
+            let mut events = vec![placed];
+            if extends {
+                events.push(AuctionEvent::Extended { seq, ends_at });
             }
             Ok(events)
         }
@@ -269,8 +286,10 @@ pub fn decide(
                 Err(Rejection::NotEnded)
             } else {
                 Ok(vec![AuctionEvent::Closed {
-                    winner: state.high_bidder,
+                    seq: state.bid_count,
+                    winner: state.high_bidder.clone(),
                     final_price: state.current_price,
+                    closed_at: now,
                 }])
             }
         }
@@ -279,13 +298,14 @@ pub fn decide(
 
 /// Folds one event into the state. Events come only from [`decide`], so this cannot fail.
 pub fn apply(state: &mut AuctionState, event: &AuctionEvent) {
-    match *event {
-        AuctionEvent::BidPlaced { bidder_id, amount, seq, .. } => {
-            state.current_price = amount;
-            state.high_bidder = Some(bidder_id);
-            state.bid_count = seq;
+    match event {
+        AuctionEvent::BidPlaced { bidder, amount, seq, ends_at, .. } => {
+            state.current_price = *amount;
+            state.high_bidder = Some(bidder.clone());
+            state.bid_count = *seq;
+            state.ends_at = *ends_at;
         }
-        AuctionEvent::Extended { ends_at } => state.ends_at = ends_at,
+        AuctionEvent::Extended { ends_at, .. } => state.ends_at = *ends_at,
         AuctionEvent::Closed { .. } => state.closed = true,
     }
 }

@@ -280,7 +280,7 @@ pub enum ReservationCommand {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReservationEvent {
     Reserved { reservation_id: Uuid, user_id: Uuid, seats: Vec<Seat>, at: DateTime<Utc> },
-    Cancelled { reservation_id: Uuid, user_id: Uuid, seats: Vec<Seat> },
+    Cancelled { reservation_id: Uuid, user_id: Uuid, seats: Vec<Seat>, at: DateTime<Utc> },
 }
 
 /// Why a reservation command was refused. Each maps to one API error.
@@ -348,6 +348,7 @@ pub fn decide(
                 reservation_id: *reservation_id,
                 user_id: *user_id,
                 seats: held.seats.clone(),
+                at: now,
             }])
         }
     }

@@ -9,6 +9,7 @@
 //! - [`accounts`]: sign-up and profile validation, and [`accounts::UserRef`].
 //! - [`auctions`]: auction creation rules and the bid decision (`decide` / `apply`).
 //! - [`cinema`]: seat codes and the reservation decision.
+//! - [`events`]: one event shape per app, and the envelope that addresses it to its entity.
 //! - [`idempotency`]: the `Idempotency-Key` every app's keyed commands share.
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
 //! - [`sharding`]: which shard an entity belongs to.
@@ -18,6 +19,7 @@
 pub mod accounts;
 pub mod auctions;
 pub mod cinema;
+pub mod events;
 pub mod idempotency;
 pub mod ratelimit;
 pub mod sharding;

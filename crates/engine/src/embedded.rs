@@ -15,6 +15,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use surge_core::auctions::AuctionEvent;
 use surge_store::cinema::CinemaStore;
 use surge_store::db::SqliteDb;
 use surge_store::ledger::SqliteLedger;
@@ -52,7 +53,7 @@ impl EmbeddedEngine {
     /// Starts the writer on its own connection to `db`, with every app's state restored.
     pub async fn start(
         db: &SqliteDb,
-        fanout: Arc<Fanout>,
+        fanout: Arc<Fanout<AuctionEvent>>,
         clock: Arc<dyn Clock>,
         max_batch: usize,
     ) -> Result<(Self, WriterTask), EngineError> {

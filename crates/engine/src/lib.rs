@@ -6,14 +6,15 @@
 //!
 //! # Layout
 //! - [`clock`]: the one source of "now", replaceable in tests.
+//! - [`feed`]: live events per entity, for subscribers.
 //! - [`cache`]: the two-tier (process, then Redis) single-flight cache for hot reads.
-//! - [`auctions`]: the contended-command port for bids and closing, and the event feed.
+//! - [`auctions`]: the contended-command port for bids and closing.
 //! - [`cinema`]: the contended-command port for seat reservations.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
 //! - [`redis`]: the distributed implementations on Redis (+ PostgreSQL through the persisters).
-//! - [`workers`]: background jobs shared by both deployments (the auction closer).
+//! - [`workers`]: singleton background jobs, registered in one list (the auction closer, …).
 
 pub mod auctions;
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod cinema;
 pub mod clock;
 pub mod embedded;
 pub mod error;
+pub mod feed;
 pub mod ratelimit;
 pub mod redis;
 pub mod workers;

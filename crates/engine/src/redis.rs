@@ -52,6 +52,7 @@ pub use ratelimit::RedisRateLimiter;
 pub use reads::LiveAuctionStore;
 pub use replica::{Replica, ReplicaSettings, ReplicaTasks};
 pub use shards::Shards;
+pub use tailer::LiveFeeds;
 
 use crate::EngineError;
 

@@ -121,7 +121,7 @@ async fn agree(world: &World, scenario: &Scenario) -> Result<(), String> {
         world.clock.set(now);
         let bidder = world.people[who].clone();
         let bid_id = Uuid::now_v7();
-        let command = AuctionCommand::PlaceBid { bid_id, bidder_id: bidder.id, amount };
+        let command = AuctionCommand::PlaceBid { bid_id, bidder: bidder.clone(), amount };
         let expected = auctions::decide(&model, &command, now);
         let actual = world
             .engine
@@ -152,7 +152,7 @@ async fn agree(world: &World, scenario: &Scenario) -> Result<(), String> {
         world.auctions.get(id).await.map_err(|e| e.to_string())?.ok_or("auction vanished")?;
     if (stored.current_price, stored.bid_count, stored.ends_at)
         != (model.current_price, model.bid_count, model.ends_at)
-        || stored.high_bidder.as_ref().map(|h| h.id) != model.high_bidder
+        || stored.high_bidder != model.high_bidder
     {
         return Err(format!("persisted {stored:?} differs from the model {model:?}"));
     }

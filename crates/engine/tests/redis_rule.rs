@@ -53,7 +53,7 @@ fn bid(auction_id: Uuid, bid_id: Uuid, bidder: usize, amount: i64) -> PlaceBid {
 
 /// Creates the hot state of an auction Redis has never seen.
 async fn load(engine: &RedisAuctions, state: &AuctionState) -> Result<LoadResult, EngineError> {
-    engine.load(state, None, "0-0").await
+    engine.load(state, "0-0").await
 }
 
 fn at(micros: i64) -> DateTime<Utc> {
@@ -62,11 +62,6 @@ fn at(micros: i64) -> DateTime<Utc> {
 
 fn user(n: usize) -> Uuid {
     Uuid::from_u128(0x5eed_0000 + n as u128)
-}
-
-/// The `n` that [`user`] made `id` from.
-fn bidder_index(id: Uuid) -> usize {
-    (id.as_u128() - 0x5eed_0000) as usize
 }
 
 // ---- the scenario --------------------------------------------------------------------------
@@ -173,14 +168,14 @@ fn entry(auction: &AuctionState, event: &AuctionEvent, command_bid: Uuid, now: i
         AuctionEvent::Closed { .. } => unreachable!("bids never close an auction"),
     };
     // Both entries of one bid describe the bid and the auction right after it.
-    let bidder = auction.high_bidder.unwrap();
+    let bidder = auction.high_bidder.clone().unwrap();
     [
         ("type", kind.to_owned()),
         ("auction_id", auction.id.to_string()),
         ("event_id", event_id),
         ("seq", auction.bid_count.to_string()),
-        ("bidder", bidder.to_string()),
-        ("nickname", nickname(bidder_index(bidder))),
+        ("bidder", bidder.id.to_string()),
+        ("nickname", bidder.nickname),
         ("amount", auction.current_price.to_string()),
         ("placed_at", now.to_string()),
         ("ends_at", auction.ends_at.timestamp_micros().to_string()),
@@ -223,7 +218,8 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
         ends_at: at(starts_at + scenario.duration),
         extend_seconds: scenario.extend_seconds,
         current_price: scenario.starting_price + 7 * scenario.prior_bids,
-        high_bidder: (scenario.prior_bids > 0).then(|| user(1)),
+        high_bidder: (scenario.prior_bids > 0)
+            .then(|| UserRef { id: user(1), nickname: nickname(1) }),
         bid_count: scenario.prior_bids,
         closed: scenario.closed,
     };
@@ -249,8 +245,8 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
             Amount::Exactly(amount) => amount,
         };
         let bid_id = Uuid::new_v4();
-        let bidder_id = user(step.bidder);
-        let command = AuctionCommand::PlaceBid { bid_id, bidder_id, amount };
+        let bidder = UserRef { id: user(step.bidder), nickname: nickname(step.bidder) };
+        let command = AuctionCommand::PlaceBid { bid_id, bidder, amount };
         let expected = match auctions::decide(&pure, &command, at(now)) {
             Ok(events) => {
                 for event in &events {
@@ -490,7 +486,7 @@ async fn check_batches(
     for placed in &bids {
         let command = AuctionCommand::PlaceBid {
             bid_id: placed.bid_id,
-            bidder_id: placed.bidder.id,
+            bidder: placed.bidder.clone(),
             amount: placed.amount,
         };
         expected.push(match auctions::decide(&pure, &command, at(now)) {

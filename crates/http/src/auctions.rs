@@ -7,18 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use surge_core::accounts::UserRef;
+use surge_core::auctions::AuctionEvent;
 use surge_core::auctions::{AuctionDraft, AuctionStatus, validate_draft};
 use surge_core::text::fold;
 use surge_core::validation::FieldErrors;
-use surge_engine::auctions::{AuctionCommands, AuctionFeed};
+use surge_engine::auctions::AuctionCommands;
 use surge_engine::clock::Clock;
+use surge_engine::feed::Feed;
 use surge_store::accounts::UserStore;
 use surge_store::auctions::{
     AuctionRecord, AuctionStore, AuctionSummary, NewAuction, SearchQuery, Sort, SortValue,
@@ -28,13 +30,20 @@ use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::accounts::tokens::TokenService;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::images::image_url;
 use crate::pagination::{self, Page};
-use crate::state::{AppState, Nicknames};
+use crate::users::Nicknames;
 
-pub fn router() -> Router<AppState> {
+/// The auction routes, for any state that holds an [`AuctionsState`].
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AuctionsState: FromRef<S>,
+    Arc<TokenService>: FromRef<S>,
+{
     Router::new()
         .route("/api/v1/auctions", get(search).post(create))
         .route("/api/v1/auctions/{id}", get(get_auction))
@@ -65,7 +74,7 @@ pub struct AuctionsServices {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn AuctionStore>,
     pub commands: Arc<dyn AuctionCommands>,
-    pub feed: Arc<dyn AuctionFeed>,
+    pub feed: Arc<dyn Feed<AuctionEvent>>,
     /// For the bidder's nickname when the cache does not have it.
     pub users: Arc<dyn UserStore>,
     pub nicknames: Nicknames,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -32,12 +32,18 @@ use surge_store::cinema::{
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::accounts::tokens::TokenService;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::response::JsonBody;
-use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+/// The cinema routes, for any state that holds a [`CinemaState`].
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CinemaState: FromRef<S>,
+    Arc<TokenService>: FromRef<S>,
+{
     Router::new()
         .route("/api/v1/movies", get(now_showing))
         .route("/api/v1/screenings/{id}/seats", get(seat_map))

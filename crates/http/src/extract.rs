@@ -1,9 +1,11 @@
 //! Extractors that turn every rejection into the API's error shape: axum's own rejections are
 //! plain text, which clients of a JSON API should never have to parse.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use uuid::Uuid;
 
+use crate::accounts::tokens::TokenService;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// JSON body in, JSON body out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -174,30 +176,36 @@ fn bearer_or_cookie(parts: &Parts) -> Option<&str> {
         .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<TokenService>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_or_cookie(parts).ok_or_else(ApiError::unauthorized)?;
-        let claims = state.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
+        let tokens = Arc::<TokenService>::from_ref(state);
+        let claims = tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
         Ok(AuthUser { id: claims.sub, roles: claims.roles.clone() })
     }
 }
 
-impl OptionalFromRequestParts<AppState> for AuthUser {
+impl<S> OptionalFromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<TokenService>: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         if bearer_or_cookie(parts).is_none() {
             return Ok(None);
         }
-        <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+        <AuthUser as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`images`]: uploads and downloads.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the generated OpenAPI 3.1 document and `/api/docs`.
-//! - [`error`], [`extract`], [`pagination`], [`response`], [`state`]: the shared pieces.
+//! - [`error`], [`extract`], [`pagination`], [`response`], [`state`], [`users`]: the shared
+//!   pieces. App modules import only these (never [`state`], which lists the apps).
 
 pub mod accounts;
 pub mod auctions;
@@ -23,6 +24,7 @@ pub mod operations;
 pub mod pagination;
 pub mod response;
 pub mod state;
+pub mod users;
 
 use std::any::Any;
 use std::collections::HashMap;

@@ -1,10 +1,10 @@
 //! What every handler can reach: the shared ports (accounts, images, auth, limits, operations)
 //! and one sub-state per app ([`crate::auctions::AuctionsState`],
 //! [`crate::cinema::CinemaState`]), which that app's handlers extract on their own
-//! (`State<CinemaState>`, through axum's `FromRef`).
+//! (`State<CinemaState>`, through axum's `FromRef`). App modules never import this one: their
+//! routers are generic over any state their sub-state comes from.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::FromRef;
@@ -14,11 +14,11 @@ use surge_engine::ratelimit::{Quota, RateLimiter};
 use surge_store::accounts::{RefreshTokenStore, UserStore};
 use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
+use crate::users::Nicknames;
 
 /// Answers `/readyz`: are the dependencies reachable?
 #[async_trait]
@@ -81,13 +81,11 @@ pub struct Services {
     pub cinema: CinemaState,
 }
 
-/// A short-lived cache of nicknames by user id (cloning shares it).
-pub type Nicknames = moka::sync::Cache<Uuid, Arc<str>>;
-
-/// The nickname cache every app shares: short-lived, so a renamed user is seen within a minute
-/// everywhere (and at once on the replica that renamed them).
-pub fn nickname_cache() -> Nicknames {
-    moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build()
+/// What the authentication extractor needs, from any app's router.
+impl FromRef<AppState> for Arc<TokenService> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
 }
 
 impl FromRef<AppState> for AuctionsState {

@@ -7,17 +7,20 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::local::LocalFileSystem;
+use surge_core::auctions::AuctionEvent;
 use surge_engine::clock::{Clock, SystemClock};
 use surge_engine::embedded::{EmbeddedEngine, Fanout, InProcessRateLimiter, WriterTask};
 use surge_engine::ratelimit::{Quota, RateLimiter};
 use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
 use surge_engine::redis::{
-    KeySpace, RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks, Shards,
+    KeySpace, LiveFeeds, RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
+    Shards,
 };
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
-use surge_http::state::{AppState, HttpSettings, Readiness, Services, nickname_cache};
+use surge_http::state::{AppState, HttpSettings, Readiness, Services};
+use surge_http::users::nickname_cache;
 use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
 use surge_store::accounts::sqlite::{SqliteRefreshTokens, SqliteUsers};
 use surge_store::accounts::{RefreshTokenStore, UserStore};
@@ -351,7 +354,7 @@ pub async fn seed_cinema(settings: &Settings) -> anyhow::Result<usize> {
 
 async fn embedded(
     settings: &Settings,
-    fanout: Arc<Fanout>,
+    fanout: Arc<Fanout<AuctionEvent>>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Ports, Backend)> {
     let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
@@ -378,7 +381,7 @@ async fn distributed(
     settings: &Settings,
     database_url: &str,
     redis_urls: Vec<String>,
-    fanout: Arc<Fanout>,
+    fanout: Arc<Fanout<AuctionEvent>>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Ports, Backend)> {
     let db = PgDb::connect(database_url)
@@ -396,7 +399,7 @@ async fn distributed(
     let shards = Shards::new(conn.clone(), keys.clone());
     let ledger = PgEventLedger::new(db.pool.clone());
     let apps = AppPorts {
-        auctions: auctions::distributed(&db, &shards, &ledger, fanout.clone(), clock.clone()),
+        auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
     };
     let replica = Replica {
@@ -414,7 +417,7 @@ async fn distributed(
                 retention: Duration::from_secs(tuning.stream_retention_secs),
             },
         },
-        fanout,
+        feeds: LiveFeeds { auctions: fanout },
         jobs: apps.jobs(&clock, settings),
     };
     let tasks = replica.start().await.context("cannot start tailing the shard streams")?;

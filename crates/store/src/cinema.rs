@@ -162,12 +162,13 @@ pub(crate) fn screening_state(
 pub(crate) const MOVIE_COLUMNS: &str =
     "m.id, m.title, m.grade, m.genre, m.release_date, m.thumbnail_url, m.running_minutes";
 
-/// Seat codes as stored in `reservations.seats`: `B3,B4`.
+/// Seat codes as stored in `reservations.seats` and carried in shard streams: `B3,B4`.
 pub fn seats_to_text(seats: &[Seat]) -> String {
     seats.iter().map(Seat::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub(crate) fn seats_from_text(text: &str) -> Vec<Seat> {
+/// Reads [`seats_to_text`] back (a code that does not parse is skipped).
+pub fn seats_from_text(text: &str) -> Vec<Seat> {
     text.split(',').filter_map(Seat::parse).collect()
 }
 

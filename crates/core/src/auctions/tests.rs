@@ -23,12 +23,12 @@ fn auction() -> AuctionState {
     }
 }
 
+fn user(n: u128) -> UserRef {
+    UserRef { id: Uuid::from_u128(n), nickname: format!("u{n}") }
+}
+
 fn bid(bidder: u128, amount: i64) -> AuctionCommand {
-    AuctionCommand::PlaceBid {
-        bid_id: Uuid::from_u128(900 + bidder),
-        bidder_id: Uuid::from_u128(bidder),
-        amount,
-    }
+    AuctionCommand::PlaceBid { bid_id: Uuid::from_u128(900 + bidder), bidder: user(bidder), amount }
 }
 
 fn run(
@@ -49,7 +49,7 @@ fn first_bid_may_equal_the_starting_price() {
     let events = run(&mut state, &bid(5, 100), t(10)).unwrap();
     assert!(matches!(events[0], AuctionEvent::BidPlaced { seq: 1, amount: 100, .. }));
     assert_eq!(state.current_price, 100);
-    assert_eq!(state.high_bidder, Some(Uuid::from_u128(5)));
+    assert_eq!(state.high_bidder, Some(user(5)));
 }
 
 #[test]
@@ -91,7 +91,8 @@ fn a_bid_at_the_start_instant_is_accepted() {
 fn a_late_bid_extends_the_end_to_placed_at_plus_extend_seconds() {
     let mut state = AuctionState { extend_seconds: 60, ..auction() };
     let events = run(&mut state, &bid(5, 100), t(970)).unwrap();
-    assert_eq!(events[1], AuctionEvent::Extended { ends_at: t(1030) });
+    assert_eq!(events[1], AuctionEvent::Extended { seq: 1, ends_at: t(1030) });
+    assert!(matches!(events[0], AuctionEvent::BidPlaced { ends_at, .. } if ends_at == t(1030)));
     assert_eq!(state.ends_at, t(1030));
     // Outside the window nothing moves.
     let events = run(&mut state, &bid(6, 110), t(900)).unwrap();
@@ -112,7 +113,12 @@ fn close_announces_the_high_bidder_and_price() {
     let events = run(&mut state, &AuctionCommand::Close, t(1000)).unwrap();
     assert_eq!(
         events,
-        vec![AuctionEvent::Closed { winner: Some(Uuid::from_u128(5)), final_price: 300 }]
+        vec![AuctionEvent::Closed {
+            seq: 1,
+            winner: Some(user(5)),
+            final_price: 300,
+            closed_at: t(1000)
+        }]
     );
     assert_eq!(decide(&state, &AuctionCommand::Close, t(1001)), Err(Rejection::AlreadyClosed));
 }
@@ -120,7 +126,9 @@ fn close_announces_the_high_bidder_and_price() {
 #[test]
 fn close_without_bids_has_no_winner_and_the_starting_price() {
     let events = decide(&auction(), &AuctionCommand::Close, t(1000)).unwrap();
-    assert_eq!(events, vec![AuctionEvent::Closed { winner: None, final_price: 100 }]);
+    let closed =
+        AuctionEvent::Closed { seq: 0, winner: None, final_price: 100, closed_at: t(1000) };
+    assert_eq!(events, vec![closed]);
 }
 
 #[test]
@@ -209,9 +217,9 @@ proptest! {
         for (bidder, amount, dt) in bids {
             now_offset = (now_offset + dt / 100).min(2000);
             if let Ok(events) = run(&mut state, &bid(bidder, amount), t(now_offset))
-                && let AuctionEvent::BidPlaced { seq, amount, .. } = events[0]
+                && let AuctionEvent::BidPlaced { seq, amount, .. } = &events[0]
             {
-                accepted.push((seq, amount));
+                accepted.push((*seq, *amount));
             }
         }
         for (i, (seq, amount)) in accepted.iter().enumerate() {

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use surge_core::accounts::UserRef;
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
+use surge_core::events::Event;
 use surge_store::StoreError;
 use surge_store::auctions::sqlite::NewBid;
 use surge_store::ledger::SqliteLedger;
@@ -18,7 +18,7 @@ use super::apps::Apps;
 use super::fanout::Fanout;
 use super::writer::{AppWriter, Job, Tx, WriterCommand, submit};
 use crate::EngineError;
-use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, FeedEvent, PlaceBid};
+use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
 
 /// The hot state as of the last commit, readable without queueing behind the writer.
@@ -53,7 +53,7 @@ impl EmbeddedAuctions {
         let state = committed.get(&bid.auction_id)?;
         let command = AuctionCommand::PlaceBid {
             bid_id: bid.bid_id,
-            bidder_id: bid.bidder.id,
+            bidder: bid.bidder.clone(),
             amount: bid.amount,
         };
         match auctions::decide(state, &command, self.clock.now()) {
@@ -79,7 +79,7 @@ impl AuctionCommands for EmbeddedAuctions {
 
 /// The auctions' state in the writer.
 pub(crate) struct AuctionsWriter {
-    fanout: Arc<Fanout>,
+    fanout: Arc<Fanout<AuctionEvent>>,
     /// Hot state of open auctions; the database copy is written in the same transaction, so
     /// this is only ever ahead of disk inside an uncommitted batch.
     hot: HashMap<Uuid, AuctionState>,
@@ -95,14 +95,14 @@ struct AuctionBatch {
     changed: HashMap<Uuid, AuctionState>,
     /// Rows to append at commit.
     bids: Vec<NewBid>,
-    events: Vec<FeedEvent>,
+    events: Vec<Event<AuctionEvent>>,
 }
 
 impl AuctionsWriter {
     /// Restores the hot state of every open auction from disk.
     pub async fn restore(
         ledger: &mut SqliteLedger,
-        fanout: Arc<Fanout>,
+        fanout: Arc<Fanout<AuctionEvent>>,
     ) -> Result<Self, EngineError> {
         let hot: HashMap<_, _> = ledger
             .auctions()
@@ -139,7 +139,7 @@ impl AuctionsWriter {
         let mut state = self.state(bid.auction_id, tx).await?;
         let command = AuctionCommand::PlaceBid {
             bid_id: bid.bid_id,
-            bidder_id: bid.bidder.id,
+            bidder: bid.bidder.clone(),
             amount: bid.amount,
         };
         let outcome = match auctions::decide(&state, &command, now) {
@@ -148,9 +148,8 @@ impl AuctionsWriter {
                 for event in &events {
                     auctions::apply(&mut state, event);
                 }
-                let receipt = receipt(&bid, &state, &events, now);
-                let batch = &mut self.batch;
-                batch.bids.push(NewBid {
+                let receipt = receipt(&bid, &state, now);
+                self.batch.bids.push(NewBid {
                     id: receipt.bid.id,
                     auction_id: receipt.bid.auction_id,
                     seq: receipt.bid.seq,
@@ -158,19 +157,9 @@ impl AuctionsWriter {
                     amount: receipt.bid.amount,
                     placed_at: receipt.bid.placed_at,
                 });
-                batch.events.push(FeedEvent::bid(
-                    &receipt.bid,
-                    receipt.current_price,
-                    receipt.ends_at,
-                ));
-                if events.iter().any(|e| matches!(e, AuctionEvent::Extended { .. })) {
-                    batch.events.push(FeedEvent::extended(
-                        state.id,
-                        state.bid_count,
-                        state.ends_at,
-                    ));
-                }
-                batch.changed.insert(state.id, state);
+                let id = state.id;
+                self.batch.events.extend(events.into_iter().map(|event| Event::new(id, event)));
+                self.batch.changed.insert(id, state);
                 BidOutcome::Accepted(receipt)
             }
         };
@@ -187,19 +176,7 @@ impl AuctionsWriter {
         for event in &events {
             auctions::apply(&mut state, event);
         }
-        let winner = match state.high_bidder {
-            Some(winner) => Some(UserRef {
-                id: winner,
-                nickname: tx.ledger.nickname(winner).await?.unwrap_or_default(),
-            }),
-            None => None,
-        };
-        self.batch.events.push(FeedEvent::closed(
-            id,
-            state.bid_count,
-            winner.as_ref(),
-            state.current_price,
-        ));
+        self.batch.events.extend(events.into_iter().map(|event| Event::new(id, event)));
         self.batch.changed.insert(id, state);
         Ok(true)
     }
@@ -265,19 +242,8 @@ impl WriterCommand for CloseAuction {
     }
 }
 
-fn receipt(
-    bid: &PlaceBid,
-    state: &AuctionState,
-    events: &[AuctionEvent],
-    now: DateTime<Utc>,
-) -> BidReceipt {
-    let placed_at = events
-        .iter()
-        .find_map(|e| match e {
-            AuctionEvent::BidPlaced { placed_at, .. } => Some(*placed_at),
-            _ => None,
-        })
-        .unwrap_or(now);
+/// The 201 of a bid the state has just accepted (at `placed_at`).
+fn receipt(bid: &PlaceBid, state: &AuctionState, placed_at: DateTime<Utc>) -> BidReceipt {
     BidReceipt {
         bid: AcceptedBid {
             id: bid.bid_id,

@@ -16,12 +16,15 @@ use std::sync::LazyLock;
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 use surge_core::MAX_MONEY;
-use surge_core::auctions::{AuctionState, Rejection};
+use surge_core::accounts::UserRef;
+use surge_core::auctions::{AuctionEvent, AuctionState, Rejection};
+use surge_core::events::Event;
 use uuid::Uuid;
 
 use super::hot_state::{HotState, LoadResult, load_hot_state};
 use super::idempotency::{self, WINDOW_MS};
 use super::shards::Shards;
+use super::stream::Fields;
 use crate::EngineError;
 use crate::auctions::PlaceBid;
 
@@ -97,11 +100,9 @@ impl RedisAuctions {
     pub async fn load(
         &self,
         state: &AuctionState,
-        high_bidder_nickname: Option<&str>,
         persisted: &str,
     ) -> Result<LoadResult, EngineError> {
-        let mut fields: Vec<(&str, String)> = encode(state).into();
-        fields.push(("high_bidder_nickname", high_bidder_nickname.unwrap_or_default().to_owned()));
+        let fields = encode(state);
         // A closed auction's key lives as long as after `close_auction.lua`, however it is made.
         let ttl_ms = if state.closed { CLOSED_RETENTION_MS } else { 0 };
         let key = self.shards.keys.auction(state.id);
@@ -215,14 +216,6 @@ impl RedisAuctions {
 
     /// Reads an auction's hot state back; `None` when Redis holds none.
     pub async fn state(&self, auction_id: Uuid) -> Result<Option<AuctionState>, EngineError> {
-        Ok(self.hot(auction_id).await?.map(|(state, _)| state))
-    }
-
-    /// The hot state and the high bidder's nickname; `None` when Redis holds none.
-    pub async fn hot(
-        &self,
-        auction_id: Uuid,
-    ) -> Result<Option<(AuctionState, Option<String>)>, EngineError> {
         let key = self.shards.keys.auction(auction_id);
         let fields = self.shards.hash(&key).await?;
         if fields.is_empty() {
@@ -231,12 +224,44 @@ impl RedisAuctions {
         let state = decode(auction_id, &fields).ok_or_else(|| {
             EngineError::Internal(format!("malformed auction hot state at {key}: {fields:?}"))
         })?;
-        let nickname = fields.get("high_bidder_nickname").filter(|n| !n.is_empty()).cloned();
-        Ok(Some((state, nickname)))
+        Ok(Some(state))
     }
 }
 
-fn encode(state: &AuctionState) -> [(&'static str, String); 10] {
+/// Decodes an auction entry of the shard stream (see [`super::stream`]).
+pub(crate) fn decode_event(fields: Fields<'_>) -> Result<Event<AuctionEvent>, String> {
+    let auction_id = fields.uuid("auction_id")?;
+    let seq = fields.int("seq")?;
+    let body = match fields.text("type")? {
+        "bid" => AuctionEvent::BidPlaced {
+            bid_id: fields.uuid("event_id")?,
+            bidder: UserRef {
+                id: fields.uuid("bidder")?,
+                nickname: fields.text("nickname")?.into(),
+            },
+            amount: fields.int("amount")?,
+            seq,
+            placed_at: fields.time("placed_at")?,
+            ends_at: fields.time("ends_at")?,
+        },
+        "extended" => AuctionEvent::Extended { seq, ends_at: fields.time("ends_at")? },
+        "closed" => {
+            let winner = match fields.text("winner")? {
+                "" => None,
+                _ => Some(UserRef {
+                    id: fields.uuid("winner")?,
+                    nickname: fields.text("winner_nickname")?.into(),
+                }),
+            };
+            let final_price = fields.int("final_price")?;
+            AuctionEvent::Closed { seq, winner, final_price, closed_at: fields.time("closed_at")? }
+        }
+        other => return Err(format!("`{other}` is not an auction event")),
+    };
+    Ok(Event::new(auction_id, body))
+}
+
+fn encode(state: &AuctionState) -> [(&'static str, String); 11] {
     [
         ("seller", state.seller_id.to_string()),
         ("starting_price", state.starting_price.to_string()),
@@ -245,7 +270,11 @@ fn encode(state: &AuctionState) -> [(&'static str, String); 10] {
         ("ends_at", state.ends_at.timestamp_micros().to_string()),
         ("extend_seconds", state.extend_seconds.to_string()),
         ("current_price", state.current_price.to_string()),
-        ("high_bidder", state.high_bidder.map(|id| id.to_string()).unwrap_or_default()),
+        ("high_bidder", state.high_bidder.as_ref().map(|b| b.id.to_string()).unwrap_or_default()),
+        (
+            "high_bidder_nickname",
+            state.high_bidder.as_ref().map(|b| b.nickname.clone()).unwrap_or_default(),
+        ),
         ("bid_count", state.bid_count.to_string()),
         ("closed", if state.closed { "1" } else { "0" }.to_owned()),
     ]
@@ -257,7 +286,10 @@ fn decode(id: Uuid, fields: &HashMap<String, String>) -> Option<AuctionState> {
     let time = |name: &str| DateTime::<Utc>::from_timestamp_micros(int(name)?);
     let high_bidder = match text("high_bidder")? {
         "" => None,
-        bidder => Some(Uuid::parse_str(bidder).ok()?),
+        bidder => Some(UserRef {
+            id: Uuid::parse_str(bidder).ok()?,
+            nickname: text("high_bidder_nickname").unwrap_or_default().to_owned(),
+        }),
     };
     let closed = match text("closed")? {
         "0" => false,
@@ -393,7 +425,7 @@ mod tests {
             ends_at: Utc.timestamp_opt(1_800_000_600, 0).unwrap(),
             extend_seconds: 30,
             current_price: 150,
-            high_bidder: Some(Uuid::from_u128(3)),
+            high_bidder: Some(UserRef { id: Uuid::from_u128(3), nickname: "c".into() }),
             bid_count: 2,
             closed: false,
         }
@@ -401,8 +433,9 @@ mod tests {
 
     #[test]
     fn the_hash_round_trips() {
-        for high_bidder in [None, Some(Uuid::from_u128(3))] {
-            let state = AuctionState { high_bidder, closed: high_bidder.is_none(), ..state() };
+        for high_bidder in [None, state().high_bidder] {
+            let closed = high_bidder.is_none();
+            let state = AuctionState { high_bidder, closed, ..state() };
             let fields: HashMap<String, String> =
                 encode(&state).into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
             assert_eq!(decode(state.id, &fields), Some(state));

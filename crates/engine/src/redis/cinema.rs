@@ -9,14 +9,18 @@ use std::sync::{Arc, LazyLock};
 use ::redis::Script;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use surge_core::cinema::{MAX_SEATS_PER_USER, ReservationRejection, ScreeningState, Seat};
+use surge_core::cinema::{
+    MAX_SEATS_PER_USER, ReservationEvent, ReservationRejection, ScreeningState, Seat,
+};
+use surge_core::events::Event;
 use surge_store::cinema::postgres::PgCinema;
-use surge_store::cinema::{CinemaStore, seats_to_text};
+use surge_store::cinema::{CinemaStore, seats_from_text, seats_to_text};
 use uuid::Uuid;
 
 use super::hot_state::{HotState, LoadResult, load_hot_state, rebuild_hot_state};
 use super::idempotency::{self, WINDOW_MS};
 use super::shards::Shards;
+use super::stream::Fields;
 use crate::EngineError;
 use crate::cinema::{
     CancelReservation, ReservationCommands, ReservationReceipt, Reserve, ReserveOutcome,
@@ -198,6 +202,21 @@ impl ReservationCommands for DistributedReservations {
         }
         Err(EngineError::Unavailable("the screening's hot state disappeared again".into()))
     }
+}
+
+/// Decodes a cinema entry of the shard stream (see [`super::stream`]).
+pub(crate) fn decode_event(fields: Fields<'_>) -> Result<Event<ReservationEvent>, String> {
+    let screening_id = fields.uuid("screening_id")?;
+    let reservation_id = fields.uuid("event_id")?;
+    let user_id = fields.uuid("user_id")?;
+    let seats = seats_from_text(fields.text("seats")?);
+    let at = fields.time("at")?;
+    let body = match fields.text("type")? {
+        "reserved" => ReservationEvent::Reserved { reservation_id, user_id, seats, at },
+        "cancelled" => ReservationEvent::Cancelled { reservation_id, user_id, seats, at },
+        other => return Err(format!("`{other}` is not a cinema event")),
+    };
+    Ok(Event::new(screening_id, body))
 }
 
 /// The hot state's fields (see `reserve_seats.lua`).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use surge_store::events::postgres::PgEventLedger;
+use surge_store::auctions::postgres::PgAuctions;
 use uuid::Uuid;
 
 use surge_core::auctions::Rejection;
@@ -21,7 +21,8 @@ use crate::clock::Clock;
 #[derive(Clone)]
 pub struct DistributedAuctions {
     redis: RedisAuctions,
-    ledger: PgEventLedger,
+    /// PostgreSQL's copy, to rebuild a missing hot state from.
+    store: PgAuctions,
     clock: Arc<dyn Clock>,
     /// What this replica last learned of each auction's minimum next bid.
     floors: moka::sync::Cache<Uuid, Floor>,
@@ -29,13 +30,13 @@ pub struct DistributedAuctions {
 }
 
 impl DistributedAuctions {
-    pub fn new(redis: RedisAuctions, ledger: PgEventLedger, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(redis: RedisAuctions, store: PgAuctions, clock: Arc<dyn Clock>) -> Self {
         let floors = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_idle(Duration::from_secs(600))
             .build();
         let batcher = BidBatcher::new(redis.clone(), clock.clone());
-        Self { redis, ledger, clock, floors, batcher }
+        Self { redis, store, clock, floors, batcher }
     }
 
     /// A rejection that is certain without Redis: a bid below the floor this replica learned
@@ -74,9 +75,8 @@ impl DistributedAuctions {
     /// Recreates a missing hot key from PostgreSQL (see [`rebuild_hot_state`]).
     async fn rebuild(&self, auction_id: Uuid) -> Result<(), EngineError> {
         rebuild_hot_state(&self.redis.shards, auction_id, "auction", |persisted| async move {
-            let (state, nickname) =
-                self.ledger.auction_state(auction_id).await?.ok_or(EngineError::NotFound)?;
-            self.redis.load(&state, nickname.as_deref(), &persisted).await
+            let state = self.store.hot_state(auction_id).await?.ok_or(EngineError::NotFound)?;
+            self.redis.load(&state, &persisted).await
         })
         .await
     }

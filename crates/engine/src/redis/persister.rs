@@ -15,14 +15,15 @@ use std::time::Duration;
 use ::redis::{Script, Value};
 
 use chrono::Utc;
+use surge_core::events::AppEvent;
+use surge_store::events::ApplyError;
 use surge_store::events::postgres::PgEventLedger;
-use surge_store::events::{ApplyError, PersistedEvent};
 use tokio::time::Instant;
 
 use super::connection::RedisConnection;
 use super::lease::Lease;
 use super::shards::Shards;
-use super::stream::{RawEntry, ShardEvent};
+use super::stream::{self, RawEntry};
 use super::{deadline, invoke, unavailable};
 use crate::EngineError;
 
@@ -229,16 +230,14 @@ impl Persister {
     async fn handle(&self, lease: &Lease, entries: Vec<RawEntry>) -> Result<(), Failure> {
         let started = Instant::now();
         // The events to apply, and the entry each came from (for the dead letter).
-        let mut events: Vec<PersistedEvent> = Vec::with_capacity(entries.len());
+        let mut events: Vec<AppEvent> = Vec::with_capacity(entries.len());
         let mut sources: Vec<&RawEntry> = Vec::with_capacity(entries.len());
         let mut poison: Vec<(&RawEntry, String)> = Vec::new();
         for entry in &entries {
-            match ShardEvent::decode(&entry.1) {
+            match stream::decode(&entry.1) {
                 Ok(event) => {
-                    if let Some(event) = event.to_persisted() {
-                        events.push(event);
-                        sources.push(entry);
-                    }
+                    events.push(event);
+                    sources.push(entry);
                 }
                 Err(error) => poison.push((entry, error)),
             }
@@ -269,7 +268,7 @@ impl Persister {
 
     /// Applies `events`, retrying transient failures for as long as the lease holds. Returns
     /// `Err(Permanent)` when the data is refused, `Err(Fenced)` when the lease is gone.
-    async fn apply(&self, lease: &Lease, events: &[PersistedEvent]) -> Result<(), ApplyError> {
+    async fn apply(&self, lease: &Lease, events: &[AppEvent]) -> Result<(), ApplyError> {
         if events.is_empty() {
             return Ok(());
         }

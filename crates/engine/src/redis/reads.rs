@@ -17,6 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use surge_core::accounts::UserRef;
+use surge_core::auctions::AuctionEvent;
+use surge_core::events::AppEvent;
 use surge_store::StoreResult;
 use surge_store::auctions::{
     AuctionRecord, AuctionStore, AuctionSummary, BidRecord, NewAuction, SearchQuery,
@@ -24,7 +26,7 @@ use surge_store::auctions::{
 use uuid::Uuid;
 
 use super::auctions::RedisAuctions;
-use super::stream::{RawEntry, ShardEvent, is_about};
+use super::stream::{self, RawEntry, is_about};
 use super::{deadline, unavailable};
 use crate::EngineError;
 use crate::cache::TwoTierCache;
@@ -92,8 +94,20 @@ impl LiveAuctionStore {
             .map_err(store)?;
             seen += page.len();
             for (_, fields) in page.iter().filter(|(_, fields)| is_about(fields, &wanted)) {
-                if let Some(bid) = ShardEvent::decode(fields).ok().and_then(|e| e.to_bid_record()) {
-                    bids.push(bid);
+                if let Ok(AppEvent::Auction(event)) = stream::decode(fields)
+                    && let AuctionEvent::BidPlaced {
+                        bid_id, bidder, amount, seq, placed_at, ..
+                    } = event.body
+                {
+                    let id = bid_id;
+                    bids.push(BidRecord {
+                        id,
+                        auction_id: event.entity,
+                        bidder,
+                        amount,
+                        seq,
+                        placed_at,
+                    });
                 }
             }
             match page.last() {
@@ -130,17 +144,16 @@ impl AuctionStore for LiveAuctionStore {
 
     async fn get(&self, id: Uuid) -> StoreResult<Option<AuctionRecord>> {
         // Hot state first: if it is read before the row, the row can only be as new or older.
-        let hot = self.redis.hot(id).await.map_err(store)?;
+        let hot = self.redis.state(id).await.map_err(store)?;
         let Some(mut record) = self.record(id).await? else { return Ok(None) };
-        if let Some((state, nickname)) = hot
+        if let Some(state) = hot
             && state.bid_count >= record.bid_count
         {
             record.current_price = state.current_price;
             record.bid_count = state.bid_count;
             record.ends_at = state.ends_at;
             record.closed |= state.closed;
-            record.high_bidder =
-                state.high_bidder.map(|id| UserRef { id, nickname: nickname.unwrap_or_default() });
+            record.high_bidder = state.high_bidder;
         }
         Ok(Some(record))
     }

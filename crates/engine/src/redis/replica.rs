@@ -9,7 +9,6 @@
 //! closer, …) runs on whichever replica holds the lease of its name.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,10 +20,9 @@ use super::connection::RedisConnection;
 use super::lease::Lease;
 use super::persister::{Persister, PersisterSettings};
 use super::shards::Shards;
-use super::tailer::{run_tailer, stream_end};
+use super::tailer::{LiveFeeds, run_tailer, stream_end};
 use super::{deadline, unavailable};
 use crate::EngineError;
-use crate::embedded::Fanout;
 use crate::workers::BackgroundJob;
 
 /// How the replica's background work is tuned.
@@ -51,7 +49,7 @@ pub struct Replica {
     /// This replica's name among the others (consumer name, lease holder).
     pub id: String,
     pub settings: ReplicaSettings,
-    pub fanout: Arc<Fanout>,
+    pub feeds: LiveFeeds,
     /// Singleton jobs, each run under the lease of its name.
     pub jobs: Vec<BackgroundJob>,
 }
@@ -72,7 +70,7 @@ impl Replica {
             let stop = stop.clone();
             handles.push(tokio::spawn(async move {
                 let Some(reader) = replica.dedicated_connection(&stop).await else { return };
-                run_tailer(replica.shards, reader, shard, from, replica.fanout, stop).await;
+                run_tailer(replica.shards, reader, shard, from, replica.feeds, stop).await;
             }));
         }
         handles.push(tokio::spawn(self.coordinate(stop.clone())));

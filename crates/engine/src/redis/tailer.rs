@@ -1,5 +1,6 @@
 //! Fan-out in the distributed deployment: every replica tails every shard stream and hands the
-//! events to its own subscribers, in stream order (which is seq order per auction).
+//! events to its own subscribers ([`LiveFeeds`]), in stream order (which is seq order per
+//! entity).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::RedisConnection;
 use super::shards::Shards;
-use super::stream::{RawEntry, ShardEvent, auction_of};
+use super::stream::{self, RawEntry, auction_of};
 use super::{deadline, unavailable};
 use crate::embedded::Fanout;
+use surge_core::auctions::AuctionEvent;
+use surge_core::events::AppEvent;
 
 /// How long one read waits for new entries.
 const BLOCK_MS: u64 = 1_000;
@@ -26,7 +29,7 @@ pub async fn run_tailer(
     reader: RedisConnection,
     shard: u16,
     from: String,
-    fanout: Arc<Fanout>,
+    feeds: LiveFeeds,
     stop: CancellationToken,
 ) {
     let stream = shards.keys.events(shard);
@@ -36,7 +39,7 @@ pub async fn run_tailer(
         // Nobody here listens: keep the position and read nothing. When someone subscribes,
         // reading resumes from where it paused, so no event after their subscription is missed
         // (earlier ones they drop by seq).
-        if !fanout.has_watchers() {
+        if !feeds.has_watchers() {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(IDLE_POLL) => continue,
@@ -73,7 +76,7 @@ pub async fn run_tailer(
                 if let Some((id, _)) = entries.last() {
                     last = id.clone();
                 }
-                publish(&fanout, shard, &entries);
+                publish(&feeds, shard, &entries);
             }
             Err(error) => {
                 tracing::warn!(shard, error = %error, "fan-out could not read the stream; retrying");
@@ -108,18 +111,41 @@ pub async fn stream_end(
     Ok(last.into_iter().next().map(|(id, _)| id).unwrap_or_else(|| "0-0".to_owned()))
 }
 
-/// Decodes and publishes, in order, the entries of auctions someone here is watching; the
+/// The feeds of every app with live subscribers: one field per app.
+#[derive(Clone)]
+pub struct LiveFeeds {
+    pub auctions: Arc<Fanout<AuctionEvent>>,
+}
+
+impl LiveFeeds {
+    fn has_watchers(&self) -> bool {
+        self.auctions.has_watchers()
+    }
+
+    /// Whether someone here watches the entity an entry is about, read without decoding it.
+    fn watches(&self, fields: &[String]) -> bool {
+        auction_of(fields).is_some_and(|id| self.auctions.is_watched(id))
+    }
+
+    fn publish(&self, events: Vec<AppEvent>) {
+        let auctions = events.into_iter().filter_map(|event| match event {
+            AppEvent::Auction(event) => Some(event),
+            AppEvent::Cinema(_) => None,
+        });
+        self.auctions.publish_each(auctions);
+    }
+}
+
+/// Decodes and publishes, in order, the entries of entities someone here is watching; the
 /// others (most of them, under a storm) are skipped without being decoded.
-fn publish(fanout: &Fanout, shard: u16, entries: &[RawEntry]) {
-    let watched = |fields: &[String]| auction_of(fields).is_some_and(|id| fanout.is_watched(id));
-    let events = entries.iter().filter(|(_, fields)| watched(fields)).filter_map(|(id, fields)| {
-        match ShardEvent::decode(fields) {
-            Ok(event) => event.to_feed(),
-            Err(error) => {
-                tracing::warn!(shard, entry = %id, error = %error, "fan-out skipped a malformed entry");
-                None
-            }
+fn publish(feeds: &LiveFeeds, shard: u16, entries: &[RawEntry]) {
+    let watched = entries.iter().filter(|(_, fields)| feeds.watches(fields));
+    let events = watched.filter_map(|(id, fields)| match stream::decode(fields) {
+        Ok(event) => Some(event),
+        Err(error) => {
+            tracing::warn!(shard, entry = %id, error = %error, "fan-out skipped a malformed entry");
+            None
         }
     });
-    fanout.publish_each(events);
+    feeds.publish(events.collect());
 }

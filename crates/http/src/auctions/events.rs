@@ -5,9 +5,10 @@
 //! exactly once and in order. A subscriber that falls behind its buffer is disconnected (it
 //! resumes with `Last-Event-ID`); it never slows anyone else.
 //!
-//! Each event's frame is rendered once and shared by every connection; whatever has queued up
-//! for a subscriber goes out as one chunk (one socket write), which is what lets one process
-//! feed thousands of subscribers.
+//! The engine publishes the bid rule's own events ([`AuctionEvent`]); this module renders them
+//! as SSE frames. Each event's frame is rendered once and shared by every connection; whatever
+//! has queued up for a subscriber goes out as one chunk (one socket write), which is what lets
+//! one process feed thousands of subscribers.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -22,7 +23,8 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use surge_engine::auctions::{AcceptedBid, FeedEvent, FeedEventKind};
+use surge_core::auctions::AuctionEvent;
+use surge_engine::feed::Published;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
@@ -61,12 +63,13 @@ pub async fn stream(
     let live = state.feed.subscribe(auction_id);
     let auction = state.store.get(auction_id).await?.ok_or(ApiError::NotFound)?;
     let closing = auction.closed.then(|| {
-        FeedEvent::closed(
-            auction_id,
-            auction.bid_count,
-            auction.high_bidder.as_ref(),
-            auction.current_price,
-        )
+        let closed = AuctionEvent::Closed {
+            seq: auction.bid_count,
+            winner: auction.high_bidder.clone(),
+            final_price: auction.current_price,
+            closed_at: auction.ends_at,
+        };
+        Published::new(auction_id, closed)
     });
     let feed = Feed {
         heartbeat: state.sse_heartbeat,
@@ -104,10 +107,10 @@ struct Feed {
     replay_after: Option<i64>,
     /// Highest bid seq sent so far; live bids at or below it were already replayed.
     last_seq: i64,
-    backlog: VecDeque<Arc<FeedEvent>>,
-    live: broadcast::Receiver<Arc<FeedEvent>>,
+    backlog: VecDeque<Arc<Published<AuctionEvent>>>,
+    live: broadcast::Receiver<Arc<Published<AuctionEvent>>>,
     /// The `closed` event to send after the replay when the auction had already closed.
-    closing: Option<FeedEvent>,
+    closing: Option<Published<AuctionEvent>>,
     finished: bool,
     _gauge: SubscriberGauge,
 }
@@ -168,17 +171,11 @@ impl Feed {
     /// Filters a live receive: `Ok(None)` skips a replayed duplicate; `None` ends the stream.
     fn accept(
         &self,
-        received: Result<Arc<FeedEvent>, RecvError>,
-    ) -> Option<Option<Arc<FeedEvent>>> {
+        received: Result<Arc<Published<AuctionEvent>>, RecvError>,
+    ) -> Option<Option<Arc<Published<AuctionEvent>>>> {
         match received {
             // Bids (and the extensions they caused) already sent by the replay.
-            Ok(event)
-                if event.kind != FeedEventKind::Closed
-                    && (event.seq < self.last_seq
-                        || (event.seq == self.last_seq && event.kind == FeedEventKind::Bid)) =>
-            {
-                Some(None)
-            }
+            Ok(event) if self.already_sent(&event.body) => Some(None),
             Ok(event) => Some(Some(event)),
             Err(RecvError::Lagged(missed)) => {
                 tracing::info!(auction.id = %self.auction_id, missed, "slow SSE subscriber disconnected");
@@ -199,30 +196,75 @@ impl Feed {
         self.replay_after =
             page.last().map(|bid| bid.seq).filter(|_| page.len() == REPLAY_PAGE as usize);
         for bid in page {
-            let accepted = AcceptedBid {
-                id: bid.id,
-                auction_id: bid.auction_id,
+            let event = AuctionEvent::BidPlaced {
+                bid_id: bid.id,
+                bidder: bid.bidder,
                 amount: bid.amount,
                 seq: bid.seq,
                 placed_at: bid.placed_at,
-                bidder: bid.bidder,
+                ends_at: self.ends_at,
             };
-            let event = FeedEvent::bid(&accepted, accepted.amount, self.ends_at);
-            self.backlog.push_back(Arc::new(event));
+            self.backlog.push_back(Arc::new(Published::new(bid.auction_id, event)));
         }
         Some(())
     }
 
-    /// The event's shared frame; records what the subscriber has been sent.
-    fn frame(&mut self, event: &FeedEvent) -> Bytes {
-        if event.kind == FeedEventKind::Bid {
-            self.last_seq = self.last_seq.max(event.seq);
+    /// Whether a live event was already sent by the replay: a bid at or below the last seq
+    /// sent, or the extension of an earlier bid. The close always goes out.
+    fn already_sent(&self, event: &AuctionEvent) -> bool {
+        match event {
+            AuctionEvent::BidPlaced { seq, .. } => *seq <= self.last_seq,
+            AuctionEvent::Extended { seq, .. } => *seq < self.last_seq,
+            AuctionEvent::Closed { .. } => false,
         }
-        if event.kind == FeedEventKind::Closed {
-            self.finished = true;
-        }
-        event.sse_frame()
     }
+
+    /// The event's shared frame; records what the subscriber has been sent.
+    fn frame(&mut self, event: &Published<AuctionEvent>) -> Bytes {
+        match &event.body {
+            AuctionEvent::BidPlaced { seq, .. } => self.last_seq = self.last_seq.max(*seq),
+            AuctionEvent::Closed { .. } => self.finished = true,
+            AuctionEvent::Extended { .. } => {}
+        }
+        event.rendered(sse_frame)
+    }
+}
+
+/// The whole server-sent-events frame of an event: `event:` (`bid`, `extended`, `closed`),
+/// `id:` (the seq of the latest bid, which a reconnecting client sends back as
+/// `Last-Event-ID`) and `data:` (one line of JSON: JSON never contains a raw newline).
+fn sse_frame(auction_id: Uuid, event: &AuctionEvent) -> Bytes {
+    let (kind, data) = match event {
+        AuctionEvent::BidPlaced { bid_id, bidder, amount, seq, placed_at, ends_at } => {
+            let data = serde_json::json!({
+                "id": bid_id,
+                "auction_id": auction_id,
+                "bidder": bidder,
+                "amount": amount,
+                "seq": seq,
+                "placed_at": placed_at,
+                "current_price": amount,
+                "ends_at": ends_at,
+            });
+            ("bid", data)
+        }
+        AuctionEvent::Extended { ends_at, .. } => {
+            ("extended", serde_json::json!({ "ends_at": ends_at }))
+        }
+        AuctionEvent::Closed { winner, final_price, .. } => {
+            ("closed", serde_json::json!({ "winner": winner, "final_price": final_price }))
+        }
+    };
+    let data = data.to_string();
+    let mut frame = String::with_capacity(data.len() + 40);
+    frame.push_str("event: ");
+    frame.push_str(kind);
+    frame.push_str("\nid: ");
+    frame.push_str(&event.seq().to_string());
+    frame.push_str("\ndata: ");
+    frame.push_str(&data);
+    frame.push_str("\n\n");
+    Bytes::from(frame)
 }
 
 /// Counts open SSE streams in `surge_sse_subscribers` for as long as it lives.

@@ -3,19 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use surge_engine::auctions::{AuctionCommands, AuctionFeed};
+use surge_core::auctions::AuctionEvent;
+use surge_engine::auctions::AuctionCommands;
 use surge_engine::clock::Clock;
 use surge_engine::embedded::{EmbeddedEngine, Fanout};
+use surge_engine::feed::Feed;
 use surge_engine::redis::{DistributedAuctions, LiveAuctionStore, RedisAuctions, Shards};
 use surge_engine::workers::{BackgroundJob, auction_closer};
 use surge_http::auctions::{AuctionsServices, AuctionsState};
-use surge_http::state::Nicknames;
+use surge_http::users::Nicknames;
 use surge_store::accounts::UserStore;
 use surge_store::auctions::AuctionStore;
 use surge_store::auctions::postgres::PgAuctions;
 use surge_store::auctions::sqlite::SqliteAuctions;
 use surge_store::db::{PgDb, SqliteDb};
-use surge_store::events::postgres::PgEventLedger;
 use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 
@@ -26,10 +27,14 @@ use crate::config::Settings;
 pub struct AuctionPorts {
     pub store: Arc<dyn AuctionStore>,
     pub commands: Arc<dyn AuctionCommands>,
-    pub feed: Arc<dyn AuctionFeed>,
+    pub feed: Arc<dyn Feed<AuctionEvent>>,
 }
 
-pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine, fanout: Arc<Fanout>) -> AuctionPorts {
+pub fn embedded(
+    db: &SqliteDb,
+    engine: &EmbeddedEngine,
+    fanout: Arc<Fanout<AuctionEvent>>,
+) -> AuctionPorts {
     AuctionPorts {
         store: Arc::new(SqliteAuctions::new(db.pool.clone())),
         commands: Arc::new(engine.auctions()),
@@ -42,13 +47,13 @@ pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine, fanout: Arc<Fanout>) -> 
 pub fn distributed(
     db: &PgDb,
     shards: &Shards,
-    ledger: &PgEventLedger,
-    fanout: Arc<Fanout>,
+    fanout: Arc<Fanout<AuctionEvent>>,
     clock: Arc<dyn Clock>,
 ) -> AuctionPorts {
     let redis = RedisAuctions::new(shards.clone());
-    let commands = DistributedAuctions::new(redis.clone(), ledger.clone(), clock);
-    let store = LiveAuctionStore::new(Arc::new(PgAuctions::new(db.pool.clone())), redis);
+    let stored = PgAuctions::new(db.pool.clone());
+    let commands = DistributedAuctions::new(redis.clone(), stored.clone(), clock);
+    let store = LiveAuctionStore::new(Arc::new(stored), redis);
     AuctionPorts { store: Arc::new(store), commands: Arc::new(commands), feed: fanout }
 }
 

@@ -147,13 +147,16 @@ struct StateRow {
     extend_seconds: i64,
     current_price: i64,
     high_bidder_id: Option<Uuid>,
+    high_bidder_nickname: Option<String>,
     bid_count: i64,
     closed_at: Option<i64>,
 }
 
 const STATE_SELECT: &str =
-    "select id, seller_id, starting_price, min_increment, starts_at, ends_at,
-        extend_seconds, current_price, high_bidder_id, bid_count, closed_at from auctions";
+    "select a.id, a.seller_id, a.starting_price, a.min_increment, a.starts_at, a.ends_at,
+        a.extend_seconds, a.current_price, a.high_bidder_id, h.nickname as high_bidder_nickname,
+        a.bid_count, a.closed_at
+     from auctions a left join users h on h.id = a.high_bidder_id";
 
 impl StateRow {
     fn into_state(self) -> AuctionState {
@@ -166,7 +169,9 @@ impl StateRow {
             ends_at: from_micros(self.ends_at),
             extend_seconds: self.extend_seconds,
             current_price: self.current_price,
-            high_bidder: self.high_bidder_id,
+            high_bidder: self
+                .high_bidder_id
+                .map(|id| UserRef { id, nickname: self.high_bidder_nickname.unwrap_or_default() }),
             bid_count: self.bid_count,
             closed: self.closed_at.is_some(),
         }
@@ -200,7 +205,7 @@ impl AuctionLedger<'_> {
     /// The persisted hot state of an auction, for a cold start.
     pub async fn load_state(&mut self, id: Uuid) -> StoreResult<Option<AuctionState>> {
         let row: Option<StateRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where id = ?")))
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where a.id = ?")))
                 .bind(id)
                 .fetch_optional(&mut *self.conn)
                 .await?;
@@ -210,10 +215,11 @@ impl AuctionLedger<'_> {
     /// The hot state of every auction whose result is not announced yet: what the engine
     /// restores at start.
     pub async fn open_states(&mut self) -> StoreResult<Vec<AuctionState>> {
-        let rows: Vec<StateRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{STATE_SELECT} where closed_at is null")))
-                .fetch_all(&mut *self.conn)
-                .await?;
+        let rows: Vec<StateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{STATE_SELECT} where a.closed_at is null"
+        )))
+        .fetch_all(&mut *self.conn)
+        .await?;
         Ok(rows.into_iter().map(StateRow::into_state).collect())
     }
 
@@ -260,7 +266,7 @@ impl AuctionLedger<'_> {
             builder.push_values(chunk, |mut row, state| {
                 row.push_bind(state.id)
                     .push_bind(state.current_price)
-                    .push_bind(state.high_bidder)
+                    .push_bind(state.high_bidder.as_ref().map(|bidder| bidder.id))
                     .push_bind(state.bid_count)
                     .push_bind(to_micros(state.ends_at))
                     .push_bind(state.closed.then_some(now));

@@ -2,16 +2,19 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, QueryBuilder};
-use surge_core::cinema::{ScreeningState, Seat};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use surge_core::cinema::{ReservationEvent, ScreeningState, Seat};
+use surge_core::events::Event;
 use surge_core::text::fold;
 use uuid::Uuid;
 
 use super::{
     CinemaStore, MOVIE_COLUMNS, MovieRecord, NewScreening, NewTheater, ReservationRecord,
     ScreeningRecord, ShowingMovie, ShowingQuery, StoredReservation, attach, screening_state,
-    seats_from_text,
+    seats_from_text, seats_to_text,
 };
+use crate::events::ApplyError;
+use crate::events::postgres::classify;
 use crate::sql::{
     self, MovieRow, RESERVATION_COLUMNS, ReservationRow, SCREENING_SELECT, ScreeningRow, SlotRow,
 };
@@ -234,4 +237,68 @@ fn slots_query(query: &ShowingQuery, ids: &[Uuid], prefix: &str) -> QueryBuilder
     slots.push_bind(query.from).push(" and s.starts_at < ").push_bind(query.until);
     slots.push(") s join theaters t on t.id = s.theater_id order by s.starts_at, s.id");
     slots
+}
+
+/// Applies a shard batch's reservation events inside the persister's fenced transaction, in
+/// stream order (a seat freed and taken again in one batch must be written in that order),
+/// each idempotently: an event applied before changes nothing. A seat already held by another
+/// reservation is refused by `reserved_seats`' key, which ends the event in the dead letter
+/// rather than double-booking.
+pub(crate) async fn apply_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[&Event<ReservationEvent>],
+) -> Result<(), ApplyError> {
+    for event in events {
+        let screening_id = event.entity;
+        match &event.body {
+            ReservationEvent::Reserved { reservation_id, user_id, seats, at } => {
+                let inserted = sqlx::query(
+                    "insert into reservations (id, screening_id, user_id, seats, created_at)
+                     values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+                )
+                .bind(reservation_id)
+                .bind(screening_id)
+                .bind(user_id)
+                .bind(seats_to_text(seats))
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                if inserted == 1 {
+                    let codes: Vec<String> = seats.iter().map(Seat::to_string).collect();
+                    sqlx::query(
+                        "insert into reserved_seats (screening_id, seat, reservation_id)
+                         select $1, seat, $2 from unnest($3::text[]) as seat",
+                    )
+                    .bind(screening_id)
+                    .bind(reservation_id)
+                    .bind(&codes)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(classify)?;
+                }
+            }
+            ReservationEvent::Cancelled { reservation_id, at, .. } => {
+                let cancelled = sqlx::query(
+                    "update reservations set cancelled_at = $2
+                     where id = $1 and cancelled_at is null",
+                )
+                .bind(reservation_id)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                if cancelled == 1 {
+                    sqlx::query("delete from reserved_seats where reservation_id = $1")
+                        .bind(reservation_id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(classify)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

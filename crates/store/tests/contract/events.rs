@@ -1,23 +1,27 @@
 //! The distributed engine's event ledger (PostgreSQL only): fenced, idempotent, and honest
 //! about what it refuses.
 
-use surge_core::cinema::{Genre, Seat};
+use surge_core::accounts::UserRef;
+use surge_core::auctions::AuctionEvent;
+use surge_core::cinema::{Genre, ReservationEvent, Seat};
+use surge_core::events::{AppEvent, Event};
+use surge_store::auctions::postgres::PgAuctions;
+use surge_store::events::ApplyError;
 use surge_store::events::postgres::PgEventLedger;
-use surge_store::events::{ApplyError, PersistedEvent};
 use uuid::Uuid;
 
 use crate::support::{Backend, HOUR, on_postgres, t, valid_auction};
 
-fn bid(auction_id: Uuid, bidder_id: Uuid, seq: i64, amount: i64) -> PersistedEvent {
-    PersistedEvent::Bid {
-        event_id: Uuid::now_v7(),
-        auction_id,
-        seq,
-        bidder_id,
+fn bid(auction_id: Uuid, bidder_id: Uuid, seq: i64, amount: i64) -> AppEvent {
+    let bid = AuctionEvent::BidPlaced {
+        bid_id: Uuid::now_v7(),
+        bidder: UserRef { id: bidder_id, nickname: "bidder".into() },
         amount,
+        seq,
         placed_at: t(seq),
         ends_at: t(24 * HOUR),
-    }
+    };
+    AppEvent::Auction(Event::new(auction_id, bid))
 }
 
 async fn fixture(backend: &Backend) -> (PgEventLedger, Uuid, Uuid) {
@@ -42,9 +46,10 @@ async fn applying_a_batch_twice_changes_nothing_the_second_time() {
         );
         let record = backend.auctions.get(auction).await.unwrap().unwrap();
         assert_eq!((record.current_price, record.bid_count), (110, 2));
-        let (state, nickname) = ledger.auction_state(auction).await.unwrap().unwrap();
+        let pg = PgAuctions::new(backend.postgres_pool().unwrap());
+        let state = pg.hot_state(auction).await.unwrap().unwrap();
         assert_eq!((state.current_price, state.bid_count), (110, 2));
-        assert_eq!(nickname.as_deref(), Some("bidder"));
+        assert_eq!(state.high_bidder, Some(UserRef { id: bidder, nickname: "bidder".into() }));
     })
     .await;
 }
@@ -110,18 +115,27 @@ async fn reservations_apply_in_order_once_and_never_double_book() {
         let hall = crate::cinema::theater(&backend, "Hall 1").await;
         let dune = crate::cinema::movie(&backend, "Dune", Genre::Sf, (2024, 3, 1)).await;
         let show = crate::cinema::screening(&backend, dune, hall, 10 * HOUR).await.unwrap();
-        let reserved = |id: Uuid, user: Uuid, seats: &str, at: i64| PersistedEvent::Reserved {
-            reservation_id: id,
-            screening_id: show,
-            user_id: user,
-            seats: seats.into(),
-            at: t(at),
+        let seats = |codes: &[&str]| codes.iter().map(|c| Seat::parse(c).unwrap()).collect();
+        let reserved = |id: Uuid, user: Uuid, codes: &[&str], at: i64| {
+            let body = ReservationEvent::Reserved {
+                reservation_id: id,
+                user_id: user,
+                seats: seats(codes),
+                at: t(at),
+            };
+            AppEvent::Cinema(Event::new(show, body))
         };
         let (first, again) = (Uuid::now_v7(), Uuid::now_v7());
+        let cancelled = ReservationEvent::Cancelled {
+            reservation_id: first,
+            user_id: ana,
+            seats: seats(&["B3", "B4"]),
+            at: t(2),
+        };
         let batch = [
-            reserved(first, ana, "B3,B4", 1),
-            PersistedEvent::Cancelled { reservation_id: first, at: t(2) },
-            reserved(again, bo, "B3", 3),
+            reserved(first, ana, &["B3", "B4"], 1),
+            AppEvent::Cinema(Event::new(show, cancelled)),
+            reserved(again, bo, &["B3"], 3),
         ];
         ledger.apply(0, 1, &batch, t(0)).await.unwrap();
         ledger.apply(0, 1, &batch, t(0)).await.unwrap();
@@ -132,7 +146,7 @@ async fn reservations_apply_in_order_once_and_never_double_book() {
         let kept = backend.cinema.reservation(again).await.unwrap().unwrap();
         assert_eq!((kept.user_id, kept.created_at), (bo, t(3)));
 
-        let clash = ledger.apply(0, 1, &[reserved(Uuid::now_v7(), ana, "B3", 4)], t(1)).await;
+        let clash = ledger.apply(0, 1, &[reserved(Uuid::now_v7(), ana, &["B3"], 4)], t(1)).await;
         assert!(matches!(clash, Err(ApplyError::Permanent(_))), "{clash:?}");
         assert_eq!(backend.cinema.taken_seats(show).await.unwrap().len(), 1);
     })
