@@ -18,6 +18,8 @@ pub const DESCRIPTION_MAX: usize = 5000;
 pub const EXTEND_SECONDS_MAX: i64 = 600;
 pub const MAX_DURATION_DAYS: i64 = 30;
 pub const MAX_IMAGES: usize = 10;
+/// Longest title search (`q`), in characters.
+pub const MAX_SEARCH_CHARS: usize = 120;
 
 /// Where an auction is in its life, derived from its times (and nothing else, so every replica
 /// computes the same answer).

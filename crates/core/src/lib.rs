@@ -11,6 +11,7 @@
 //! - [`cinema`]: seat codes and the reservation decision.
 //! - [`events`]: one event shape per app, and the envelope that addresses it to its entity.
 //! - [`idempotency`]: the `Idempotency-Key` every app's keyed commands share.
+//! - [`images`]: which uploads are images (by their bytes), and the size cap.
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
 //! - [`sharding`]: which shard an entity belongs to.
 //! - [`text`]: case folding for search.
@@ -21,6 +22,7 @@ pub mod auctions;
 pub mod cinema;
 pub mod events;
 pub mod idempotency;
+pub mod images;
 pub mod ratelimit;
 pub mod sharding;
 pub mod text;

@@ -9,6 +9,7 @@
 //! - [`connection`]: one connection type over a single node or a Cluster, with bounded timeouts.
 //! - [`keys`]: every key name, under the deployment's prefix and shard hash tags.
 //! - [`shards`]: the shard handle every app's Redis code goes through.
+//! - `scripts`: the Lua prelude every script is loaded with, and its reply convention.
 //! - [`hot_state`]: rebuilding a missing hot state from PostgreSQL, never from stale data.
 //! - [`idempotency`]: `Idempotency-Key`s owned by the user across every shard.
 //! - [`auctions`]: auction hot state and the scripts that change it.
@@ -36,6 +37,7 @@ pub mod persister;
 pub mod ratelimit;
 pub mod reads;
 pub mod replica;
+mod scripts;
 pub mod shards;
 pub mod stream;
 pub mod tailer;

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use surge_core::accounts::UserRef;
 use surge_core::auctions::AuctionEvent;
-use surge_core::auctions::{AuctionDraft, AuctionStatus, validate_draft};
+use surge_core::auctions::{AuctionDraft, AuctionStatus, MAX_SEARCH_CHARS, validate_draft};
 use surge_core::text::fold;
 use surge_core::validation::FieldErrors;
 use surge_engine::auctions::AuctionCommands;
@@ -269,8 +269,6 @@ struct SearchCursor {
     id: Uuid,
 }
 
-const MAX_QUERY_CHARS: usize = 120;
-
 /// Search auctions.
 #[utoipa::path(get, path = "/api/v1/auctions", tag = "auctions", params(SearchParams),
     responses((status = 200, body = inline(Page<AuctionListItem>)), (status = 422, description = "bad sort or filter")))]
@@ -304,8 +302,8 @@ pub async fn search(
         errors.add("max_price", "must not be below min_price");
     }
     let q = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
-        errors.add("q", format!("must be at most {MAX_QUERY_CHARS} characters"));
+    if q.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+        errors.add("q", format!("must be at most {MAX_SEARCH_CHARS} characters"));
     }
     let limit = pagination::limit(params.limit).map_err(|e| errors.merge(e));
     let (Some(sort), Ok(limit)) = (sort, limit) else {

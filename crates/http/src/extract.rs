@@ -220,10 +220,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(value) = parts.headers.get("idempotency-key") else {
             return Ok(IdempotencyKey(None));
         };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+        let key = value.to_str().ok().filter(|key| surge_core::idempotency::is_valid_key(key));
         match key {
             Some(key) => Ok(IdempotencyKey(Some(key.to_owned()))),
             None => {

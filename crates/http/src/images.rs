@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::Serialize;
+use surge_core::images::{MAX_IMAGE_BYTES, sniff};
 use surge_core::ratelimit::{Decision, retry_after_secs};
 use surge_store::images::ImageRecord;
 use utoipa::ToSchema;
@@ -19,8 +20,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json, Path};
 use crate::state::AppState;
 
-/// Largest accepted image.
-pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 /// Room for multipart boundaries and headers around the largest image.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
@@ -48,21 +47,6 @@ pub struct UploadedImage {
     pub content_type: String,
     pub bytes: i64,
     pub created_at: DateTime<Utc>,
-}
-
-/// The image type of `bytes` by their magic numbers, if it is one we accept.
-pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Some("image/gif")
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
-    }
 }
 
 fn too_large() -> ApiError {
@@ -193,20 +177,4 @@ pub async fn download(State(state): State<AppState>, Path(id): Path<Uuid>) -> Ap
         bytes,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniffing_trusts_magic_numbers_only() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
-        assert_eq!(sniff(b"GIF89a..."), Some("image/gif"));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WAVE"), None);
-        assert_eq!(sniff(b"<svg xmlns=...>"), None);
-        assert_eq!(sniff(b""), None);
-    }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::hot_state::{HotState, LoadResult, load_hot_state};
 use super::idempotency::{self, WINDOW_MS};
+use super::scripts::{self, Reply};
 use super::shards::Shards;
 use super::stream::Fields;
 use crate::EngineError;
@@ -32,9 +33,9 @@ use crate::auctions::PlaceBid;
 const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
 
 static PLACE_BID: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/place_bid.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/place_bid.lua")));
 static CLOSE_AUCTION: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/close_auction.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/close_auction.lua")));
 
 /// An accepted bid as the script reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,9 +185,9 @@ impl RedisAuctions {
         }
         replies
             .iter()
-            .map(|reply| match reply {
-                Value::Array(reply) => Ok((decode_bid_reply(reply)?, floor(reply))),
-                other => Err(EngineError::Internal(format!("unexpected bid reply {other:?}"))),
+            .map(|reply| {
+                let reply = Reply::of(reply)?;
+                Ok((decode_bid_reply(reply)?, floor(reply)))
             })
             .collect()
     }
@@ -205,13 +206,13 @@ impl RedisAuctions {
             .arg(auction_id.to_string())
             .arg(now.timestamp_micros())
             .arg(CLOSED_RETENTION_MS);
-        let reply: i64 = self.shards.invoke(&invocation).await?;
-        match reply {
-            1 => Ok(CloseResult::Closed),
-            0 => Ok(CloseResult::NothingToDo),
-            -1 => Ok(CloseResult::Missing),
-            other => Err(EngineError::Internal(format!("unexpected reply from close: {other}"))),
-        }
+        scripts::call(&self.shards.conn, &invocation, |reply| match reply.word() {
+            Some("closed") => Ok(CloseResult::Closed),
+            Some("nothing") => Ok(CloseResult::NothingToDo),
+            Some("missing") => Ok(CloseResult::Missing),
+            _ => Err(reply.malformed("close_auction")),
+        })
+        .await
     }
 
     /// Reads an auction's hot state back; `None` when Redis holds none.
@@ -311,98 +312,51 @@ fn decode(id: Uuid, fields: &HashMap<String, String>) -> Option<AuctionState> {
     })
 }
 
-/// The floor in a fresh accepted (`{1, …, next minimum, seller}`) or too-low
-/// (`{0, 'too_low', min, ends_at, seller}`) reply.
-fn floor(reply: &[Value]) -> Option<Floor> {
-    let reply = Reply(reply);
-    let (min_at, ends_at_at, seller_at) = match (reply.int(0)?, reply.text(1)) {
-        (1, _) => (8, 3, 9),
-        (0, Some("too_low")) => (2, 3, 4),
+/// The floor in a fresh accepted (`{'accepted', …, next minimum, seller}`) or too-low
+/// (`{'too_low', min, ends_at, seller}`) reply.
+fn floor(reply: Reply<'_>) -> Option<Floor> {
+    let (min_at, ends_at_at, seller_at) = match reply.word()? {
+        "accepted" => (8, 3, 9),
+        "too_low" => (1, 2, 3),
         _ => return None,
     };
     Some(Floor {
         min_amount: reply.int(min_at)?,
         ends_at: reply.time(ends_at_at)?,
-        seller: Uuid::parse_str(reply.text(seller_at)?).ok()?,
+        seller: reply.uuid(seller_at)?,
     })
 }
 
-/// A script reply's elements, read by position. Numbers may come as integers (a fresh reply) or
-/// as decimal text (an outcome stored for an Idempotency-Key).
-#[derive(Clone, Copy)]
-struct Reply<'a>(&'a [Value]);
-
-impl<'a> Reply<'a> {
-    fn int(self, index: usize) -> Option<i64> {
-        match self.0.get(index) {
-            Some(Value::Int(value)) => Some(*value),
-            Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-            _ => None,
+fn decode_bid_reply(reply: Reply<'_>) -> Result<RedisBidResult, EngineError> {
+    let malformed = || reply.malformed("place_bid");
+    let rejected = |rejection| Ok(RedisBidResult::Rejected(rejection));
+    match reply.word() {
+        Some("accepted") => {
+            let accepted = (|| {
+                Some(AcceptedReply {
+                    seq: reply.int(1)?,
+                    current_price: reply.int(2)?,
+                    ends_at: reply.time(3)?,
+                    extended: reply.int(4)? == 1,
+                    placed_at: reply.time(5)?,
+                    bid_id: reply.uuid(6)?,
+                    amount: reply.int(7)?,
+                })
+            })();
+            accepted.map(RedisBidResult::Accepted).ok_or_else(malformed)
         }
-    }
-
-    fn text(self, index: usize) -> Option<&'a str> {
-        match self.0.get(index) {
-            Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
-            Some(Value::SimpleString(text)) => Some(text.as_str()),
-            _ => None,
+        Some("not_started") => rejected(Rejection::NotStarted),
+        Some("ended") => rejected(Rejection::Ended),
+        Some("own_auction") => rejected(Rejection::OwnAuction),
+        Some("too_low") => {
+            rejected(Rejection::TooLow { min_amount: reply.int(1).ok_or_else(malformed)? })
         }
-    }
-
-    fn time(self, index: usize) -> Option<DateTime<Utc>> {
-        self.int(index).and_then(DateTime::<Utc>::from_timestamp_micros)
-    }
-}
-
-fn decode_bid_reply(reply: &[Value]) -> Result<RedisBidResult, EngineError> {
-    let malformed = || EngineError::Internal(format!("unexpected reply from place_bid: {reply:?}"));
-    let at = Reply(reply);
-    let int = |index: usize| at.int(index);
-    let text = |index: usize| at.text(index);
-    let time = |index: usize| at.time(index);
-    match int(0) {
-        Some(1) => {
-            let bid_id = text(6).and_then(|id| Uuid::parse_str(id).ok());
-            match (int(1), int(2), time(3), int(4), time(5), bid_id, int(7)) {
-                (
-                    Some(seq),
-                    Some(current_price),
-                    Some(ends_at),
-                    Some(extended),
-                    Some(placed_at),
-                    Some(bid_id),
-                    Some(amount),
-                ) => Ok(RedisBidResult::Accepted(AcceptedReply {
-                    bid_id,
-                    amount,
-                    seq,
-                    current_price,
-                    ends_at,
-                    extended: extended == 1,
-                    placed_at,
-                })),
-                _ => Err(malformed()),
+        Some("missing") => Ok(RedisBidResult::Missing),
+        Some("reused") => Ok(RedisBidResult::KeyReused),
+        Some("replay") => match decode_bid_reply(reply.rest())? {
+            replayed @ (RedisBidResult::Accepted(_) | RedisBidResult::Rejected(_)) => {
+                Ok(RedisBidResult::Replayed(Box::new(replayed)))
             }
-        }
-        Some(0) => {
-            let rejection = match text(1) {
-                Some("not_started") => Rejection::NotStarted,
-                Some("ended") => Rejection::Ended,
-                Some("own_auction") => Rejection::OwnAuction,
-                Some("too_low") => Rejection::TooLow { min_amount: int(2).ok_or_else(malformed)? },
-                _ => return Err(malformed()),
-            };
-            Ok(RedisBidResult::Rejected(rejection))
-        }
-        Some(-1) => Ok(RedisBidResult::Missing),
-        Some(2) => match (int(1), reply.get(2)) {
-            (Some(0), None) => Ok(RedisBidResult::KeyReused),
-            (Some(1), Some(Value::Array(first))) => match decode_bid_reply(first)? {
-                replayed @ (RedisBidResult::Accepted(_) | RedisBidResult::Rejected(_)) => {
-                    Ok(RedisBidResult::Replayed(Box::new(replayed)))
-                }
-                _ => Err(malformed()),
-            },
             _ => Err(malformed()),
         },
         _ => Err(malformed()),
@@ -452,9 +406,16 @@ mod tests {
         assert_eq!(decode(Uuid::from_u128(1), &fields), None);
     }
 
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn bid_reply(values: &[Value]) -> Result<RedisBidResult, EngineError> {
+        decode_bid_reply(Reply(values))
+    }
+
     #[test]
     fn bid_replies_decode() {
-        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
         let ends_at = DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_001).unwrap();
         let placed_at = DateTime::<Utc>::from_timestamp_micros(1_799_999_990_000_000).unwrap();
         let bid_id = Uuid::from_u128(9);
@@ -468,7 +429,7 @@ mod tests {
             placed_at,
         };
         let fresh = vec![
-            Value::Int(1),
+            bulk("accepted"),
             Value::Int(3),
             Value::Int(250),
             Value::Int(1_800_000_000_000_001),
@@ -477,59 +438,59 @@ mod tests {
             bulk(&bid_id.to_string()),
             Value::Int(250),
         ];
-        assert_eq!(decode_bid_reply(&fresh).unwrap(), RedisBidResult::Accepted(accepted.clone()));
+        assert_eq!(bid_reply(&fresh).unwrap(), RedisBidResult::Accepted(accepted.clone()));
         // A replay carries the stored outcome, its numbers as text.
-        let stored = vec![
-            bulk("1"),
-            bulk("3"),
-            bulk("250"),
-            bulk("1800000000000001"),
-            bulk("1"),
-            bulk("1799999990000000"),
-            bulk(&bid_id.to_string()),
-            bulk("250"),
-        ];
+        let replayed = [
+            "replay",
+            "accepted",
+            "3",
+            "250",
+            "1800000000000001",
+            "1",
+            "1799999990000000",
+            &bid_id.to_string(),
+            "250",
+        ]
+        .map(bulk);
         assert_eq!(
-            decode_bid_reply(&[Value::Int(2), Value::Int(1), Value::Array(stored)]).unwrap(),
+            bid_reply(&replayed).unwrap(),
             RedisBidResult::Replayed(Box::new(RedisBidResult::Accepted(accepted)))
         );
+        assert_eq!(bid_reply(&[bulk("reused")]).unwrap(), RedisBidResult::KeyReused);
         assert_eq!(
-            decode_bid_reply(&[Value::Int(2), Value::Int(0)]).unwrap(),
-            RedisBidResult::KeyReused
-        );
-        assert_eq!(
-            decode_bid_reply(&[Value::Int(0), bulk("too_low"), Value::Int(160)]).unwrap(),
+            bid_reply(&[bulk("too_low"), Value::Int(160)]).unwrap(),
             RedisBidResult::Rejected(Rejection::TooLow { min_amount: 160 })
         );
         assert_eq!(
-            decode_bid_reply(&[Value::Int(0), bulk("own_auction"), Value::Int(0)]).unwrap(),
+            bid_reply(&[bulk("own_auction")]).unwrap(),
             RedisBidResult::Rejected(Rejection::OwnAuction)
         );
-        assert_eq!(decode_bid_reply(&[Value::Int(-1)]).unwrap(), RedisBidResult::Missing);
-        assert!(decode_bid_reply(&[Value::Int(0), bulk("bogus"), Value::Int(0)]).is_err());
-        assert!(decode_bid_reply(&[Value::Int(2), Value::Int(1), Value::Int(-1)]).is_err());
-        assert!(decode_bid_reply(&[]).is_err());
+        assert_eq!(bid_reply(&[bulk("missing")]).unwrap(), RedisBidResult::Missing);
+        assert!(bid_reply(&[bulk("bogus")]).is_err());
+        assert!(bid_reply(&[bulk("replay"), bulk("missing")]).is_err());
+        assert!(bid_reply(&[bulk("accepted"), Value::Int(3)]).is_err());
+        assert!(bid_reply(&[]).is_err());
     }
 
     #[test]
     fn fresh_replies_reveal_the_floor_and_replays_do_not() {
-        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
         let seller = Uuid::from_u128(7);
         let ends_at = DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_000).unwrap();
         let too_low = [
-            Value::Int(0),
             bulk("too_low"),
             Value::Int(160),
             Value::Int(1_800_000_000_000_000),
             bulk(&seller.to_string()),
         ];
-        assert_eq!(floor(&too_low), Some(Floor { min_amount: 160, ends_at, seller }));
-        let mut accepted = vec![Value::Int(1), Value::Int(3), Value::Int(250)];
+        assert_eq!(floor(Reply(&too_low)), Some(Floor { min_amount: 160, ends_at, seller }));
+        let mut accepted = vec![bulk("accepted"), Value::Int(3), Value::Int(250)];
         accepted.extend([Value::Int(1_800_000_000_000_000), Value::Int(0), Value::Int(1)]);
         accepted.extend([bulk(&Uuid::from_u128(9).to_string()), Value::Int(250), Value::Int(260)]);
         accepted.push(bulk(&seller.to_string()));
-        assert_eq!(floor(&accepted), Some(Floor { min_amount: 260, ends_at, seller }));
-        assert_eq!(floor(&[Value::Int(0), bulk("ended"), Value::Int(0)]), None);
-        assert_eq!(floor(&[Value::Int(2), Value::Int(1), Value::Array(accepted)]), None);
+        assert_eq!(floor(Reply(&accepted)), Some(Floor { min_amount: 260, ends_at, seller }));
+        assert_eq!(floor(Reply(&[bulk("ended")])), None);
+        let mut replayed = vec![bulk("replay")];
+        replayed.extend(accepted);
+        assert_eq!(floor(Reply(&replayed)), None);
     }
 }

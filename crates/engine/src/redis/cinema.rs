@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::hot_state::{HotState, LoadResult, load_hot_state, rebuild_hot_state};
 use super::idempotency::{self, WINDOW_MS};
+use super::scripts;
 use super::shards::Shards;
 use super::stream::Fields;
 use crate::EngineError;
@@ -28,9 +29,9 @@ use crate::cinema::{
 use crate::clock::Clock;
 
 static RESERVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/reserve_seats.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/reserve_seats.lua")));
 static CANCEL: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/cancel_reservation.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/cancel_reservation.lua")));
 
 /// A screening's hot state outlives its start by this much, then Redis forgets it (it takes no
 /// command after the start, and is rebuilt from PostgreSQL if asked for).

@@ -12,11 +12,12 @@ use std::sync::LazyLock;
 use ::redis::{Script, ToRedisArgs};
 use uuid::Uuid;
 
+use super::scripts;
 use super::shards::Shards;
 use crate::EngineError;
 
 static LOAD_HOT_STATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/load_hot_state.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/load_hot_state.lua")));
 
 /// How often a rebuild waits for the shard's persister before giving up with 503.
 const REBUILD_ATTEMPTS: u32 = 40;
@@ -98,10 +99,11 @@ where
     for (field, value) in state.fields {
         invocation.arg(field).arg(value);
     }
-    match shards.invoke::<i64>(&invocation).await? {
-        1 => Ok(LoadResult::Created),
-        0 => Ok(LoadResult::Exists),
-        -1 => Ok(LoadResult::Stale),
-        other => Err(EngineError::Internal(format!("unexpected reply from load: {other}"))),
-    }
+    scripts::call(&shards.conn, &invocation, |reply| match reply.word() {
+        Some("created") => Ok(LoadResult::Created),
+        Some("exists") => Ok(LoadResult::Exists),
+        Some("stale") => Ok(LoadResult::Stale),
+        _ => Err(reply.malformed("load_hot_state")),
+    })
+    .await
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use surge_core::idempotency::{IdempotencyKey, WINDOW_HOURS};
 use uuid::Uuid;
 
+use super::scripts;
 use super::shards::Shards;
 use crate::EngineError;
 
@@ -20,7 +21,7 @@ use crate::EngineError;
 pub(crate) const WINDOW_MS: i64 = WINDOW_HOURS * 3600 * 1000;
 
 static CLAIM: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/claim_idempotency_key.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/claim_idempotency_key.lua")));
 
 /// Makes `key` this request's for the user, or refuses with
 /// [`EngineError::IdempotencyKeyReused`] when another request holds it.
@@ -33,12 +34,12 @@ pub(crate) async fn claim(
 ) -> Result<(), EngineError> {
     let mut invocation = CLAIM.key(shards.keys.user_idempotency(user_id, &key.key));
     invocation.arg(hex(&key.request_hash)).arg(now.timestamp_micros()).arg(WINDOW_MS);
-    let reply: Vec<String> = shards.invoke(&invocation).await?;
-    match reply.first().map(String::as_str) {
+    scripts::call(&shards.conn, &invocation, |reply| match reply.word() {
         Some("ok") => Ok(()),
         Some("reused") => Err(EngineError::IdempotencyKeyReused),
-        _ => Err(EngineError::Internal(format!("unexpected claim reply {reply:?}"))),
-    }
+        _ => Err(reply.malformed("claim_idempotency_key")),
+    })
+    .await
 }
 
 /// The script arguments of a command's keyed record in the entity's shard: the record's key

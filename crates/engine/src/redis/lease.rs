@@ -18,14 +18,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::RedisConnection;
-use super::invoke;
+use super::scripts::{self, Reply};
 use crate::EngineError;
 
 static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/acquire_lease.lua")));
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew_lease.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/acquire_lease.lua")));
+static RENEW: LazyLock<Script> =
+    LazyLock::new(|| scripts::load(include_str!("lua/renew_lease.lua")));
 static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/release_lease.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/release_lease.lua")));
 
 /// Which lease: its key and the epoch counter's key (both in one Cluster slot).
 #[derive(Debug, Clone)]
@@ -59,7 +60,12 @@ impl Lease {
         invocation.key(&keys.epoch).arg(holder).arg(ttl_ms);
         // Measured before asking: the key cannot outlive `asked + ttl`.
         let asked = Instant::now();
-        let epoch: i64 = invoke(conn, &invocation).await?;
+        let epoch = scripts::call(conn, &invocation, |reply| match reply.word() {
+            Some("acquired") => reply.int(1).ok_or_else(|| reply.malformed("acquire_lease")),
+            Some("held") => Ok(0),
+            _ => Err(reply.malformed("acquire_lease")),
+        })
+        .await?;
         if epoch == 0 {
             return Ok(None);
         }
@@ -99,7 +105,7 @@ impl Lease {
         self.lost.cancel();
         let mut invocation = RELEASE.key(&self.keys.lease);
         invocation.arg(&self.value);
-        let released: Result<i64, EngineError> = invoke(&self.conn, &invocation).await;
+        let released = scripts::call(&self.conn, &invocation, |_| Ok(())).await;
         if let Err(error) = released {
             tracing::warn!(lease = %self.keys.lease, error = %error, "could not release a lease; it will expire");
         }
@@ -143,9 +149,17 @@ async fn renew(
         invocation.arg(&value).arg(ttl.as_millis().max(1) as u64);
         let asked = Instant::now();
         let mut connection = conn.clone();
-        let answer = tokio::time::timeout(period, invocation.invoke_async::<i64>(&mut connection));
+        let answer = tokio::time::timeout(
+            period,
+            invocation.invoke_async::<::redis::Value>(&mut connection),
+        );
+        let renewed = |value: &::redis::Value| {
+            Reply::of(value).is_ok_and(|reply| reply.word() == Some("renewed"))
+        };
         match answer.await {
-            Ok(Ok(1)) => *valid_until.lock().unwrap_or_else(|p| p.into_inner()) = asked + ttl,
+            Ok(Ok(value)) if renewed(&value) => {
+                *valid_until.lock().unwrap_or_else(|p| p.into_inner()) = asked + ttl
+            }
             Ok(Ok(_)) => {
                 tracing::warn!(lease = %lease, "lease taken over by another holder");
                 lost.cancel();

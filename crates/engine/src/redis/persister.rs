@@ -22,13 +22,14 @@ use tokio::time::Instant;
 
 use super::connection::RedisConnection;
 use super::lease::Lease;
+use super::scripts;
 use super::shards::Shards;
 use super::stream::{self, RawEntry};
-use super::{deadline, invoke, unavailable};
+use super::{deadline, unavailable};
 use crate::EngineError;
 
 static ACKNOWLEDGE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/acknowledge.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/acknowledge.lua")));
 
 /// The consumer group every replica's persisters share.
 pub const GROUP: &str = "persisters";
@@ -342,8 +343,7 @@ impl Persister {
             .arg(GROUP)
             .arg(format!("{}-0", retained_ms.max(0)))
             .arg(ids);
-        invoke::<Option<String>>(&self.shards.conn, &invocation).await?;
-        Ok(())
+        scripts::call(&self.shards.conn, &invocation, |_| Ok(())).await
     }
 
     /// Publishes the shard's unapplied entries.

@@ -8,15 +8,15 @@ use async_trait::async_trait;
 use surge_core::ratelimit::{Blocking, Decision, Quota};
 
 use super::connection::RedisConnection;
-use super::invoke;
 use super::keys::KeySpace;
+use super::scripts::{self, Reply};
 use crate::EngineError;
 use crate::clock::Clock;
 use crate::ratelimit::RateLimiter;
 
-static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static GCRA: LazyLock<Script> = LazyLock::new(|| scripts::load(include_str!("lua/gcra.lua")));
 static WINDOW_BLOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/window_block.lua")));
+    LazyLock::new(|| scripts::load(include_str!("lua/window_block.lua")));
 
 pub struct RedisRateLimiter {
     conn: RedisConnection,
@@ -38,8 +38,7 @@ impl RedisRateLimiter {
             .arg(quota.tolerance_ms())
             .arg(self.clock.now().timestamp_millis())
             .arg(if take { "1" } else { "0" });
-        let reply: Vec<i64> = invoke(&self.conn, &invocation).await?;
-        decision(&reply)
+        scripts::call(&self.conn, &invocation, decision).await
     }
 }
 
@@ -65,15 +64,19 @@ impl RateLimiter for RedisRateLimiter {
             .arg(limit.period_ms.max(1))
             .arg(limit.block_ms.max(1))
             .arg(self.clock.now().timestamp_millis());
-        let left: i64 = invoke(&self.conn, &invocation).await?;
-        Ok((left > 0).then_some(left))
+        scripts::call(&self.conn, &invocation, |reply| match (reply.word(), reply.int(1)) {
+            (Some("allowed"), _) => Ok(None),
+            (Some("blocked"), Some(left)) => Ok(Some(left.max(1))),
+            _ => Err(reply.malformed("window_block")),
+        })
+        .await
     }
 }
 
-fn decision(reply: &[i64]) -> Result<Decision, EngineError> {
-    match reply {
-        [1, new_tat_ms] => Ok(Decision::Allowed { new_tat_ms: *new_tat_ms }),
-        [0, retry_after_ms] => Ok(Decision::Denied { retry_after_ms: *retry_after_ms }),
-        other => Err(EngineError::Internal(format!("unexpected GCRA reply {other:?}"))),
+fn decision(reply: Reply<'_>) -> Result<Decision, EngineError> {
+    match (reply.word(), reply.int(1)) {
+        (Some("allowed"), Some(new_tat_ms)) => Ok(Decision::Allowed { new_tat_ms }),
+        (Some("denied"), Some(retry_after_ms)) => Ok(Decision::Denied { retry_after_ms }),
+        _ => Err(reply.malformed("gcra")),
     }
 }

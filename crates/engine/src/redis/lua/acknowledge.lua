@@ -10,6 +10,8 @@
 -- The position is not simply the last id acknowledged: an entry may still be pending in some
 -- consumer's list (delivered to a holder that was paused, say) below it. It is the id just
 -- before the oldest pending entry, or, with none pending, the group's last delivered id.
+--
+-- Returns {'ok', position} ({'ok'} when the group is gone and nothing moved).
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
 
 local function parse(id)
@@ -52,4 +54,4 @@ if position then
   redis.call('SET', KEYS[2], position)
   redis.call('XTRIM', KEYS[1], 'MINID', '~', smaller(position, ARGV[2]))
 end
-return position
+return {'ok', position}

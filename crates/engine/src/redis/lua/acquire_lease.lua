@@ -5,10 +5,10 @@
 -- ARGV[1]  the taker's identity
 -- ARGV[2]  time to live, in milliseconds
 --
--- Returns the new epoch, or 0 when the lease is held.
+-- Returns {'acquired', new epoch}, or {'held'} when someone holds the lease.
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+  return {'held'}
 end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '/' .. epoch, 'PX', ARGV[2])
-return epoch
+return {'acquired', epoch}

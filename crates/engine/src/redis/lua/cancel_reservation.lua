@@ -41,5 +41,5 @@ end
 redis.call('HDEL', key, 'res:' .. id)
 redis.call('HINCRBY', key, 'held:' .. user, -count)
 redis.call('XADD', stream, '*', 'type', 'cancelled', 'screening_id', ARGV[1], 'event_id', id,
-  'user_id', user, 'seats', codes, 'at', string.format('%.0f', now))
+  'user_id', user, 'seats', codes, 'at', int(now))
 return {'cancelled'}

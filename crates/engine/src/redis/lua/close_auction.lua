@@ -8,18 +8,16 @@
 -- ARGV[3]  how long the closed hot state is kept, in milliseconds (later reads rebuild it from
 --          PostgreSQL, where the closing is persisted by then)
 --
--- Returns
---    1  closed now
---    0  nothing to do: not ended yet, or already closed
---   -1  no hot state for this auction
+-- Returns {'closed'} (closed now), {'nothing'} (not ended yet, or already closed), or
+-- {'missing'} (no hot state for this auction).
 local f = redis.call('HMGET', KEYS[1], 'ends_at', 'closed', 'bid_count', 'high_bidder',
   'high_bidder_nickname', 'current_price')
 if not f[1] then
-  return -1
+  return {'missing'}
 end
 local now = tonumber(ARGV[2])
 if f[2] == '1' or now < tonumber(f[1]) then
-  return 0
+  return {'nothing'}
 end
 redis.call('HSET', KEYS[1], 'closed', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -32,4 +30,4 @@ redis.call('XADD', KEYS[2], '*',
   'winner_nickname', f[5] or '',
   'final_price', f[6],
   'closed_at', ARGV[2])
-return 1
+return {'closed'}

@@ -7,8 +7,8 @@
 -- ARGV[3]  now (ms since the Unix epoch), from the caller's clock
 -- ARGV[4]  '1' to take one event if allowed, '0' only to check
 --
--- Returns {1, new_tat} when allowed (new_tat is stored only when taking), {0, retry_after_ms}
--- when denied.
+-- Returns {'allowed', new_tat} (new_tat is stored only when taking), or
+-- {'denied', retry_after_ms}.
 
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
@@ -23,12 +23,12 @@ end
 
 local allow_at = tat - tolerance
 if now < allow_at then
-  return {0, allow_at - now}
+  return {'denied', allow_at - now}
 end
 
 local new_tat = tat + interval
 if take then
   -- Once now reaches new_tat the key limits nothing: let it expire then.
-  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, new_tat - now))
+  redis.call('SET', KEYS[1], int(new_tat), 'PX', math.max(1, new_tat - now))
 end
-return {1, new_tat}
+return {'allowed', new_tat}

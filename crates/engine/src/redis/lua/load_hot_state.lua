@@ -11,24 +11,25 @@
 -- ARGV[5…] field, value, field, value, ... (the whole hot state)
 --
 -- Returns
---    1  created
---    0  it already existed (left untouched: the hot state is newer than any persisted copy)
---   -1  the stream holds events of this entity after the persisted position (or too many
---       entries to tell): the copy may be stale, so nothing is created; retry once the
---       shard's persister has caught up
+--   {'created'}
+--   {'exists'}  it already existed (left untouched: the hot state is newer than any persisted
+--               copy)
+--   {'stale'}   the stream holds events of this entity after the persisted position (or too
+--               many entries to tell): the copy may be stale, so nothing is created; retry
+--               once the shard's persister has caught up
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+  return {'exists'}
 end
 local limit = 10000
 local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', limit)
 if #entries >= limit then
-  return -1
+  return {'stale'}
 end
 for _, entry in ipairs(entries) do
   local fields = entry[2]
   for i = 1, #fields, 2 do
     if fields[i] == ARGV[1] and fields[i + 1] == ARGV[2] then
-      return -1
+      return {'stale'}
     end
   end
 end
@@ -40,4 +41,4 @@ end
 if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
-return 1
+return {'created'}

@@ -14,64 +14,26 @@
 -- ARGV[4]  how long a keyed outcome is remembered, in milliseconds
 -- ARGV[5…] per bid, four values: bid id, bidder id, amount (minor units), bidder's nickname
 --
--- Returns one reply per bid, in order:
---   {1, seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount,
---    next minimum, seller}                    accepted
---   {0, reason, min_amount or 0}              rejected; reason is one of
---                                             not_started, ended, own_auction, too_low;
---                                             too_low adds ends_at and seller
---   {-1}                                      no hot state for this auction
---   {2, 1, outcome}                           a retried keyed request: its first outcome
---   {2, 0}                                    the key was used before for another request
+-- Returns one reply per bid, in order (the prelude's convention):
+--   {'accepted', seq, current_price, ends_at, extended (0/1), placed_at, bid_id, amount,
+--    next minimum, seller}
+--   {'not_started'}, {'ended'}, {'own_auction'}     rejected
+--   {'too_low', min_amount, ends_at, seller}        rejected
+--   {'missing'}                                     no hot state for this auction
+--   {'replay', ...first outcome}                    a retried keyed request
+--   {'reused'}                                      the key was used before for another request
 -- (the next minimum, end and seller let callers refuse certainly-too-low bids themselves)
---
--- Numbers are Lua doubles: exact for integers up to 2^53, far above money (at most 10^15) and
--- microsecond timestamps (about 2 * 10^15 today). They are written back with '%.0f', never in
--- exponent notation.
 
 local auction_key = KEYS[1]
 local stream_key = KEYS[2]
 local auction_id = ARGV[1]
 local now = tonumber(ARGV[2])
-local request_hash = ARGV[3]
-local keyed = request_hash ~= ''
+local keyed = keyed_request(KEYS[3], ARGV[3], ARGV[2], ARGV[4])
 local bids = (#ARGV - 4) / 4
 
-local function int(x)
-  return string.format('%.0f', x)
-end
-
--- A keyed request within the window replays its first outcome. The window is measured on the
--- caller's clock (like every other time here); the key's own expiry only collects garbage.
-local idempotency_window = tonumber(ARGV[4]) * 1000
-if keyed then
-  local stored = redis.call('GET', KEYS[3])
-  if stored then
-    local record = cjson.decode(stored)
-    if now - tonumber(record[3]) < idempotency_window then
-      if record[1] ~= request_hash then
-        return {{2, 0}}
-      end
-      return {{2, 1, record[2]}}
-    end
-  end
-end
-
--- The outcome, remembered for a keyed request so a retry replays it.
--- Numbers are stored as decimal text: cjson would round them to 14 significant digits.
-local function decided(outcome)
-  if keyed then
-    local stored = {}
-    for i, value in ipairs(outcome) do
-      if type(value) == 'number' then
-        stored[i] = int(value)
-      else
-        stored[i] = value
-      end
-    end
-    redis.call('SET', KEYS[3], cjson.encode({request_hash, stored, int(now)}), 'PX', ARGV[4])
-  end
-  return outcome
+local replayed = replay(keyed)
+if replayed then
+  return {replayed}
 end
 
 local f = redis.call('HMGET', auction_key, 'seller', 'starting_price', 'min_increment',
@@ -79,7 +41,7 @@ local f = redis.call('HMGET', auction_key, 'seller', 'starting_price', 'min_incr
 if not f[1] then
   local missing = {}
   for i = 1, bids do
-    missing[i] = {-1}
+    missing[i] = {'missing'}
   end
   return missing
 end
@@ -98,16 +60,16 @@ local high_bidder, high_nickname
 local function place(bid_id, bidder, amount, nickname)
   -- Status: live from starts_at (inclusive) to ends_at (exclusive); a closed auction is ended.
   if now < starts_at then
-    return decided({0, 'not_started', 0})
+    return decided(keyed, {'not_started'})
   end
   if now >= ends_at then
-    return decided({0, 'ended', 0})
+    return decided(keyed, {'ended'})
   end
   if closed then
-    return decided({0, 'ended', 0})
+    return decided(keyed, {'ended'})
   end
   if bidder == seller then
-    return decided({0, 'own_auction', 0})
+    return decided(keyed, {'own_auction'})
   end
 
   local min_amount
@@ -117,7 +79,7 @@ local function place(bid_id, bidder, amount, nickname)
     min_amount = current_price + min_increment
   end
   if amount < min_amount then
-    return decided({0, 'too_low', min_amount, ends_at, seller})
+    return decided(keyed, {'too_low', min_amount, ends_at, seller})
   end
 
   local seq = bid_count + 1
@@ -151,7 +113,7 @@ local function place(bid_id, bidder, amount, nickname)
   if extended == 1 then
     append('extended', bid_id .. ':extended')
   end
-  return decided({1, seq, amount, new_ends_at, extended, now, bid_id, amount,
+  return decided(keyed, {'accepted', seq, amount, new_ends_at, extended, now, bid_id, amount,
     amount + min_increment, seller})
 end
 

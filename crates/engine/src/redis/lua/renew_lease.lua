@@ -4,9 +4,9 @@
 -- ARGV[1]  the holder's value (identity/epoch)
 -- ARGV[2]  time to live, in milliseconds
 --
--- Returns 1 when extended, 0 when the lease is gone or someone else holds it.
+-- Returns {'renewed'}, or {'lost'} when the lease is gone or someone else holds it.
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return {'renewed'}
 end
-return 0
+return {'lost'}

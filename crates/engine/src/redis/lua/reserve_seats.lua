@@ -21,7 +21,7 @@
 --          pointer of KEYS[4] lives: until PostgreSQL surely has the reservation)
 -- ARGV[9…] seat codes (already checked: 1–5 consecutive seats of one row)
 --
--- Returns (every element a string):
+-- Returns (the prelude's convention; every element a string):
 --   {'reserved', reservation id, created at (µs)}
 --   {'taken', code, …}            some seats are taken (the taken ones)
 --   {'limit', seats held}         the user would hold more than allowed
@@ -33,36 +33,12 @@
 
 local key, stream = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[2])
-local request_hash = ARGV[3]
-local keyed = request_hash ~= ''
+local keyed = keyed_request(KEYS[3], ARGV[3], ARGV[2], ARGV[4])
 local id, user = ARGV[5], ARGV[6]
 
-local function int(x)
-  return string.format('%.0f', x)
-end
-
-if keyed then
-  local stored = redis.call('GET', KEYS[3])
-  if stored then
-    local record = cjson.decode(stored)
-    if now - tonumber(record[3]) < tonumber(ARGV[4]) * 1000 then
-      if record[1] ~= request_hash then
-        return {'reused'}
-      end
-      local reply = {'replay'}
-      for _, value in ipairs(record[2]) do
-        reply[#reply + 1] = value
-      end
-      return reply
-    end
-  end
-end
-
-local function decided(outcome)
-  if keyed then
-    redis.call('SET', KEYS[3], cjson.encode({request_hash, outcome, int(now)}), 'PX', ARGV[4])
-  end
-  return outcome
+local replayed = replay(keyed)
+if replayed then
+  return replayed
 end
 
 local starts_at = redis.call('HGET', key, 'starts_at')
@@ -70,7 +46,7 @@ if not starts_at then
   return {'missing'}
 end
 if now >= tonumber(starts_at) then
-  return decided({'started'})
+  return decided(keyed, {'started'})
 end
 
 local seats = {}
@@ -84,18 +60,18 @@ for _, code in ipairs(seats) do
   end
 end
 if #taken > 1 then
-  return decided(taken)
+  return decided(keyed, taken)
 end
 
 local held = tonumber(redis.call('HGET', key, 'held:' .. user) or '0')
 if held + #seats > tonumber(ARGV[8]) then
-  return decided({'limit', int(held)})
+  return decided(keyed, {'limit', int(held)})
 end
 
 local last = redis.call('HGET', key, 'last:' .. user)
 local cooldown = tonumber(ARGV[7])
 if last and now - tonumber(last) < cooldown then
-  return decided({'soon', int(tonumber(last) + cooldown - now)})
+  return decided(keyed, {'soon', int(tonumber(last) + cooldown - now)})
 end
 
 local codes = table.concat(seats, ',')
@@ -107,4 +83,4 @@ redis.call('HSET', key, 'res:' .. id, user .. '|' .. codes, 'held:' .. user, int
 redis.call('XADD', stream, '*', 'type', 'reserved', 'screening_id', ARGV[1], 'event_id', id,
   'user_id', user, 'seats', codes, 'at', int(now))
 redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
-return decided({'reserved', id, int(now)})
+return decided(keyed, {'reserved', id, int(now)})

@@ -9,7 +9,7 @@
 -- ARGV[3]  block length (ms)
 -- ARGV[4]  now (ms since the Unix epoch), from the caller's clock
 --
--- Returns 0 when allowed, else the ms left in the block.
+-- Returns {'allowed'}, or {'blocked', ms left in the block}.
 
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
@@ -18,16 +18,16 @@ local now = tonumber(ARGV[4])
 
 local blocked_until = tonumber(redis.call('GET', KEYS[2]) or '0')
 if now < blocked_until then
-  return blocked_until - now
+  return {'blocked', blocked_until - now}
 end
 
 local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
 if oldest and now - tonumber(oldest) < period then
-  redis.call('SET', KEYS[2], string.format('%.0f', now + block), 'PX', block)
-  return block
+  redis.call('SET', KEYS[2], int(now + block), 'PX', block)
+  return {'blocked', block}
 end
 
-redis.call('LPUSH', KEYS[1], string.format('%.0f', now))
+redis.call('LPUSH', KEYS[1], int(now))
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
 redis.call('PEXPIRE', KEYS[1], period)
-return 0
+return {'allowed'}
