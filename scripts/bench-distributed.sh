@@ -179,7 +179,6 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   SURGE_JWT_SIGNING_KEY_FILE="$WORK/jwt.pem" \
   SURGE_DISTRIBUTED__KEY_PREFIX="$PREFIX" \
   SURGE_DISTRIBUTED__REPLICA_NAME="r$i" \
-  SURGE_ADMIN_EMAILS=bench-admin@surge.test \
   SURGE_CINEMA__READ_LIMIT=0 \
   SURGE_DISTRIBUTED__SHARDS="$SHARDS" \
   SURGE_LOG_FORMAT=json \
@@ -197,7 +196,8 @@ if [ "$CINEMA" = 1 ]; then
   echo "### Cinema, distributed (${#URLS[@]} replicas, PostgreSQL + Redis) — $STARTED_AT"
   echo
   cinema_rc=0
-  "$BENCH" --url "$(IFS=,; echo "${URLS[*]}")" cinema --connections "$CONNECTIONS" \
+  # The bench grants its admin with `surge admin grant`, which finds PostgreSQL here.
+  SURGE_DATABASE_URL="$DATABASE_URL" "$BENCH" --server-bin "$SURGE" --url "$(IFS=,; echo "${URLS[*]}")" cinema --connections "$CONNECTIONS" \
     --duration-secs "$DURATION" --warmup-secs "$WARMUP" || cinema_rc=$?
   exit "$cinema_rc"
 fi

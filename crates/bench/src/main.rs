@@ -97,7 +97,10 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
             scenarios::bid_storm::run(target.endpoints(), args, cli.json).await
         }
         Command::Healthz(args) => scenarios::healthz::run(endpoint, args, cli.json).await,
-        Command::Cinema(args) => scenarios::cinema::run(target.endpoints(), args, cli.json).await,
+        Command::Cinema(args) => {
+            let admin = target.admin_command(&cli.server_bin);
+            scenarios::cinema::run(target.endpoints(), &admin, args, cli.json).await
+        }
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
         }
@@ -125,13 +128,9 @@ fn main() -> ExitCode {
     // The cinema scenario needs the demo catalog, its admin, and no per-address read limit
     // (every bench connection comes from 127.0.0.1).
     let server = match &cli.command {
-        Command::Cinema(_) => ServerOptions {
-            demo: true,
-            env: vec![
-                ("SURGE_ADMIN_EMAILS", scenarios::cinema::ADMIN_EMAIL.to_owned()),
-                ("SURGE_CINEMA__READ_LIMIT", "0".to_owned()),
-            ],
-        },
+        Command::Cinema(_) => {
+            ServerOptions { demo: true, env: vec![("SURGE_CINEMA__READ_LIMIT", "0".to_owned())] }
+        }
         _ => ServerOptions::default(),
     };
     let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);

@@ -84,6 +84,14 @@ impl Target {
         &self.endpoints
     }
 
+    /// How to run `surge admin …` against this deployment: the server binary, plus the data
+    /// dir when the bench started the server itself (otherwise the command finds the
+    /// deployment's database through the environment, e.g. `SURGE_DATABASE_URL`).
+    pub fn admin_command(&self, server_bin: &Path) -> AdminCommand {
+        let data_dir = self.spawned.as_ref().map(|spawned| spawned.root.join("data"));
+        AdminCommand { bin: server_bin.to_path_buf(), data_dir }
+    }
+
     /// The server's process id, known only when the bench started it (for RSS readings).
     pub fn server_pid(&self) -> Option<u32> {
         self.spawned.as_ref().map(|s| s.child.id())
@@ -94,6 +102,30 @@ impl Target {
         if let Some(mut spawned) = self.spawned.take() {
             spawned.stop();
         }
+    }
+}
+
+/// `surge admin …` for the deployment under test.
+#[derive(Debug, Clone)]
+pub struct AdminCommand {
+    bin: PathBuf,
+    data_dir: Option<PathBuf>,
+}
+
+impl AdminCommand {
+    /// `surge admin grant EMAIL`: admin rights come only from an operator, never from signing
+    /// up.
+    pub fn grant(&self, email: &str) -> Result<()> {
+        let mut command = Command::new(&self.bin);
+        command.args(["admin", "grant", email]).env("SURGE_LOG_FORMAT", "json");
+        if let Some(dir) = &self.data_dir {
+            command.arg("--data-dir").arg(dir);
+        }
+        let output = command.output().with_context(|| format!("running {}", self.bin.display()))?;
+        if !output.status.success() {
+            bail!("surge admin grant {email} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
     }
 }
 

@@ -56,6 +56,17 @@ pub fn decide(quota: Quota, tat_ms: Option<i64>, now_ms: i64) -> Decision {
     }
 }
 
+/// The TAT after giving back one event taken from a key whose TAT is `tat_ms`: one emission
+/// interval earlier. `None` when nothing is left to remember (the key is as if never seen).
+///
+/// This is what makes "count only failures" atomic: take an event *before* the work whose
+/// outcome decides whether it counts, and give it back when it did not, so parallel attempts
+/// can never all pass a check that none of them has charged yet.
+pub fn refund(quota: Quota, tat_ms: Option<i64>, now_ms: i64) -> Option<i64> {
+    let tat = tat_ms? - quota.emission_interval_ms();
+    (tat > now_ms).then_some(tat)
+}
+
 /// A limit that shuts offenders out: more than `limit` events within any `period_ms` starts a
 /// block of `block_ms`, during which every event is refused. Unlike GCRA (which lets a key that
 /// used its burst go on at the sustained rate), this is exact: it remembers the times of the
@@ -229,5 +240,19 @@ mod tests {
         assert_eq!(retry_after_secs(1000), 1);
         assert_eq!(retry_after_secs(1001), 2);
         assert_eq!(retry_after_secs(0), 1);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_the_event_taken() {
+        let quota = Quota::new(2, 60_000);
+        let Decision::Allowed { new_tat_ms: first } = decide(quota, None, 0) else { panic!() };
+        let Decision::Allowed { new_tat_ms: second } = decide(quota, Some(first), 0) else {
+            panic!()
+        };
+        assert!(!decide(quota, Some(second), 0).is_allowed(), "the quota is used up");
+        assert_eq!(refund(quota, Some(second), 0), Some(first));
+        assert!(decide(quota, refund(quota, Some(second), 0), 0).is_allowed());
+        assert_eq!(refund(quota, Some(first), 0), None, "nothing left to remember");
+        assert_eq!(refund(quota, None, 0), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Accounts: sign-up, login, token refresh and logout, and the caller's profile.
 
+pub mod authenticator;
 pub mod passwords;
 pub mod tokens;
 
@@ -94,20 +95,11 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-fn roles_for(state: &AppState, email: Option<&str>) -> Vec<String> {
-    match email {
-        Some(email)
-            if state.settings.admin_emails.iter().any(|a| a.eq_ignore_ascii_case(email)) =>
-        {
-            vec!["admin".to_owned()]
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn profile(state: &AppState, user: User) -> Profile {
-    Profile {
-        roles: roles_for(state, user.email.as_deref()),
+/// A profile with the user's roles as granted now (`surge admin grant`): a token carries the
+/// roles of its login or refresh, so a grant takes effect at the next one.
+async fn profile(state: &AppState, user: User) -> ApiResult<Profile> {
+    Ok(Profile {
+        roles: state.users.roles(user.id).await?,
         id: user.id,
         email: user.email,
         phone: user.phone,
@@ -115,7 +107,7 @@ fn profile(state: &AppState, user: User) -> Profile {
         birthday: user.birthday,
         about: user.about,
         created_at: user.created_at,
-    }
+    })
 }
 
 /// Starts a new refresh-token family for `user` and builds the session response.
@@ -133,16 +125,16 @@ async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiRe
             created_at: now,
         })
         .await?;
-    Ok(session_response(state, user, refresh_token, status))
+    session_response(state, user, refresh_token, status).await
 }
 
-fn session_response(
+async fn session_response(
     state: &AppState,
     user: User,
     refresh_token: String,
     status: StatusCode,
-) -> Response {
-    let profile = profile(state, user);
+) -> ApiResult<Response> {
+    let profile = profile(state, user).await?;
     let access_token = state.tokens.issue_access(profile.id, profile.roles.clone());
     let cookie = format!(
         "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}",
@@ -158,7 +150,7 @@ fn session_response(
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, value);
     }
-    (status, headers, Json(session)).into_response()
+    Ok((status, headers, Json(session)).into_response())
 }
 
 /// Create an account.
@@ -208,7 +200,9 @@ pub async fn login(
     let email = rules::normalize_email(&request.email);
     let limit_key = format!("login:{email}");
     let quota = state.settings.login_failures;
-    if let Decision::Denied { retry_after_ms } = state.limiter.check(quota, &limit_key).await? {
+    // Charged before the password is checked and given back on success: parallel guesses
+    // cannot all pass the limit before any of them has failed.
+    if let Decision::Denied { retry_after_ms } = state.limiter.acquire(quota, &limit_key).await? {
         return Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) });
     }
     let credentials = state.users.credentials_by_email(&email).await?;
@@ -216,15 +210,13 @@ pub async fn login(
     let matches = passwords::verify(request.password, stored_hash).await?;
     match credentials {
         Some(credentials) if matches => {
+            state.limiter.release(quota, &limit_key).await?;
             open_session(&state, credentials.user, StatusCode::OK).await
         }
-        _ => {
-            state.limiter.acquire(quota, &limit_key).await?;
-            Err(ApiError::Unauthorized {
-                code: "invalid_credentials",
-                message: "the email or password is wrong".into(),
-            })
-        }
+        _ => Err(ApiError::Unauthorized {
+            code: "invalid_credentials",
+            message: "the email or password is wrong".into(),
+        }),
     }
 }
 
@@ -257,7 +249,7 @@ pub async fn refresh(
     match state.refresh_tokens.rotate(&presented, next, now).await? {
         Rotation::Rotated { user_id } => {
             let user = state.users.get(user_id).await?.ok_or_else(invalid_refresh)?;
-            Ok(session_response(&state, user, refresh_token, StatusCode::OK))
+            session_response(&state, user, refresh_token, StatusCode::OK).await
         }
         Rotation::ReuseDetected => {
             tracing::warn!("a rotated refresh token was presented again; its family is revoked");
@@ -292,7 +284,7 @@ pub async fn me(
     user: AuthUser,
 ) -> ApiResult<Json<Profile>> {
     let found = state.users.get(user.id).await?.ok_or_else(ApiError::unauthorized)?;
-    Ok(Json(profile(&state, found)))
+    Ok(Json(profile(&state, found).await?))
 }
 
 /// Change the caller's nickname, birthday or about text.
@@ -320,5 +312,5 @@ pub async fn update_me(
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     state.nicknames.invalidate(&user.id);
-    Ok(Json(profile(&state, updated)))
+    Ok(Json(profile(&state, updated).await?))
 }

@@ -21,7 +21,6 @@ use surge_core::validation::FieldErrors;
 use surge_engine::auctions::AuctionCommands;
 use surge_engine::clock::Clock;
 use surge_engine::feed::Feed;
-use surge_store::accounts::UserStore;
 use surge_store::auctions::{
     AuctionRecord, AuctionStore, AuctionSummary, NewAuction, SearchQuery, Sort, SortValue,
 };
@@ -30,19 +29,18 @@ use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::accounts::tokens::TokenService;
+use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::images::image_url;
 use crate::pagination::{self, Page};
-use crate::users::Nicknames;
 
 /// The auction routes, for any state that holds an [`AuctionsState`].
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     AuctionsState: FromRef<S>,
-    Arc<TokenService>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
 {
     Router::new()
         .route("/api/v1/auctions", get(search).post(create))
@@ -75,9 +73,6 @@ pub struct AuctionsServices {
     pub store: Arc<dyn AuctionStore>,
     pub commands: Arc<dyn AuctionCommands>,
     pub feed: Arc<dyn Feed<AuctionEvent>>,
-    /// For the bidder's nickname when the cache does not have it.
-    pub users: Arc<dyn UserStore>,
-    pub nicknames: Nicknames,
     /// For checking that attached images are the seller's own.
     pub images: Arc<dyn ImageStore>,
     /// How often an idle event stream sends a comment.

@@ -32,7 +32,7 @@ use surge_store::cinema::{
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::accounts::tokens::TokenService;
+use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::response::JsonBody;
@@ -42,7 +42,7 @@ pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     CinemaState: FromRef<S>,
-    Arc<TokenService>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
 {
     Router::new()
         .route("/api/v1/movies", get(now_showing))

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use uuid::Uuid;
 
-use crate::accounts::tokens::TokenService;
+use crate::accounts::authenticator::Authenticator;
 use crate::error::ApiError;
 
 /// JSON body in, JSON body out.
@@ -151,6 +151,8 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
 pub struct AuthUser {
     pub id: Uuid,
     pub roles: Vec<String>,
+    /// The account's nickname (from a cache that may trail a rename by up to a minute).
+    pub nickname: Arc<str>,
 }
 
 impl AuthUser {
@@ -179,22 +181,20 @@ fn bearer_or_cookie(parts: &Parts) -> Option<&str> {
 impl<S> FromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
-    Arc<TokenService>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_or_cookie(parts).ok_or_else(ApiError::unauthorized)?;
-        let tokens = Arc::<TokenService>::from_ref(state);
-        let claims = tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
-        Ok(AuthUser { id: claims.sub, roles: claims.roles.clone() })
+        Arc::<Authenticator>::from_ref(state).authenticate(token).await
     }
 }
 
 impl<S> OptionalFromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
-    Arc<TokenService>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
 {
     type Rejection = ApiError;
 

@@ -115,31 +115,26 @@ pub async fn upload(
     let content_type = sniff(&bytes).ok_or_else(|| ApiError::UnsupportedMediaType {
         message: "only PNG, JPEG, WebP and GIF images are accepted".into(),
     })?;
-    // Only files that passed every check count against the limit.
-    let key = format!("upload:{}", user.id);
-    if let Decision::Denied { retry_after_ms } =
-        state.limiter.acquire(state.settings.uploads, &key).await?
-    {
+    // Only files that passed every check count against the limit, and only uploads that were
+    // stored: a failed write gives its event back, and leaves no object behind.
+    let (quota, key) = (state.settings.uploads, format!("upload:{}", user.id));
+    if let Decision::Denied { retry_after_ms } = state.limiter.acquire(quota, &key).await? {
         return Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) });
     }
     let id = Uuid::now_v7();
     let size = bytes.len() as i64;
-    state
-        .objects
-        .put(&object_path(id), PutPayload::from_bytes(bytes))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("object store write failed: {e}")))?;
     let created_at = state.clock.now();
-    state
-        .images
-        .create(ImageRecord {
-            id,
-            owner_id: user.id,
-            content_type: content_type.to_owned(),
-            bytes: size,
-            created_at,
-        })
-        .await?;
+    let record = ImageRecord {
+        id,
+        owner_id: user.id,
+        content_type: content_type.to_owned(),
+        bytes: size,
+        created_at,
+    };
+    if let Err(error) = store_image(&state, record, bytes).await {
+        let _ = state.limiter.release(quota, &key).await;
+        return Err(error);
+    }
     let body = UploadedImage {
         id,
         url: image_url(id),
@@ -148,6 +143,23 @@ pub async fn upload(
         created_at,
     };
     Ok((StatusCode::CREATED, [(header::LOCATION, image_url(id))], Json(body)).into_response())
+}
+
+/// Writes the object, then its row; removes the object again if the row cannot be written.
+async fn store_image(state: &AppState, record: ImageRecord, bytes: Bytes) -> ApiResult<()> {
+    let path = object_path(record.id);
+    state
+        .objects
+        .put(&path, PutPayload::from_bytes(bytes))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("object store write failed: {e}")))?;
+    if let Err(error) = state.images.create(record).await {
+        if let Err(cleanup) = state.objects.delete(&path).await {
+            tracing::warn!(error = %cleanup, object = %path, "could not remove an orphan upload");
+        }
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 /// The image bytes.

@@ -83,18 +83,36 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// The `method` label: one of the standard methods, else `other`. A label never carries what a
+/// client made up (a 60 KB method name would otherwise become a metric series for good).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Histogram handles by (method, status) and route: building a labelled key per request costs
-/// several allocations and a registry lookup; a read-locked map hit costs neither.
+/// several allocations and a registry lookup; a read-locked map hit costs neither. Every label
+/// comes from a fixed set: a standard method or `other`, a route template or `unmatched`, and
+/// a status code.
 fn latency_histogram(method: &Method, route: &str, status: StatusCode) -> Histogram {
-    type Handles = HashMap<(Method, u16), HashMap<String, Histogram>>;
+    type Handles = HashMap<(&'static str, u16), HashMap<String, Histogram>>;
     static HANDLES: LazyLock<RwLock<Handles>> = LazyLock::new(Default::default);
-    let key = (method.clone(), status.as_u16());
+    let method = method_label(method);
+    let key = (method, status.as_u16());
     if let Some(handle) = HANDLES.read().ok().and_then(|h| h.get(&key)?.get(route).cloned()) {
         return handle;
     }
     let handle = metrics::histogram!(
         "surge_http_request_duration_seconds",
-        "method" => method.to_string(),
+        "method" => method,
         "route" => route.to_owned(),
         "status" => status.as_u16().to_string()
     );

@@ -15,6 +15,7 @@ use surge_store::accounts::{RefreshTokenStore, UserStore};
 use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::authenticator::Authenticator;
 use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
@@ -33,7 +34,6 @@ pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 /// HTTP-level settings shared by every app, taken from the server configuration.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    pub admin_emails: Vec<String>,
     /// Failed logins per email.
     pub login_failures: Quota,
     /// Accepted image uploads per user.
@@ -70,6 +70,8 @@ pub struct Services {
     pub objects: Arc<dyn ObjectStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tokens: Arc<TokenService>,
+    /// Verifies tokens and finds their account (see [`Authenticator`]).
+    pub auth: Arc<Authenticator>,
     /// Nicknames by user id for hot paths (a bid names its bidder); PATCH /me invalidates.
     pub nicknames: Nicknames,
     pub readiness: Arc<dyn Readiness>,
@@ -82,9 +84,9 @@ pub struct Services {
 }
 
 /// What the authentication extractor needs, from any app's router.
-impl FromRef<AppState> for Arc<TokenService> {
+impl FromRef<AppState> for Arc<Authenticator> {
     fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
+        state.auth.clone()
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use surge_store::db::Durability;
 
 /// Everything `surge` can be configured with. Names are a contract with operators: see the
@@ -22,8 +22,6 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Ed25519 private key, PKCS#8 PEM. Generated into `data_dir` when unset (embedded only).
     pub jwt_signing_key_file: Option<PathBuf>,
-    #[serde(deserialize_with = "comma_list")]
-    pub admin_emails: Vec<String>,
     pub log_format: Option<LogFormat>,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -130,7 +128,6 @@ impl Default for Settings {
             database_url: None,
             redis_url: None,
             jwt_signing_key_file: None,
-            admin_emails: Vec::new(),
             log_format: None,
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
@@ -203,22 +200,6 @@ impl Default for HttpSettings {
     }
 }
 
-/// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
-fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrString {
-        List(Vec<String>),
-        String(String),
-    }
-    Ok(match ListOrString::deserialize(deserializer)? {
-        ListOrString::List(list) => list,
-        ListOrString::String(text) => {
-            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-        }
-    })
-}
-
 /// Values given on the command line; they win over everything else.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
@@ -240,11 +221,19 @@ impl Settings {
             Some(path) => figment.merge(Toml::file_exact(path)),
             None => figment.merge(Toml::file("surge.toml")),
         };
-        figment
+        let figment = figment
             .merge(Env::prefixed("SURGE_").split("__"))
-            .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(Box::new)
+            .merge(Serialized::defaults(overrides));
+        // Admin rights came from this list; signing up with a listed address made anyone admin.
+        // Refusing to start beats silently dropping an operator's admins.
+        if figment.find_value("admin_emails").is_ok() {
+            return Err(Box::new(figment::Error::from(
+                "admin_emails is no longer supported: grant admin rights to an existing account \
+                 with `surge admin grant EMAIL` (and remove admin_emails / SURGE_ADMIN_EMAILS)"
+                    .to_owned(),
+            )));
+        }
+        figment.extract().map_err(Box::new)
     }
 
     /// Defaults for a test server: an ephemeral port and the given data directory.
@@ -274,13 +263,21 @@ mod tests {
     }
 
     #[test]
+    fn admin_emails_is_refused_with_a_pointer_to_the_admin_command() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SURGE_ADMIN_EMAILS", "boss@x.io");
+            let refused = Settings::load(None, Overrides::default()).unwrap_err();
+            assert!(refused.to_string().contains("surge admin grant"), "{refused}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn env_lists_and_nesting_are_understood() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("SURGE_ADMIN_EMAILS", "a@x.io, b@y.io");
             jail.set_env("SURGE_LIMITS__UPLOADS_PER_HOUR", "5");
             jail.set_env("SURGE_LISTEN", "127.0.0.1:9999");
             let settings = Settings::load(None, Overrides::default()).unwrap();
-            assert_eq!(settings.admin_emails, vec!["a@x.io", "b@y.io"]);
             assert_eq!(settings.limits.uploads_per_hour, 5);
             assert_eq!(settings.listen.port(), 9999);
             Ok(())

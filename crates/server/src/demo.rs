@@ -48,6 +48,8 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             Err(other) => return Err(other).context("cannot create demo users"),
         }
     }
+    // Alice runs the demo cinema: the admin a newcomer can log in as.
+    state.users.set_role(DEMO_USERS[0].0, crate::admin::ADMIN, true, now).await?;
     let [alice, bob, carol] = [&users[0], &users[1], &users[2]];
     let auction = |title: &str,
                    description: &str,

@@ -1,12 +1,14 @@
 //! The Surge server: configuration, command line, wiring and background workers.
 //!
 //! # Layout
+//! - [`admin`]: `surge admin grant|revoke EMAIL`.
 //! - [`apps`]: each app's wiring (ports per backend, HTTP sub-state, background jobs).
 //! - [`config`]: layered settings (defaults → `surge.toml` → `SURGE_…` env → flags).
 //! - [`startup`]: [`startup::Application`] builds every port, binds, and runs until stopped.
 //! - [`demo`]: `--demo` seed data.
 //! - [`telemetry`]: logs, pretty or JSON.
 
+pub mod admin;
 pub mod apps;
 pub mod config;
 pub mod demo;

@@ -16,7 +16,6 @@ const ENV_HELP: &str = "\
 Settings without a flag (environment or surge.toml):
   SURGE_JWT_SIGNING_KEY_FILE  jwt_signing_key_file: Ed25519 PKCS#8 PEM private key
                               (generated into the data dir when unset; embedded only)
-  SURGE_ADMIN_EMAILS          admin_emails: comma-separated
   SURGE_LOG_FORMAT            log_format: pretty | json (default: pretty on a terminal)
   SURGE_<SECTION>__<KEY>      nested settings, e.g. SURGE_LIMITS__UPLOADS_PER_HOUR=5;
                               `surge default-config` prints them all with their defaults
@@ -66,6 +65,20 @@ enum Command {
     },
     /// Print an example surge.toml with every setting and its default.
     DefaultConfig,
+    /// Grant or revoke admin rights of an existing account (effective at its next login or
+    /// token refresh; works while the server runs).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Make the account with this email an admin.
+    Grant { email: String },
+    /// Take admin rights away from the account with this email.
+    Revoke { email: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -76,6 +89,9 @@ enum SeedTarget {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Everything Surge writes (the database and its journal, images, the generated key) holds
+    // what only Surge should read: files are created 0600 and directories 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     if let Command::DefaultConfig = cli.command {
         print!("{}", config::EXAMPLE);
@@ -105,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             None => {
-                std::fs::create_dir_all(&settings.data_dir)?;
+                surge::startup::private_dir(&settings.data_dir)?;
                 surge_store::db::SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
                     .await?;
                 tracing::info!(data_dir = %settings.data_dir.display(), "database is migrated");
@@ -115,6 +131,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed { what: SeedTarget::Cinema } => {
             let created = surge::startup::seed_cinema(&settings).await?;
             println!("{created} screenings seeded");
+            Ok(())
+        }
+        Command::Admin { action } => {
+            let (email, granted) = match &action {
+                AdminAction::Grant { email } => (email, true),
+                AdminAction::Revoke { email } => (email, false),
+            };
+            surge::admin::set_admin(&settings, email, granted).await?;
+            let done = if granted { "granted to" } else { "revoked from" };
+            println!("admin rights {done} {email}; effective at its next login or token refresh");
             Ok(())
         }
         Command::DefaultConfig => Ok(()),

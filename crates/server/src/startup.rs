@@ -18,6 +18,7 @@ use surge_engine::redis::{
     Shards,
 };
 use surge_engine::workers::BackgroundJob;
+use surge_http::accounts::authenticator::Authenticator;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
 use surge_http::state::{AppState, HttpSettings, Readiness, Services};
 use surge_http::users::nickname_cache;
@@ -43,6 +44,8 @@ use crate::config::Settings;
 const WRITER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `/readyz` waits for a dependency.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the Prometheus recorder folds recorded histogram samples into its summaries.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// How often expired idempotency records are purged.
 const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -91,6 +94,14 @@ impl AppPorts {
     }
 }
 
+/// Creates `dir` (and its parents) readable by this user only, or makes an existing one so: the
+/// data dir holds password hashes, token hashes and uploads.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// The Prometheus recorder is process-global; tests build many applications in one process.
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -116,6 +127,14 @@ fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Every process runs the recorder's upkeep: without it each histogram sample is kept until the
+/// next scrape, so a server nobody scrapes (every embedded one by default) grows for ever.
+fn metrics_upkeep() -> BackgroundJob {
+    BackgroundJob::every("metrics-upkeep", METRICS_UPKEEP_INTERVAL, || async {
+        metrics_handle().run_upkeep()
+    })
 }
 
 struct SqliteReadiness(SqliteDb);
@@ -198,7 +217,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let selected = select_backend(&settings)?;
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        private_dir(&settings.data_dir).with_context(|| {
             format!("cannot create the data dir {}", settings.data_dir.display())
         })?;
         let key = match (&settings.jwt_signing_key_file, &selected) {
@@ -226,26 +245,21 @@ impl Application {
             }
         };
         let objects_dir = settings.data_dir.join("objects");
-        std::fs::create_dir_all(&objects_dir)
+        private_dir(&objects_dir)
             .with_context(|| format!("cannot create {}", objects_dir.display()))?;
         let objects = LocalFileSystem::new_with_prefix(&objects_dir)
             .context("cannot open the object store")?;
         let metrics = metrics_handle();
         let http_settings = HttpSettings {
-            admin_emails: settings.admin_emails.clone(),
             login_failures: Quota::new(settings.limits.login_failures_per_minute.max(1), 60_000),
             uploads: Quota::new(settings.limits.uploads_per_hour.max(1), 3_600_000),
             json_body_limit: settings.http.json_body_limit_bytes,
         };
         let (nicknames, shutdown) = (nickname_cache(), CancellationToken::new());
         let apps = &ports.apps;
-        let shared = auctions::Shared {
-            clock: &clock,
-            users: &ports.users,
-            images: &ports.images,
-            nicknames: &nicknames,
-            shutdown: &shutdown,
-        };
+        let shared = auctions::Shared { clock: &clock, images: &ports.images, shutdown: &shutdown };
+        let tokens = Arc::new(TokenService::new(&key, token_settings, clock.clone()));
+        let auth = Authenticator::new(tokens.clone(), ports.users.clone(), nicknames.clone());
         let state = AppState::new(Services {
             auctions: auctions::state(&apps.auctions, shared, &settings),
             cinema: cinema::state(&apps.cinema, &clock, &ports.limiter, &settings),
@@ -255,7 +269,8 @@ impl Application {
             images: ports.images,
             objects: Arc::new(objects),
             limiter: ports.limiter,
-            tokens: Arc::new(TokenService::new(&key, token_settings, clock.clone())),
+            tokens,
+            auth: Arc::new(auth),
             nicknames,
             readiness: ports.readiness,
             metrics: Arc::new(move || metrics.render()),
@@ -287,10 +302,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Application { listener, state, backend, jobs, .. } = self;
-        let workers = match &backend {
+        let mut workers = match &backend {
             Backend::Embedded { engine, .. } => Workers::embedded(jobs, engine),
             Backend::Distributed { .. } => Workers(Vec::new()),
         };
+        workers.0.push(tokio::spawn((metrics_upkeep().run)()));
         let cancel = state.shutdown.clone();
         let router = surge_http::router(state);
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -327,7 +343,7 @@ pub async fn seed_cinema(settings: &Settings) -> anyhow::Result<usize> {
     let now = chrono::Utc::now();
     match select_backend(settings)? {
         Selected::Embedded => {
-            std::fs::create_dir_all(&settings.data_dir)?;
+            private_dir(&settings.data_dir)?;
             let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous).await?;
             let created = crate::demo::cinema::seed(
                 &SqliteCinema::new(db.pool.clone()),

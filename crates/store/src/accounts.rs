@@ -79,6 +79,17 @@ pub trait UserStore: Send + Sync {
         patch: ProfilePatch,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<User>>;
+    /// The roles granted to a user (`admin`), sorted.
+    async fn roles(&self, id: Uuid) -> StoreResult<Vec<String>>;
+    /// Grants (`granted`) or revokes `role` for the account with `email` (already normalised).
+    /// `Err(NotFound)` when no account has that email.
+    async fn set_role(
+        &self,
+        email: &str,
+        role: &str,
+        granted: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

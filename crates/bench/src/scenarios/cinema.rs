@@ -9,8 +9,9 @@
 //!    screening; requests/s, p99, the time until the last seat was sold, and the invariants
 //!    (no seat sold twice, nobody above 5, the seat map = the seats of the 201s).
 //!
-//! The server must seed the demo data (`serve --demo`), list the bench's admin in
-//! `admin_emails`, and not limit reads per address (`cinema.read_limit = 0`; every bench
+//! The server must seed the demo data (`serve --demo`), let the bench grant its admin with
+//! `surge admin grant` (the bench runs it), and not limit reads per address
+//! (`cinema.read_limit = 0`; every bench
 //! connection comes from 127.0.0.1): a bench-started server is configured so; with `--url`,
 //! configure yours the same way.
 
@@ -33,8 +34,9 @@ use crate::histogram::{Histogram, LatencySummary};
 use crate::load;
 use crate::report::{self, Check, PhaseReport};
 use crate::scenarios::{PhaseArgs, healthz, run_tag, signup_accounts};
+use crate::server::AdminCommand;
 
-/// The admin a bench-started server is told about (`admin_emails`).
+/// The bench's admin account (granted with `surge admin grant`).
 pub const ADMIN_EMAIL: &str = "bench-admin@surge.test";
 /// The typical search of the cached phase.
 const TYPICAL_SEARCH: &str = "/api/v1/movies?genre=SF&title=harbor";
@@ -94,7 +96,12 @@ struct CinemaJson<'a> {
 /// Runs the scenario. With several replicas (`--url A,B`), the seat rush's connections are
 /// spread round-robin over them and every replica's seat map is checked; the rest runs on the
 /// first.
-pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Result<bool> {
+pub async fn run(
+    endpoints: &[Endpoint],
+    admin: &AdminCommand,
+    args: &CinemaArgs,
+    json: bool,
+) -> Result<bool> {
     let endpoint = &endpoints[0];
     let plan = args.phase.plan();
     eprintln!(
@@ -111,7 +118,7 @@ pub async fn run(endpoints: &[Endpoint], args: &CinemaArgs, json: bool) -> Resul
     let cached = get_phase(endpoint, plan, TYPICAL_SEARCH, "cached search (SF + \"harbor\")").await;
     let full = get_phase(endpoint, plan, "/api/v1/movies", "cached full list (200 movies)").await;
     let uncached = uncached_searches(endpoint, &titles, args).await?;
-    let (rush, mut checks) = seat_rush(endpoints, args).await?;
+    let (rush, mut checks) = seat_rush(endpoints, admin, args).await?;
 
     let ratio = |report: &PhaseReport| report.requests_per_sec / ceiling.requests_per_sec.max(1.0);
     checks.push(Check::new(
@@ -310,7 +317,11 @@ async fn admin_post(
     Ok(reply.json::<Created>()?.id)
 }
 
-async fn seat_rush(endpoints: &[Endpoint], args: &CinemaArgs) -> Result<(RushReport, Vec<Check>)> {
+async fn seat_rush(
+    endpoints: &[Endpoint],
+    grant: &AdminCommand,
+    args: &CinemaArgs,
+) -> Result<(RushReport, Vec<Check>)> {
     let endpoint = &endpoints[0];
     let tag = run_tag();
     eprintln!("surge-bench: signing up {} rush users (argon2: takes a while)", args.rush_users);
@@ -318,10 +329,12 @@ async fn seat_rush(endpoints: &[Endpoint], args: &CinemaArgs) -> Result<(RushRep
     let admin = {
         // The admin account exists already when an earlier run used the same server.
         let mut conn = endpoint.connect().await?;
-        match api::signup(&mut conn, endpoint, ADMIN_EMAIL, &format!("adm{tag}")).await {
-            Ok(account) => account,
-            Err(_) => api::login(&mut conn, endpoint, ADMIN_EMAIL).await?,
+        if api::signup(&mut conn, endpoint, ADMIN_EMAIL, &format!("adm{tag}")).await.is_err() {
+            eprintln!("surge-bench: the bench admin exists already");
         }
+        grant.grant(ADMIN_EMAIL)?;
+        // The role is in the token of the next login.
+        api::login(&mut conn, endpoint, ADMIN_EMAIL).await?
     };
     let theater = admin_post(
         endpoint,
@@ -330,7 +343,7 @@ async fn seat_rush(endpoints: &[Endpoint], args: &CinemaArgs) -> Result<(RushRep
         json!({"name": format!("Premiere {tag}"), "rows": 5, "cols": 5}),
     )
     .await
-    .context("creating the rush theater (is the bench admin in admin_emails?)")?;
+    .context("creating the rush theater")?;
     let movie = admin_post(
         endpoint,
         &admin,

@@ -99,6 +99,22 @@ impl RateLimiter for InProcessRateLimiter {
         Ok(self.decide(quota, key, true))
     }
 
+    async fn release(&self, quota: Quota, key: &str) -> Result<(), EngineError> {
+        let now = self.clock.now().timestamp_millis();
+        let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match ratelimit::refund(quota, tats.get(key).copied(), now) {
+            Some(tat) => {
+                if let Some(stored) = tats.get_mut(key) {
+                    *stored = tat;
+                }
+            }
+            None => {
+                tats.remove(key);
+            }
+        }
+        Ok(())
+    }
+
     async fn acquire_or_block(
         &self,
         limit: Blocking,
@@ -126,5 +142,16 @@ mod tests {
         assert!(limiter.acquire(quota, "b").await.unwrap().is_allowed());
         clock.advance(Duration::hours(1));
         assert!(limiter.acquire(quota, "a").await.unwrap().is_allowed());
+    }
+
+    #[tokio::test]
+    async fn a_released_event_can_be_taken_again() {
+        let limiter = InProcessRateLimiter::new(Arc::new(ManualClock::new()));
+        let quota = Quota::new(1, 3_600_000);
+        assert!(limiter.acquire(quota, "a").await.unwrap().is_allowed());
+        assert!(!limiter.acquire(quota, "a").await.unwrap().is_allowed());
+        limiter.release(quota, "a").await.unwrap();
+        assert!(limiter.acquire(quota, "a").await.unwrap().is_allowed());
+        assert!(!limiter.check(quota, "a").await.unwrap().is_allowed());
     }
 }

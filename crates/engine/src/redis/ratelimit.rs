@@ -31,25 +31,40 @@ impl RedisRateLimiter {
         Self { conn, clock, keys }
     }
 
-    async fn decide(&self, quota: Quota, key: &str, take: bool) -> Result<Decision, EngineError> {
+    /// Runs `gcra.lua` for `key`: `mode` is `1` to take, `0` to check, `-1` to give back.
+    async fn gcra<T>(
+        &self,
+        quota: Quota,
+        key: &str,
+        mode: &str,
+        read: impl FnOnce(Reply<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let mut invocation = GCRA.key(self.keys.rate_limit(key));
         invocation
             .arg(quota.emission_interval_ms())
             .arg(quota.tolerance_ms())
             .arg(self.clock.now().timestamp_millis())
-            .arg(if take { "1" } else { "0" });
-        scripts::call(&self.conn, &invocation, decision).await
+            .arg(mode);
+        scripts::call(&self.conn, &invocation, read).await
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, quota: Quota, key: &str) -> Result<Decision, EngineError> {
-        self.decide(quota, key, false).await
+        self.gcra(quota, key, "0", decision).await
     }
 
     async fn acquire(&self, quota: Quota, key: &str) -> Result<Decision, EngineError> {
-        self.decide(quota, key, true).await
+        self.gcra(quota, key, "1", decision).await
+    }
+
+    async fn release(&self, quota: Quota, key: &str) -> Result<(), EngineError> {
+        self.gcra(quota, key, "-1", |reply| match reply.word() {
+            Some("released") => Ok(()),
+            _ => Err(reply.malformed("gcra")),
+        })
+        .await
     }
 
     async fn acquire_or_block(

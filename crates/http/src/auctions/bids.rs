@@ -73,16 +73,6 @@ static BIDS_ACCEPTED: LazyLock<Counter> =
 static BIDS_REJECTED: LazyLock<Counter> =
     LazyLock::new(|| metrics::counter!("surge_bids_total", "outcome" => "rejected"));
 
-/// The caller's nickname, from a short-lived cache: a bid should not wait on a user lookup.
-async fn bidder(state: &AuctionsState, user: &AuthUser) -> ApiResult<UserRef> {
-    if let Some(nickname) = state.nicknames.get(&user.id) {
-        return Ok(UserRef { id: user.id, nickname: nickname.to_string() });
-    }
-    let found = state.users.get(user.id).await?.ok_or_else(ApiError::unauthorized)?;
-    state.nicknames.insert(user.id, found.nickname.as_str().into());
-    Ok(UserRef { id: user.id, nickname: found.nickname })
-}
-
 fn rejection_error(rejection: Rejection) -> ApiError {
     match rejection {
         Rejection::TooLow { min_amount } => {
@@ -120,7 +110,7 @@ pub async fn place(
     Json(request): Json<BidRequest>,
 ) -> ApiResult<Response> {
     validate_bid_amount(request.amount)?;
-    let bidder = bidder(&state, &user).await?;
+    let bidder = UserRef { id: user.id, nickname: user.nickname.to_string() };
     let idempotency = key.map(|key| EngineKey {
         request_hash: Sha256::digest(format!("bid:{auction_id}:{}", request.amount)).to_vec(),
         key,

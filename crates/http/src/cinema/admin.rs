@@ -1,4 +1,4 @@
-//! The catalog, for admins (accounts whose email is in `admin_emails`): theaters, movies and
+//! The catalog, for admins (granted with `surge admin grant EMAIL`): theaters, movies and
 //! screenings. A change that can alter "now showing" empties its cache on every replica.
 
 use axum::extract::State;

@@ -11,8 +11,6 @@ use surge_engine::feed::Feed;
 use surge_engine::redis::{DistributedAuctions, LiveAuctionStore, RedisAuctions, Shards};
 use surge_engine::workers::{BackgroundJob, auction_closer};
 use surge_http::auctions::{AuctionsServices, AuctionsState};
-use surge_http::users::Nicknames;
-use surge_store::accounts::UserStore;
 use surge_store::auctions::AuctionStore;
 use surge_store::auctions::postgres::PgAuctions;
 use surge_store::auctions::sqlite::SqliteAuctions;
@@ -60,9 +58,7 @@ pub fn distributed(
 /// What the auction handlers reach, besides these ports.
 pub struct Shared<'a> {
     pub clock: &'a Arc<dyn Clock>,
-    pub users: &'a Arc<dyn UserStore>,
     pub images: &'a Arc<dyn ImageStore>,
-    pub nicknames: &'a Nicknames,
     pub shutdown: &'a CancellationToken,
 }
 
@@ -72,8 +68,6 @@ pub fn state(ports: &AuctionPorts, shared: Shared<'_>, settings: &Settings) -> A
         store: ports.store.clone(),
         commands: ports.commands.clone(),
         feed: ports.feed.clone(),
-        users: shared.users.clone(),
-        nicknames: shared.nicknames.clone(),
         images: shared.images.clone(),
         sse_heartbeat: Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
         shutdown: shared.shutdown.clone(),

@@ -220,6 +220,54 @@ async fn login_is_rate_limited_after_10_failures_per_minute_for_that_email() {
     expect_json(app.login(&user.email, PASSWORD).await, 200).await;
 }
 
+/// Parallel guesses cannot slip past the limit while earlier guesses are still being checked:
+/// each attempt is charged before its password hash is verified (and given back on success).
+#[tokio::test]
+async fn parallel_wrong_passwords_are_limited_like_sequential_ones() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    for burst in 0..3 {
+        let passwords: Vec<String> = (0..40).map(|i| format!("guess-{burst}-{i}")).collect();
+        let guesses = passwords.iter().map(|password| app.login(&user.email, password));
+        let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+            .await
+            .into_iter()
+            .map(|response| response.status().as_u16())
+            .collect();
+        let wrong = statuses.iter().filter(|&&status| status == 401).count();
+        let limited = statuses.iter().filter(|&&status| status == 429).count();
+        assert_eq!(wrong + limited, 40, "burst {burst}: {statuses:?}");
+        // The whole first minute allows 10 failures, however they arrive.
+        let allowed = if burst == 0 { 10 } else { 0 };
+        assert_eq!(wrong, allowed, "burst {burst}: {statuses:?}");
+    }
+    // A right password is not a failure: it gives its attempt back.
+    app.advance(seconds(61));
+    for _ in 0..12 {
+        expect_json(app.login(&user.email, PASSWORD).await, 200).await;
+    }
+}
+
+/// A token that verifies but names no account (the data was reset under a kept signing key):
+/// 401 everywhere, and an upload leaves no file and uses no quota.
+#[tokio::test]
+async fn a_token_of_an_account_that_does_not_exist_is_401_everywhere() {
+    let app = spawn_app().await;
+    let ghost = app.token_for(uuid::Uuid::now_v7(), false);
+    let png = crate::helpers::PNG.to_vec();
+    expect_error(app.upload_image(&ghost, png, "image/png").await, 401, "unauthorized").await;
+    let auction = json!({"title": "x", "starting_price": 1, "ends_at": "2099-01-01T00:00:00Z"});
+    let created = app.post_json("/auctions", Some(&ghost), &auction).await;
+    expect_error(created, 401, "unauthorized").await;
+    let reservation = json!({"screening_id": uuid::Uuid::now_v7(), "seats": ["A1"]});
+    let reserved = app.post_json("/reservations", Some(&ghost), &reservation).await;
+    expect_error(reserved, 401, "unauthorized").await;
+    expect_error(app.me(&ghost).await, 401, "unauthorized").await;
+    let images = app.data_dir.path().join("objects/images");
+    let stored = std::fs::read_dir(&images).map(|dir| dir.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "an upload of a missing account left a file");
+}
+
 // ---- refresh ----
 
 #[tokio::test]

@@ -175,14 +175,23 @@ async fn admin_endpoints_need_an_admin() {
     }
 }
 
+/// Signing up grants nothing, whatever the address; an operator grants admin rights to an
+/// existing account (`surge admin grant`, which writes this very role), effective at its next
+/// login.
 #[tokio::test]
-async fn the_accounts_listed_in_admin_emails_are_the_admins() {
-    let app =
-        spawn_app_with(|settings| settings.admin_emails = vec!["Boss@Cinema.test".into()]).await;
+async fn admins_are_granted_to_existing_accounts_never_by_signing_up() {
+    let app = spawn_app().await;
     let boss = app.signup_user("boss@cinema.test", crate::helpers::PASSWORD, "boss").await;
     let me = expect_json(app.me(&boss.access_token).await, 200).await;
-    assert_eq!(me["roles"], json!(["admin"]));
+    assert_eq!(me["roles"], json!([]));
     let body = json!({"name": "Hall 1", "rows": 5, "cols": 5});
+    let refused = app.post_json("/admin/theaters", Some(&boss.access_token), &body).await;
+    expect_error(refused, 403, "forbidden").await;
+
+    app.state.users.set_role("boss@cinema.test", "admin", true, app.now()).await.unwrap();
+    let boss = app.login_again(&boss).await;
+    let me = expect_json(app.me(&boss.access_token).await, 200).await;
+    assert_eq!(me["roles"], json!(["admin"]));
     let created = app.post_json("/admin/theaters", Some(&boss.access_token), &body).await;
     expect_json(created, 201).await;
     let other = app.signup().await;

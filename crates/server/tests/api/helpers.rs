@@ -32,7 +32,7 @@ pub struct TestApp {
     /// The clock the server reads; tests move it forward to end auctions or expire tokens.
     pub clock: Arc<ManualClock>,
     /// Kept so the database and images outlive the server.
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     /// The PostgreSQL database of a distributed-backend run.
     _database: Option<surge_testkit::ScratchDatabase>,
     /// Dropping the app stops the server through this.
@@ -135,7 +135,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         api: Api::new(format!("http://127.0.0.1:{port}")),
         state,
         clock,
-        _data_dir: data_dir,
+        data_dir,
         _database: database,
         shutdown: Some(shutdown),
     }

@@ -4,6 +4,7 @@
 mod accounts;
 mod auctions;
 mod bids;
+mod binary;
 mod cinema;
 mod crash;
 mod distributed;

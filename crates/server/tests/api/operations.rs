@@ -20,6 +20,28 @@ async fn readyz_returns_200_when_the_database_answers() {
     assert_eq!(response.status().as_u16(), 200);
 }
 
+/// A made-up method (here 20 KB long) is counted as `other`: no client text ever becomes a
+/// metric label, so `/metrics` and the process cannot be grown by junk requests.
+#[tokio::test]
+async fn made_up_methods_are_counted_as_other_and_never_become_labels() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let junk = format!("Z{}", "Q".repeat(20_000));
+    for _ in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let request = format!("{junk} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(EVENT_TIMEOUT, socket.read_to_end(&mut answer)).await;
+    }
+    let response = app.send(app.client.get(app.root_url("/metrics"))).await;
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("QQQQ"), "a client's method became a label");
+    assert!(text.contains("method=\"other\""), "made-up methods are not counted as other");
+}
+
 #[tokio::test]
 async fn metrics_cover_http_latency_bids_subscribers_and_the_writer() {
     let app = spawn_app().await;

@@ -9,9 +9,9 @@ use super::{
     Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
     UserStore,
 };
-use crate::StoreResult;
 use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::truncate_to_micros;
+use crate::{StoreError, StoreResult};
 
 #[derive(Clone)]
 pub struct PgUsers {
@@ -26,6 +26,48 @@ impl PgUsers {
 
 #[async_trait]
 impl UserStore for PgUsers {
+    async fn roles(&self, id: Uuid) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("select role from user_roles where user_id = $1 order by role")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn set_role(
+        &self,
+        email: &str,
+        role: &str,
+        granted: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let user: Option<Uuid> =
+            sqlx::query_scalar("select id from users where email = $1 for update")
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let user = user.ok_or(StoreError::NotFound)?;
+        if granted {
+            sqlx::query(
+                "insert into user_roles (user_id, role, granted_at) values ($1, $2, $3)
+                 on conflict do nothing",
+            )
+            .bind(user)
+            .bind(role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("delete from user_roles where user_id = $1 and role = $2")
+                .bind(user)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create(&self, user: NewUser) -> StoreResult<User> {
         let now = truncate_to_micros(user.created_at);
         sqlx::query(

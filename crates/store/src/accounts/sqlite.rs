@@ -9,9 +9,9 @@ use super::{
     Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
     UserStore,
 };
-use crate::StoreResult;
 use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::{from_micros, to_micros};
+use crate::{StoreError, StoreResult};
 
 #[derive(Clone)]
 pub struct SqliteUsers {
@@ -26,6 +26,47 @@ impl SqliteUsers {
 
 #[async_trait]
 impl UserStore for SqliteUsers {
+    async fn roles(&self, id: Uuid) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("select role from user_roles where user_id = ? order by role")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn set_role(
+        &self,
+        email: &str,
+        role: &str,
+        granted: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let user: Option<Uuid> = sqlx::query_scalar("select id from users where email = ?")
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let user = user.ok_or(StoreError::NotFound)?;
+        if granted {
+            sqlx::query(
+                "insert into user_roles (user_id, role, granted_at) values (?, ?, ?)
+                 on conflict do nothing",
+            )
+            .bind(user)
+            .bind(role)
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("delete from user_roles where user_id = ? and role = ?")
+                .bind(user)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create(&self, user: NewUser) -> StoreResult<User> {
         let now = to_micros(user.created_at);
         sqlx::query(

@@ -15,6 +15,7 @@ contract!(
     expired_and_unknown_refresh_tokens_are_invalid,
     logging_out_revokes_only_the_family_of_the_presented_token,
     concurrent_rotations_of_one_token_let_exactly_one_through,
+    roles_are_granted_and_revoked_by_email_for_existing_accounts_only,
 );
 
 fn new_user(email: &str, nickname: &str) -> NewUser {
@@ -193,4 +194,19 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through(b: &Backend) 
         let next = b.tokens.rotate(&[b'n', i], next_token(b"z"), t(2 * MINUTE)).await.unwrap();
         assert_eq!(next, Rotation::Invalid);
     }
+}
+
+async fn roles_are_granted_and_revoked_by_email_for_existing_accounts_only(b: &Backend) {
+    let ada = b.users.create(new_user("ada@surge.test", "ada")).await.unwrap();
+    assert!(b.users.roles(ada.id).await.unwrap().is_empty(), "signing up grants nothing");
+
+    b.users.set_role("ada@surge.test", "admin", true, t(1)).await.unwrap();
+    b.users.set_role("ada@surge.test", "admin", true, t(2)).await.unwrap();
+    assert_eq!(b.users.roles(ada.id).await.unwrap(), ["admin"]);
+
+    let nobody = b.users.set_role("nobody@surge.test", "admin", true, t(3)).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound)), "{nobody:?}");
+
+    b.users.set_role("ada@surge.test", "admin", false, t(4)).await.unwrap();
+    assert!(b.users.roles(ada.id).await.unwrap().is_empty());
 }

@@ -5,15 +5,29 @@
 -- ARGV[1]  emission interval (ms): the time one event "costs"
 -- ARGV[2]  tolerance (ms): how far ahead of now the TAT may run (the burst)
 -- ARGV[3]  now (ms since the Unix epoch), from the caller's clock
--- ARGV[4]  '1' to take one event if allowed, '0' only to check
+-- ARGV[4]  '1' to take one event if allowed, '0' only to check, '-1' to give one back (the
+--          same arithmetic as surge_core::ratelimit::refund)
 --
 -- Returns {'allowed', new_tat} (new_tat is stored only when taking), or
--- {'denied', retry_after_ms}.
+-- {'denied', retry_after_ms}; giving back returns {'released'}.
 
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local take = ARGV[4] == '1'
+
+if ARGV[4] == '-1' then
+  local stored = redis.call('GET', KEYS[1])
+  if stored then
+    local tat = tonumber(stored) - interval
+    if tat > now then
+      redis.call('SET', KEYS[1], int(tat), 'PX', tat - now)
+    else
+      redis.call('DEL', KEYS[1])
+    end
+  end
+  return {'released'}
+end
 
 local tat = now
 local stored = redis.call('GET', KEYS[1])
