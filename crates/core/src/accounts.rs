@@ -26,10 +26,12 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 /// A deliberately simple shape check (one `@`, non-empty local part, dotted domain, no spaces).
-/// Deliverability is not something a regex can prove.
+/// Deliverability is not something a regex can prove. Only printable ASCII: a control character
+/// or a look-alike letter (a Cyrillic `а`) would make a second account for what reads as the
+/// same address (an international domain goes in its `xn--` form).
 pub fn validate_email(email: &str, errors: &mut FieldErrors) {
     let valid = email.len() <= EMAIL_MAX
-        && !email.chars().any(char::is_whitespace)
+        && email.bytes().all(|b| b.is_ascii_graphic())
         && match email.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -41,7 +43,7 @@ pub fn validate_email(email: &str, errors: &mut FieldErrors) {
             None => false,
         };
     if !valid {
-        errors.add("email", "must be a valid email address");
+        errors.add("email", "must be a valid email address (printable ASCII)");
     }
 }
 
@@ -109,6 +111,11 @@ mod tests {
         }
         for bad in ["", "ab.io", "a@b", "@b.io", "a@@b.io", "a b@c.io", "a@.io", "a@io."] {
             assert!(errors_of(|e| validate_email(bad, e)).contains("email"), "{bad}");
+        }
+        // A control character or a look-alike letter would be a second account for what
+        // reads as the same address.
+        for bad in ["alice@surge.test\u{0}", "\u{430}lice@surge.test", "al\u{7f}ice@surge.test"] {
+            assert!(errors_of(|e| validate_email(bad, e)).contains("email"), "{bad:?}");
         }
     }
 

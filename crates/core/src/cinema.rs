@@ -155,11 +155,31 @@ pub fn validate_movie(
     if !(1..=MAX_RUNNING_MINUTES).contains(&running_minutes) {
         errors.add("running_minutes", format!("must be 1 to {MAX_RUNNING_MINUTES}"));
     }
-    let scheme_ok = thumbnail_url.starts_with("https://") || thumbnail_url.starts_with("http://");
-    if !scheme_ok || thumbnail_url.len() > 2048 || thumbnail_url.chars().any(char::is_whitespace) {
+    if thumbnail_url.len() > 2048 || !is_web_url(thumbnail_url) {
         errors.add("thumbnail_url", "must be an http(s) URL of at most 2048 bytes");
     }
     errors.into_result(())
+}
+
+/// An `http(s)://host[:port][/…]` URL made only of characters a URL may hold unescaped (no
+/// quotes, angle brackets, spaces or controls), so it can never break out of where a page puts
+/// it.
+pub fn is_web_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !host.starts_with(['.', '-']);
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%".contains(&b);
+    host_ok && port_ok && rest.bytes().all(safe)
 }
 
 /// A seat: row 0 is `A`, columns count from 1 (`A1` is the first seat).

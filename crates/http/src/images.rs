@@ -180,6 +180,12 @@ pub async fn download(State(state): State<AppState>, Path(id): Path<Uuid>) -> Ap
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
+            // Bytes uploaded by anyone: never a document that can run anything, even if a
+            // polyglot file is opened directly.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ),
             // Image ids are never reused, so the bytes behind a URL never change.
             (
                 header::CACHE_CONTROL,

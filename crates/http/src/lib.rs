@@ -69,7 +69,28 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(harden))
         .with_state(state)
+}
+
+/// A request id a client sent is kept (for tracing across services) only when it is short and
+/// plain; anything else is dropped, and a fresh one is made, so no client text reaches the
+/// logs or the response headers. Every response says `nosniff`: a browser must never guess a
+/// type Surge did not send.
+async fn harden(mut request: Request, next: Next) -> Response {
+    let plain = |id: &[u8]| {
+        (1..=64).contains(&id.len())
+            && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if request.headers().get(REQUEST_ID).is_some_and(|id| !plain(id.as_bytes())) {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Records `surge_http_request_duration_seconds` by method, route template and status.

@@ -217,3 +217,26 @@ fn screenings_start_in_the_future_and_at_most_a_year_ahead() {
     assert!(validate_screening_start(now + Duration::days(MAX_DAYS_AHEAD + 1), now).is_err());
     assert_eq!(showing_window(now), (now, now + Duration::days(7)));
 }
+
+#[test]
+fn thumbnails_are_plain_web_urls() {
+    for good in [
+        "https://img.example.com/posters/dune.jpg",
+        "http://127.0.0.1:8080/a.png?size=2&x=%20",
+        "https://cdn.example.com",
+    ] {
+        assert!(is_web_url(good), "{good}");
+    }
+    for bad in [
+        "javascript:alert(1)",
+        "http://\"><script>alert(1)</script>",
+        "https://img.example.com/a b.jpg",
+        "https:///nohost.jpg",
+        "https://host:99999999/x",
+        "https://ex'ample.com/",
+        "ftp://example.com/a.png",
+        "https://example.com/<img>",
+    ] {
+        assert!(!is_web_url(bad), "{bad}");
+    }
+}

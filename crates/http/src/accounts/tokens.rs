@@ -24,6 +24,9 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// Not valid before (seconds); Surge does not set it, but honours it when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: Uuid,
     #[serde(default)]
     pub roles: Vec<String>,
@@ -133,6 +136,7 @@ impl TokenService {
             aud: self.settings.audience.clone(),
             iat: now.timestamp(),
             exp: (now + self.settings.access_ttl).timestamp(),
+            nbf: None,
             jti: Uuid::now_v7(),
             roles,
         };
@@ -143,12 +147,13 @@ impl TokenService {
     /// The claims of a valid, unexpired token; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<Arc<Claims>> {
         let now = self.clock.now().timestamp();
+        let current = |claims: &Claims| claims.exp > now && claims.nbf.is_none_or(|nbf| nbf <= now);
         if let Some(claims) = self.verified.get(token) {
-            return (claims.exp > now).then_some(claims);
+            return current(&claims).then_some(claims);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let claims = Arc::new(data.claims);
-        if claims.exp <= now {
+        if !current(&claims) {
             return None;
         }
         self.verified.insert(token.to_owned(), claims.clone());
@@ -209,6 +214,30 @@ mod tests {
         let mut tampered = ours.issue_access(Uuid::now_v7(), vec![]);
         tampered.push('x');
         assert!(ours.verify(&tampered).is_none());
+    }
+
+    /// `exp` and `nbf` are both checked against the server's clock (jsonwebtoken's own checks
+    /// use the system time, so they are off).
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        let clock = Arc::new(ManualClock::new());
+        let tokens = service(clock.clone(), "surge");
+        let now = clock.now().timestamp();
+        let claims = Claims {
+            sub: Uuid::now_v7(),
+            iss: "surge".into(),
+            aud: "surge-api".into(),
+            iat: now,
+            exp: now + 7200,
+            nbf: Some(now + 3600),
+            jti: Uuid::now_v7(),
+            roles: vec![],
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &tokens.encoding)
+            .unwrap();
+        assert!(tokens.verify(&token).is_none(), "a token is not valid before its nbf");
+        clock.advance(Duration::minutes(61));
+        assert!(tokens.verify(&token).is_some());
     }
 
     #[test]

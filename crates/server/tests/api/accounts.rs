@@ -160,6 +160,17 @@ async fn signup_without_a_required_field_is_a_json_error_not_a_crash() {
     expect_error_status(response, status).await;
 }
 
+/// A control character or a look-alike letter is not a second account for the same-looking
+/// address.
+#[tokio::test]
+async fn signup_refuses_emails_with_control_characters_or_look_alike_letters() {
+    let app = spawn_app().await;
+    for email in ["alice@surge.test\u{0}", "\u{430}lice@surge.test"] {
+        let body = json!({"email": email, "password": PASSWORD, "nickname": "x"});
+        expect_field_error(app.signup_request(&body).await, "email").await;
+    }
+}
+
 // ---- login ----
 
 #[tokio::test]

@@ -20,6 +20,25 @@ async fn readyz_returns_200_when_the_database_answers() {
     assert_eq!(response.status().as_u16(), 200);
 }
 
+/// Every response says `nosniff`; a client's request id is echoed only when short and plain,
+/// otherwise replaced by one of Surge's own (it reaches the logs and the response headers).
+#[tokio::test]
+async fn responses_say_nosniff_and_only_plain_request_ids_are_kept() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/api/v1/no-such-route", "/api/openapi.json"] {
+        let response = app.send(app.client.get(app.root_url(path))).await;
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{path}");
+    }
+    let with_id = |id: &str| app.client.get(app.root_url("/healthz")).header("x-request-id", id);
+    let kept = app.send(with_id("trace-42.a_b")).await;
+    assert_eq!(header(&kept, "x-request-id"), "trace-42.a_b");
+    for evil in ["<script>evil</script>", &"x".repeat(65), "a b"] {
+        let replaced = header(&app.send(with_id(evil)).await, "x-request-id");
+        assert_ne!(replaced, evil);
+        assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+    }
+}
+
 /// A made-up method (here 20 KB long) is counted as `other`: no client text ever becomes a
 /// metric label, so `/metrics` and the process cannot be grown by junk requests.
 #[tokio::test]
