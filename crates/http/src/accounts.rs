@@ -112,6 +112,8 @@ async fn profile(state: &AppState, user: User) -> ApiResult<Profile> {
 
 /// Starts a new refresh-token family for `user` and builds the session response.
 async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiResult<Response> {
+    // The account's first authenticated request then finds it in the cache.
+    state.nicknames.insert(user.id, user.nickname.as_str().into());
     let (refresh_token, token_hash) = state.tokens.mint_refresh();
     let now = state.clock.now();
     state

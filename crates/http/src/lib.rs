@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod operations;
 pub mod pagination;
 pub mod response;
+pub mod serve;
 pub mod state;
 pub mod users;
 

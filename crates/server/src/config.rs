@@ -118,6 +118,13 @@ pub struct DistributedSettings {
 pub struct HttpSettings {
     /// Largest JSON request body, in bytes.
     pub json_body_limit_bytes: usize,
+    /// A connection must send its request head within this long; it also ends connections that
+    /// stay silent, and keep-alive connections idle this long.
+    pub header_read_timeout_secs: u64,
+    /// A request body that sends nothing for this long is cut off.
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -196,7 +203,12 @@ impl Default for WriterSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { json_body_limit_bytes: 64 * 1024 }
+        Self {
+            json_body_limit_bytes: 64 * 1024,
+            header_read_timeout_secs: 20,
+            body_read_timeout_secs: 20,
+            max_connections: 20_000,
+        }
     }
 }
 

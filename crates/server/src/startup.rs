@@ -20,6 +20,7 @@ use surge_engine::redis::{
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
+use surge_http::serve::ServeSettings;
 use surge_http::state::{AppState, HttpSettings, Readiness, Services};
 use surge_http::users::nickname_cache;
 use surge_store::accounts::postgres::{PgRefreshTokens, PgUsers};
@@ -57,6 +58,8 @@ pub struct Application {
     backend: Backend,
     /// Singleton background jobs: run here when embedded (a replica runs them under leases).
     jobs: Vec<BackgroundJob>,
+    /// Connection limits and timeouts.
+    limits: ServeSettings,
 }
 
 /// What runs behind the ports, and must be stopped in order at shutdown.
@@ -282,7 +285,13 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port, state, backend, jobs })
+        let http = &settings.http;
+        let limits = ServeSettings {
+            header_read_timeout: Duration::from_secs(http.header_read_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(http.body_read_timeout_secs.max(1)),
+            max_connections: http.max_connections.max(1),
+        };
+        Ok(Self { listener, port, state, backend, jobs, limits })
     }
 
     pub fn port(&self) -> u16 {
@@ -301,7 +310,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, state, backend, jobs, .. } = self;
+        let Application { listener, state, backend, jobs, limits, .. } = self;
         let mut workers = match &backend {
             Backend::Embedded { engine, .. } => Workers::embedded(jobs, engine),
             Backend::Distributed { .. } => Workers(Vec::new()),
@@ -309,18 +318,12 @@ impl Application {
         workers.0.push(tokio::spawn((metrics_upkeep().run)()));
         let cancel = state.shutdown.clone();
         let router = surge_http::router(state);
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            // Small responses on keep-alive connections must not wait for Nagle.
-            let _ = tcp.set_nodelay(true);
-        });
-        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: no new connections, closing event streams");
-                cancel.cancel();
-            })
-            .await;
+        surge_http::serve::serve(listener, router, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, closing event streams");
+            cancel.cancel();
+        })
+        .await;
         drop(workers);
         match backend {
             Backend::Embedded { db, writer, .. } => {
@@ -333,7 +336,7 @@ impl Application {
             }
         }
         tracing::info!("stopped");
-        served.context("the HTTP server failed")
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ mod auctions;
 mod bids;
 mod binary;
 mod cinema;
+mod connections;
 mod crash;
 mod distributed;
 mod errors;
