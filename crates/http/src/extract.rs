@@ -76,8 +76,14 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let inner = error.into_inner();
         match inner.classify() {
             Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::field(&field, inner.to_string())
+                let (missing, message) = explain(&inner);
+                let field = match (path.as_str(), missing) {
+                    (".", Some(missing)) => missing,
+                    (".", None) => "body".to_owned(),
+                    (parent, Some(missing)) => format!("{parent}.{missing}"),
+                    (_, None) => path.clone(),
+                };
+                ApiError::field(&field, message)
             }
             Category::Syntax | Category::Eof | Category::Io => {
                 ApiError::bad_request("invalid_json", format!("malformed JSON: {inner}"))
@@ -88,6 +94,23 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         .end()
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// A data error in words a client can act on: the missing member's name (serde reports it on
+/// the enclosing object), and the message without serde's "at line 1 column 2".
+fn explain(error: &serde_json::Error) -> (Option<String>, String) {
+    let text = error.to_string();
+    let text = text.rfind(" at line ").map_or(text.as_str(), |at| &text[..at]);
+    if let Some(rest) = text.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return (Some(name.to_owned()), "is required".to_owned());
+    }
+    if let Some((got, expected)) =
+        text.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
+    {
+        return (None, format!("must be {expected} (got {got})"));
+    }
+    (None, text.to_owned())
 }
 
 /// Path parameters; a malformed one (say, an id that is not a UUID) is a 400.
@@ -270,7 +293,20 @@ mod tests {
         );
         assert_eq!(
             status_and_field("{}"),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("body".to_owned()))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("amount".to_owned()))
         );
+    }
+
+    /// The 422 names the member and says what is wrong in words, not serde's positions.
+    #[test]
+    fn field_messages_are_for_people() {
+        let message = |body: &str| match parse_json_object::<Bid>(body.as_bytes()) {
+            Err(ApiError::Validation(fields)) => fields.iter().next().map(|(_, m)| m.to_string()),
+            _ => None,
+        };
+        assert_eq!(message("{}").as_deref(), Some("is required"));
+        let wrong = message("{\"amount\": \"ten\"}").unwrap();
+        assert!(wrong.starts_with("must be i64"), "{wrong}");
+        assert!(!wrong.contains("line"), "{wrong}");
     }
 }
