@@ -125,13 +125,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The cinema scenario needs the demo catalog, its admin, and no per-address read limit
-    // (every bench connection comes from 127.0.0.1).
+    // Every bench connection comes from 127.0.0.1 and scenarios sign up many accounts: no
+    // per-address sign-up limit. The cinema scenario also needs the demo catalog and no
+    // per-address read limit.
+    let no_signup_limit = ("SURGE_LIMITS__SIGNUPS_PER_IP_PER_HOUR", "0".to_owned());
     let server = match &cli.command {
-        Command::Cinema(_) => {
-            ServerOptions { demo: true, env: vec![("SURGE_CINEMA__READ_LIMIT", "0".to_owned())] }
-        }
-        _ => ServerOptions::default(),
+        Command::Cinema(_) => ServerOptions {
+            demo: true,
+            env: vec![("SURGE_CINEMA__READ_LIMIT", "0".to_owned()), no_signup_limit],
+        },
+        _ => ServerOptions { env: vec![no_signup_limit], ..ServerOptions::default() },
     };
     let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);
     let mut target = match runtime.block_on(opened) {

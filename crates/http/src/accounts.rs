@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthUser, Json, SESSION_COOKIE};
+use crate::extract::{AuthUser, ClientIp, Json, SESSION_COOKIE};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -138,8 +138,9 @@ async fn session_response(
 ) -> ApiResult<Response> {
     let profile = profile(state, user).await?;
     let access_token = state.tokens.issue_access(profile.id, profile.roles.clone());
+    let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
         state.tokens.access_ttl_secs()
     );
     let session = Session {
@@ -160,6 +161,7 @@ async fn session_response(
     responses((status = 201, body = Session), (status = 409, description = "email_taken"), (status = 422, description = "validation_failed")))]
 pub async fn signup(
     axum::extract::State(state): axum::extract::State<AppState>,
+    ip: ClientIp,
     Json(request): Json<SignupRequest>,
 ) -> ApiResult<Response> {
     let mut errors = FieldErrors::new();
@@ -168,7 +170,32 @@ pub async fn signup(
     rules::validate_password(&request.password, &mut errors);
     let nickname = rules::validate_nickname(&request.nickname, &mut errors);
     errors.into_result(())?;
-    let password_hash = passwords::hash(request.password).await?;
+    // Accounts per address: charged before the work, given back when no account was made.
+    let limit = state.settings.signups_per_ip.map(|quota| {
+        let address = ip.0.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        (quota, format!("signup:{address}"))
+    });
+    if let Some((quota, key)) = &limit
+        && let Decision::Denied { retry_after_ms } = state.limiter.acquire(*quota, key).await?
+    {
+        return Err(ApiError::RateLimited { retry_after_secs: retry_after_secs(retry_after_ms) });
+    }
+    let created = create_account(&state, email, request.password, nickname).await;
+    if created.is_err()
+        && let Some((quota, key)) = &limit
+    {
+        state.limiter.release(*quota, key).await?;
+    }
+    open_session(&state, created?, StatusCode::CREATED).await
+}
+
+async fn create_account(
+    state: &AppState,
+    email: String,
+    password: String,
+    nickname: String,
+) -> ApiResult<User> {
+    let password_hash = passwords::hash(password).await?;
     let created = state
         .users
         .create(NewUser {
@@ -179,17 +206,13 @@ pub async fn signup(
             created_at: state.clock.now(),
         })
         .await;
-    let user = match created {
-        Ok(user) => user,
+    match created {
+        Ok(user) => Ok(user),
         Err(StoreError::Conflict("email")) => {
-            return Err(ApiError::conflict(
-                "email_taken",
-                "an account with this email already exists",
-            ));
+            Err(ApiError::conflict("email_taken", "an account with this email already exists"))
         }
-        Err(other) => return Err(other.into()),
-    };
-    open_session(&state, user, StatusCode::CREATED).await
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Log in with email and password. Ten failures per email per minute block further attempts.

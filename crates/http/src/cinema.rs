@@ -8,13 +8,11 @@
 pub mod admin;
 pub mod reservations;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRef, State};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -34,7 +32,7 @@ use uuid::Uuid;
 
 use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{ClientIp, Json, Path, Query};
 use crate::response::JsonBody;
 
 /// The cinema routes, for any state that holds a [`CinemaState`].
@@ -97,20 +95,6 @@ pub fn screening_cache() -> moka::sync::Cache<Uuid, Arc<ScreeningRecord>> {
         .max_capacity(100_000)
         .time_to_idle(std::time::Duration::from_secs(3600))
         .build()
-}
-
-/// The caller's address as the listener saw it (`unknown` when the server runs without
-/// connection info, as in-process router tests do).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        Ok(ClientIp(peer))
-    }
 }
 
 /// A screening, from the process cache or the store (screenings never change once created);

@@ -169,6 +169,27 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::field(field, tail.to_owned())
 }
 
+/// The caller's address: the client behind trusted proxies when [`crate::serve`] served the
+/// request, else the peer the listener saw (`None` when the server runs without connection
+/// info, as in-process router tests do).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<ClientIp>() {
+            return Ok(*client);
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(ClientIp(peer))
+    }
+}
+
 /// The authenticated caller, from `Authorization: Bearer …` or the `surge_session` cookie.
 #[derive(Debug, Clone)]
 pub struct AuthUser {

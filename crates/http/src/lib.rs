@@ -8,6 +8,7 @@
 //! - [`auctions`]: auctions, bids and the SSE feed.
 //! - [`cinema`]: now showing, seat maps, reservations and the admin catalog.
 //! - [`images`]: uploads and downloads.
+//! - [`proxies`]: the client's address behind trusted reverse proxies.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the generated OpenAPI 3.1 document and `/api/docs`.
 //! - [`error`], [`extract`], [`pagination`], [`response`], [`state`], [`users`]: the shared
@@ -22,6 +23,7 @@ pub mod images;
 pub mod openapi;
 pub mod operations;
 pub mod pagination;
+pub mod proxies;
 pub mod response;
 pub mod serve;
 pub mod state;

@@ -22,12 +22,17 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::extract::ClientIp;
+use crate::proxies::{Cidr, client_ip};
+
 /// Connection limits (see the module docs).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeSettings {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: usize,
+    /// Only from these are forwarding headers believed (see [`crate::proxies`]).
+    pub trusted_proxies: Arc<[Cidr]>,
 }
 
 /// How long shutdown waits for connections to finish their current request.
@@ -70,9 +75,12 @@ pub async fn serve(
         };
         // Small responses on keep-alive connections must not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        // The peer's address in every request, for `ConnectInfo` (per-address limits).
+        // The peer's address, and the client's behind trusted proxies, in every request.
+        let trusted = settings.trusted_proxies.clone();
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            let client = client_ip(peer.ip(), request.headers(), &trusted);
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(ClientIp(Some(client)));
             request
         });
         let service = TowerToHyperService::new(service);

@@ -40,6 +40,10 @@ pub struct HttpSettings {
     pub uploads: Quota,
     /// Largest JSON body accepted.
     pub json_body_limit: usize,
+    /// Sign-ups per client address; `None` when not limited.
+    pub signups_per_ip: Option<Quota>,
+    /// Mark the session cookie `Secure` (the deployment is served over TLS, by Surge's proxy).
+    pub secure_cookies: bool,
 }
 
 /// The handle every handler receives. One `Arc`, so the per-request clone axum makes is one

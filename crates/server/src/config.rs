@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use surge_store::db::Durability;
 
 /// Everything `surge` can be configured with. Names are a contract with operators: see the
@@ -55,6 +55,8 @@ pub struct LimitSettings {
     pub login_failures_per_minute: u32,
     /// Accepted image uploads per user per hour.
     pub uploads_per_hour: u32,
+    /// Accounts made from one address per hour (0: no limit; load tests from one address).
+    pub signups_per_ip_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +127,13 @@ pub struct HttpSettings {
     pub body_read_timeout_secs: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Reverse proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client; from
+    /// anyone else those headers are ignored.
+    #[serde(deserialize_with = "comma_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Mark the session cookie `Secure`: set when clients reach Surge over TLS (through a
+    /// proxy that terminates it).
+    pub secure_cookies: bool,
 }
 
 impl Default for Settings {
@@ -173,7 +182,7 @@ impl Default for AuthSettings {
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        Self { login_failures_per_minute: 10, uploads_per_hour: 2 }
+        Self { login_failures_per_minute: 10, uploads_per_hour: 2, signups_per_ip_per_hour: 30 }
     }
 }
 
@@ -201,6 +210,22 @@ impl Default for WriterSettings {
     }
 }
 
+/// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(list) => list,
+        ListOrString::String(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+    })
+}
+
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
@@ -208,6 +233,8 @@ impl Default for HttpSettings {
             header_read_timeout_secs: 20,
             body_read_timeout_secs: 20,
             max_connections: 20_000,
+            trusted_proxies: Vec::new(),
+            secure_cookies: false,
         }
     }
 }
@@ -250,7 +277,11 @@ impl Settings {
 
     /// Defaults for a test server: an ephemeral port and the given data directory.
     pub fn for_tests(data_dir: PathBuf) -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir, ..Self::default() }
+        let mut settings =
+            Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir, ..Self::default() };
+        // Tests sign up many accounts from 127.0.0.1; the limit has tests of its own.
+        settings.limits.signups_per_ip_per_hour = 0;
+        settings
     }
 }
 

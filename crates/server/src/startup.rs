@@ -20,6 +20,7 @@ use surge_engine::redis::{
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
+use surge_http::proxies::Cidr;
 use surge_http::serve::ServeSettings;
 use surge_http::state::{AppState, HttpSettings, Readiness, Services};
 use surge_http::users::nickname_cache;
@@ -257,6 +258,9 @@ impl Application {
             login_failures: Quota::new(settings.limits.login_failures_per_minute.max(1), 60_000),
             uploads: Quota::new(settings.limits.uploads_per_hour.max(1), 3_600_000),
             json_body_limit: settings.http.json_body_limit_bytes,
+            signups_per_ip: (settings.limits.signups_per_ip_per_hour > 0)
+                .then(|| Quota::new(settings.limits.signups_per_ip_per_hour, 3_600_000)),
+            secure_cookies: settings.http.secure_cookies,
         };
         let (nicknames, shutdown) = (nickname_cache(), CancellationToken::new());
         let apps = &ports.apps;
@@ -286,10 +290,20 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let http = &settings.http;
+        let trusted_proxies = http
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                Cidr::parse(text).with_context(|| {
+                    format!("http.trusted_proxies: `{text}` is not an address or CIDR range")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let limits = ServeSettings {
             header_read_timeout: Duration::from_secs(http.header_read_timeout_secs.max(1)),
             body_read_timeout: Duration::from_secs(http.body_read_timeout_secs.max(1)),
             max_connections: http.max_connections.max(1),
+            trusted_proxies: trusted_proxies.into(),
         };
         Ok(Self { listener, port, state, backend, jobs, limits })
     }

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PASSWORD, expect_error, expect_error_status, expect_field_error, expect_json,
-    expect_rate_limited, minutes, seconds, spawn_app, string, unique_email, unique_nickname,
+    expect_rate_limited, minutes, seconds, spawn_app, spawn_app_with, string, unique_email,
+    unique_nickname,
 };
 
 const PROFILE_FIELDS: [&str; 8] =
@@ -168,6 +169,62 @@ async fn signup_refuses_emails_with_control_characters_or_look_alike_letters() {
     for email in ["alice@surge.test\u{0}", "\u{430}lice@surge.test"] {
         let body = json!({"email": email, "password": PASSWORD, "nickname": "x"});
         expect_field_error(app.signup_request(&body).await, "email").await;
+    }
+}
+
+fn signup_body(email: &str) -> Value {
+    json!({"email": email, "password": PASSWORD, "nickname": "n"})
+}
+
+/// Accounts per address and hour; a sign-up that made no account does not count.
+#[tokio::test]
+async fn signups_are_limited_per_address() {
+    let app = spawn_app_with(|settings| settings.limits.signups_per_ip_per_hour = 2).await;
+    let first = unique_email();
+    expect_json(app.signup_request(&signup_body(&first)).await, 201).await;
+    expect_error(app.signup_request(&signup_body(&first)).await, 409, "email_taken").await;
+    expect_json(app.signup_request(&signup_body(&unique_email())).await, 201).await;
+    expect_rate_limited(app.signup_request(&signup_body(&unique_email())).await).await;
+    app.advance(minutes(61));
+    expect_json(app.signup_request(&signup_body(&unique_email())).await, 201).await;
+}
+
+async fn signup_from(app: &crate::helpers::TestApp, client: &str) -> reqwest::Response {
+    let request = app
+        .client
+        .post(app.url("/auth/signup"))
+        .header("x-forwarded-for", client)
+        .json(&signup_body(&unique_email()));
+    app.send(request).await
+}
+
+/// `X-Forwarded-For` names the client only when a trusted proxy sent it.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let direct = spawn_app_with(|settings| settings.limits.signups_per_ip_per_hour = 1).await;
+    expect_json(signup_from(&direct, "1.1.1.1").await, 201).await;
+    // Not from a trusted proxy: the header is the client's own claim, and 127.0.0.1 is spent.
+    expect_rate_limited(signup_from(&direct, "2.2.2.2").await).await;
+
+    let proxied = spawn_app_with(|settings| {
+        settings.limits.signups_per_ip_per_hour = 1;
+        settings.http.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    expect_json(signup_from(&proxied, "1.1.1.1").await, 201).await;
+    expect_json(signup_from(&proxied, "2.2.2.2").await, 201).await;
+    expect_rate_limited(signup_from(&proxied, "1.1.1.1").await).await;
+}
+
+/// The session cookie is `Secure` when the deployment says clients come over TLS.
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_configured() {
+    for secure in [false, true] {
+        let app = spawn_app_with(|settings| settings.http.secure_cookies = secure).await;
+        let response = app.signup_request(&signup_body(&unique_email())).await;
+        let cookie = crate::helpers::header(&response, "set-cookie");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
     }
 }
 

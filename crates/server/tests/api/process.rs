@@ -35,6 +35,8 @@ impl ServerProcess {
             .arg(format!("127.0.0.1:{port}"))
             .current_dir(log_dir)
             .env("SURGE_LOG_FORMAT", "json")
+            // The tests sign up many accounts from 127.0.0.1.
+            .env("SURGE_LIMITS__SIGNUPS_PER_IP_PER_HOUR", "0")
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("stdout log"))
             .stderr(File::create(&stderr).expect("stderr log"));
