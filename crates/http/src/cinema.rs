@@ -13,6 +13,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -79,6 +81,8 @@ pub struct CinemaServices {
     pub reservations: Arc<dyn ReservationCommands>,
     /// Rendered "now showing" bodies by query.
     pub showing: Arc<TwoTierCache<JsonBody>>,
+    /// How long a client may reuse a "now showing" answer (the server's own cache time).
+    pub showing_max_age: u64,
     /// Screenings by id (never changed once created): a seat rush should not cost a database
     /// read per request to learn the theater's size.
     pub screenings: moka::sync::Cache<Uuid, Arc<ScreeningRecord>>,
@@ -234,13 +238,16 @@ pub struct ShowingParams {
 
 /// Movies with a screening starting in the next 7 days, newest release first.
 #[utoipa::path(get, path = "/api/v1/movies", tag = "cinema", params(ShowingParams),
-    responses((status = 200, body = Showing), (status = 422, description = "bad genre or title"),
+    responses((status = 200, body = Showing, description = "with an `ETag`; `If-None-Match` with it gives 304"),
+        (status = 304, description = "not modified since the `ETag` sent in `If-None-Match`"),
+        (status = 422, description = "bad genre or title"),
         (status = 429, description = "this address is blocked for a while (Retry-After)")))]
 pub async fn now_showing(
     State(state): State<CinemaState>,
     ip: ClientIp,
+    headers: HeaderMap,
     Query(params): Query<ShowingParams>,
-) -> ApiResult<JsonBody> {
+) -> ApiResult<Response> {
     count_read(&state, ip).await?;
     let mut errors = FieldErrors::new();
     let title = params.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
@@ -263,12 +270,12 @@ pub async fn now_showing(
             let movies = state.store.now_showing(&query).await.map_err(|e| e.to_string())?;
             let showing = Showing { items: movies.into_iter().map(ShowingItem::from).collect() };
             let body = serde_json::to_vec(&showing).map_err(|e| e.to_string())?;
-            Ok::<_, String>(Some(JsonBody(Bytes::from(body))))
+            Ok::<_, String>(Some(JsonBody::new(Bytes::from(body))))
         })
         .await
         .map_err(ApiError::Unavailable)?
         .ok_or_else(|| ApiError::Internal("the showing loader returned nothing".into()))?;
-    Ok(JsonBody::clone(&body))
+    Ok(JsonBody::clone(&body).respond(&headers, state.showing_max_age))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

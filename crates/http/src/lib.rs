@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json_limit))
+        // JSON and pages, for clients that accept gzip or br; not event streams, images or
+        // bodies too small to gain (tower-http's default predicate).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {

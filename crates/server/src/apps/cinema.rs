@@ -73,6 +73,7 @@ pub fn state(
         store: ports.store.clone(),
         reservations: ports.reservations.clone(),
         showing: ports.showing.clone(),
+        showing_max_age: settings.cinema.showing_cache_secs.max(1),
         screenings: screening_cache(),
         reads: (cinema.read_limit > 0).then(|| Blocking {
             limit: cinema.read_limit,

@@ -631,3 +631,26 @@ async fn the_read_limit_is_configurable() {
         expect_json(unlimited.get("/movies").await, 200).await;
     }
 }
+
+/// "Now showing" carries an entity tag: a client that has the answer gets 304 and no body;
+/// a client that accepts gzip gets it compressed.
+#[tokio::test]
+async fn now_showing_answers_304_for_a_known_tag_and_compresses_for_clients_that_accept_it() {
+    let cinema = Cinema::open().await;
+    let app = &cinema.app;
+    let first = app.send(app.client.get(app.url("/movies"))).await;
+    assert_eq!(first.status().as_u16(), 200);
+    let etag = header(&first, "etag");
+    assert!(etag.starts_with("W/\""), "{etag}");
+    assert!(header(&first, "cache-control").starts_with("public, max-age="));
+
+    let again = app.send(app.client.get(app.url("/movies")).header("if-none-match", &etag)).await;
+    assert_eq!(again.status().as_u16(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = app.send(app.client.get(app.url("/movies")).header("if-none-match", "\"x\"")).await;
+    assert_eq!(other.status().as_u16(), 200);
+
+    let gzipped =
+        app.send(app.client.get(app.url("/movies")).header("accept-encoding", "gzip")).await;
+    assert_eq!(header(&gzipped, "content-encoding"), "gzip");
+}
