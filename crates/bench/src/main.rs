@@ -25,6 +25,7 @@ use clap::{Parser, Subcommand};
 use crate::scenarios::bid_storm::BidStormArgs;
 use crate::scenarios::cinema::CinemaArgs;
 use crate::scenarios::healthz::HealthzArgs;
+use crate::scenarios::soak::SoakArgs;
 use crate::scenarios::sse_fanout::SseFanoutArgs;
 use crate::server::{ServerOptions, Target};
 
@@ -88,6 +89,9 @@ enum Command {
     /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
     /// delivery latency, completeness and server memory per subscriber.
     SseFanout(SseFanoutArgs),
+    /// Millions of requests in rounds with nobody scraping /metrics: the server's memory must
+    /// stay flat after warm-up.
+    Soak(SoakArgs),
 }
 
 async fn run(cli: &Cli, target: &Target) -> Result<bool> {
@@ -103,6 +107,9 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
         }
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
+        }
+        Command::Soak(args) => {
+            scenarios::soak::run(endpoint, target.server_pid(), args, cli.json).await
         }
     }
 }

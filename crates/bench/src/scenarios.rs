@@ -4,6 +4,7 @@ pub mod bid_storm;
 pub mod cinema;
 pub mod healthz;
 mod invariants;
+pub mod soak;
 pub mod sse_fanout;
 
 use std::time::Duration;
