@@ -240,6 +240,31 @@ pub enum Rejection {
     AlreadyClosed,
 }
 
+/// Whether a bid of `amount` by `bidder_id` may be placed now: the acceptance half of the bid
+/// rule, without building the bid's event (so a caller refusing certainly-too-low bids up
+/// front needs no copy of the bidder's name).
+pub fn check_bid(
+    state: &AuctionState,
+    bidder_id: Uuid,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> Result<(), Rejection> {
+    match state.status(now) {
+        AuctionStatus::Upcoming => return Err(Rejection::NotStarted),
+        AuctionStatus::Ended => return Err(Rejection::Ended),
+        AuctionStatus::Live if state.closed => return Err(Rejection::Ended),
+        AuctionStatus::Live => {}
+    }
+    if bidder_id == state.seller_id {
+        return Err(Rejection::OwnAuction);
+    }
+    let min_amount = state.min_next_bid();
+    if amount < min_amount {
+        return Err(Rejection::TooLow { min_amount });
+    }
+    Ok(())
+}
+
 /// The bid rule. Pure: same inputs, same answer, on every engine.
 pub fn decide(
     state: &AuctionState,
@@ -248,19 +273,7 @@ pub fn decide(
 ) -> Result<Vec<AuctionEvent>, Rejection> {
     match *command {
         AuctionCommand::PlaceBid { bid_id, ref bidder, amount } => {
-            match state.status(now) {
-                AuctionStatus::Upcoming => return Err(Rejection::NotStarted),
-                AuctionStatus::Ended => return Err(Rejection::Ended),
-                AuctionStatus::Live if state.closed => return Err(Rejection::Ended),
-                AuctionStatus::Live => {}
-            }
-            if bidder.id == state.seller_id {
-                return Err(Rejection::OwnAuction);
-            }
-            let min_amount = state.min_next_bid();
-            if amount < min_amount {
-                return Err(Rejection::TooLow { min_amount });
-            }
+            check_bid(state, bidder.id, amount, now)?;
             let seq = state.bid_count + 1;
             let window = Duration::seconds(state.extend_seconds);
             let extends = state.extend_seconds > 0

@@ -158,7 +158,8 @@ async fn session_response(
 
 /// Create an account.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
-    responses((status = 201, body = Session), (status = 409, description = "email_taken"), (status = 422, description = "validation_failed")))]
+    responses((status = 201, body = Session), (status = 409, description = "email_taken"), (status = 422, description = "validation_failed"),
+        (status = 429, description = "too many sign-ups from this address (`limits.signups_per_ip_per_hour`; Retry-After)")))]
 pub async fn signup(
     axum::extract::State(state): axum::extract::State<AppState>,
     ip: ClientIp,

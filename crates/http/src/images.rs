@@ -105,7 +105,7 @@ async fn read_file(state: &AppState, request: Request) -> ApiResult<Bytes> {
 /// Upload an image (PNG, JPEG, WebP or GIF; at most 5 MiB; 2 accepted uploads per hour).
 #[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "a field named `file`, or the raw image bytes with their content type"),
-    responses((status = 201, body = UploadedImage), (status = 413, description = "over 5 MiB"), (status = 415, description = "not PNG/JPEG/WebP/GIF by its bytes"), (status = 429, description = "upload limit reached")))]
+    responses((status = 201, body = UploadedImage), (status = 401, description = "unauthorized"), (status = 413, description = "over 5 MiB"), (status = 415, description = "not PNG/JPEG/WebP/GIF by its bytes"), (status = 429, description = "upload limit reached")))]
 pub async fn upload(
     State(state): State<AppState>,
     user: AuthUser,

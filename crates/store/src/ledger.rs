@@ -125,12 +125,4 @@ impl SqliteLedger {
             .await?;
         Ok(done.rows_affected())
     }
-
-    /// A user's current nickname (for the people an event names).
-    pub async fn nickname(&mut self, user_id: Uuid) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("select nickname from users where id = ?")
-            .bind(user_id)
-            .fetch_optional(&mut self.conn)
-            .await?)
-    }
 }

@@ -51,12 +51,7 @@ impl EmbeddedAuctions {
         }
         let committed = self.committed.read().ok()?;
         let state = committed.get(&bid.auction_id)?;
-        let command = AuctionCommand::PlaceBid {
-            bid_id: bid.bid_id,
-            bidder: bid.bidder.clone(),
-            amount: bid.amount,
-        };
-        match auctions::decide(state, &command, self.clock.now()) {
+        match auctions::check_bid(state, bid.bidder.id, bid.amount, self.clock.now()) {
             Err(rejection @ Rejection::TooLow { .. }) => Some(rejection),
             _ => None,
         }
