@@ -74,6 +74,21 @@ ensure_redis() {
   # The package starts a system instance on 6379; the tests use their own on other ports.
 }
 
+# libfaketime (Debian's faketime package), for the tests that run a replica with a skewed clock.
+ensure_faketime() {
+  local lib=/usr/lib/$(uname -m)-linux-gnu/faketime/libfaketimeMT.so.1
+  if [ ! -e "$lib" ]; then
+    echo "libfaketime is not installed; installing it from the OS packages"
+    if [ "$(id -u)" != 0 ]; then
+      echo "error: installing libfaketime needs root; install the faketime package and retry" >&2
+      return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+  fi
+  export SURGE_TEST_FAKETIME_LIB="$lib"
+}
+
 services_dir() {
   SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
   chmod 755 "$SERVICES_DIR"

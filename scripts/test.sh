@@ -23,6 +23,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "services"
 start_postgres
 start_redis
+ensure_faketime
 
 # The crash and distributed tests start their own processes and pick their own backend: they
 # run once, in the first pass.

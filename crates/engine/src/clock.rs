@@ -9,6 +9,22 @@ pub trait Clock: Send + Sync + 'static {
     /// The current UTC time, to the microsecond: what the stores keep, so a timestamp reads
     /// back exactly as it was first reported.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How a time authority with a clock of its own (the Redis server, which decides every
+    /// time question of the distributed backend) reads this clock: its own time, moved by
+    /// the offset a test set, or a frozen instant. In service: its own time, unmoved.
+    fn authority_time(&self) -> AuthorityTime {
+        AuthorityTime::Offset(Duration::zero())
+    }
+}
+
+/// What a time authority takes for "now" on behalf of a [`Clock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorityTime {
+    /// The authority's own clock plus this offset (zero but in tests that jump ahead).
+    Offset(Duration),
+    /// Exactly this instant, whatever the authority's clock says: deterministic tests.
+    Fixed(DateTime<Utc>),
 }
 
 /// Wall-clock UTC time.
@@ -39,10 +55,19 @@ impl ManualClock {
     }
 }
 
+impl ManualClock {
+    fn offset(&self) -> Duration {
+        Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        (Utc::now() + Duration::microseconds(self.offset_micros.load(Ordering::SeqCst)))
-            .trunc_subsecs(6)
+        (Utc::now() + self.offset()).trunc_subsecs(6)
+    }
+
+    fn authority_time(&self) -> AuthorityTime {
+        AuthorityTime::Offset(self.offset())
     }
 }
 
@@ -66,6 +91,10 @@ impl FrozenClock {
 impl Clock for FrozenClock {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.micros.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+
+    fn authority_time(&self) -> AuthorityTime {
+        AuthorityTime::Fixed(self.now())
     }
 }
 

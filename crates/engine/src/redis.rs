@@ -23,6 +23,8 @@
 //! - [`tailer`]: fan-out of every shard's stream to this replica's subscribers.
 //! - [`replica`]: the background work of one replica, and how replicas share shards.
 //! - [`ratelimit`]: GCRA limits shared by every replica.
+//! - [`time`]: the Redis server's clock, the one authority on time, and each replica's estimate
+//!   of it.
 
 pub mod auctions;
 pub mod batcher;
@@ -41,6 +43,7 @@ mod scripts;
 pub mod shards;
 pub mod stream;
 pub mod tailer;
+pub mod time;
 
 use std::future::Future;
 use std::time::Duration;
@@ -55,6 +58,7 @@ pub use reads::LiveAuctionStore;
 pub use replica::{Replica, ReplicaSettings, ReplicaTasks};
 pub use shards::Shards;
 pub use tailer::LiveFeeds;
+pub use time::ServerTime;
 
 use crate::EngineError;
 

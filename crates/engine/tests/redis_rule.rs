@@ -15,6 +15,7 @@ use surge_core::accounts::UserRef;
 use surge_core::auctions::{self, AuctionCommand, AuctionEvent, AuctionState, Rejection};
 use surge_engine::EngineError;
 use surge_engine::auctions::PlaceBid;
+use surge_engine::clock::AuthorityTime;
 use surge_engine::redis::auctions::AcceptedReply;
 use surge_engine::redis::hot_state::LoadResult;
 use surge_engine::redis::{KeySpace, RedisAuctions, RedisBidResult, RedisConnection, Shards};
@@ -58,6 +59,11 @@ async fn load(engine: &RedisAuctions, state: &AuctionState) -> Result<LoadResult
 
 fn at(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap()
+}
+
+/// The script decides at exactly this instant (in service it reads the server's clock).
+fn fixed(micros: i64) -> AuthorityTime {
+    AuthorityTime::Fixed(at(micros))
 }
 
 fn user(n: usize) -> Uuid {
@@ -260,7 +266,7 @@ async fn check(engine: &RedisAuctions, scenario: Scenario) -> Result<(), TestCas
             Err(rejection) => RedisBidResult::Rejected(rejection),
         };
         let actual = engine
-            .place_bid(&bid(pure.id, bid_id, step.bidder, amount), at(now))
+            .place_bid(&bid(pure.id, bid_id, step.bidder, amount), fixed(now))
             .await
             .map_err(fail)?;
         prop_assert_eq!(
@@ -317,7 +323,7 @@ fn recovers_from_a_script_flush(variable: &str) {
         let auction = live_auction();
         assert_eq!(load(&engine, &auction).await.unwrap(), LoadResult::Created);
         let first = engine
-            .place_bid(&bid(auction.id, Uuid::new_v4(), 1, 100), at(T0 + SECOND))
+            .place_bid(&bid(auction.id, Uuid::new_v4(), 1, 100), fixed(T0 + SECOND))
             .await
             .unwrap();
         assert!(
@@ -329,7 +335,7 @@ fn recovers_from_a_script_flush(variable: &str) {
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
 
         let second = engine
-            .place_bid(&bid(auction.id, Uuid::new_v4(), 2, 110), at(T0 + 2 * SECOND))
+            .place_bid(&bid(auction.id, Uuid::new_v4(), 2, 110), fixed(T0 + 2 * SECOND))
             .await
             .unwrap();
         assert!(
@@ -350,7 +356,7 @@ fn missing_state_is_reported(variable: &str) {
     runtime.block_on(async {
         let id = Uuid::new_v4();
         let outcome =
-            engine.place_bid(&bid(id, Uuid::new_v4(), 1, 100), at(T0 + SECOND)).await.unwrap();
+            engine.place_bid(&bid(id, Uuid::new_v4(), 1, 100), fixed(T0 + SECOND)).await.unwrap();
         assert_eq!(outcome, RedisBidResult::Missing);
         // Nothing was created by the attempt.
         assert_eq!(engine.state(id).await.unwrap(), None);
@@ -388,7 +394,7 @@ fn a_rejection_changes_nothing(variable: &str) {
         let auction = live_auction();
         load(&engine, &auction).await.unwrap();
         let outcome =
-            engine.place_bid(&bid(auction.id, Uuid::new_v4(), 1, 99), at(T0 + SECOND)).await;
+            engine.place_bid(&bid(auction.id, Uuid::new_v4(), 1, 99), fixed(T0 + SECOND)).await;
         assert_eq!(
             outcome.unwrap(),
             RedisBidResult::Rejected(Rejection::TooLow { min_amount: 100 })
@@ -502,7 +508,7 @@ async fn check_batches(
     let mut actual = Vec::new();
     for group in bids.chunks(chunk) {
         let group: Vec<&PlaceBid> = group.iter().collect();
-        let replies = engine.place_bids(&group, at(now)).await.map_err(fail)?;
+        let replies = engine.place_bids(&group, fixed(now)).await.map_err(fail)?;
         actual.extend(replies.into_iter().map(|(result, _)| result));
     }
     prop_assert_eq!(actual, expected);

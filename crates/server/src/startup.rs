@@ -15,7 +15,7 @@ use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
 use surge_engine::redis::{
     KeySpace, LiveFeeds, RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
-    Shards,
+    ServerTime, Shards,
 };
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
@@ -79,6 +79,9 @@ struct Ports {
     limiter: Arc<dyn RateLimiter>,
     readiness: Arc<dyn Readiness>,
     apps: AppPorts,
+    /// The clock everything reads: the given one embedded; on the distributed backend, the
+    /// Redis server's as this replica measures it (see `surge_engine::redis::time`).
+    clock: Arc<dyn Clock>,
 }
 
 /// Every app's ports: one field per app.
@@ -245,9 +248,10 @@ impl Application {
         let (ports, backend) = match selected {
             Selected::Embedded => embedded(&settings, fanout, clock.clone()).await?,
             Selected::Distributed { database_url, redis_urls } => {
-                distributed(&settings, database_url, redis_urls, fanout, clock.clone()).await?
+                distributed(&settings, database_url, redis_urls, fanout, clock).await?
             }
         };
+        let clock = ports.clock.clone();
         let objects_dir = settings.data_dir.join("objects");
         private_dir(&objects_dir)
             .with_context(|| format!("cannot create {}", objects_dir.display()))?;
@@ -400,12 +404,13 @@ async fn embedded(
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
         images: Arc::new(SqliteImages::new(db.pool.clone())),
-        limiter: Arc::new(InProcessRateLimiter::new(clock)),
+        limiter: Arc::new(InProcessRateLimiter::new(clock.clone())),
         readiness: Arc::new(SqliteReadiness(db.clone())),
         apps: AppPorts {
             auctions: auctions::embedded(&db, &engine, fanout),
             cinema: cinema::embedded(&db, &engine, settings),
         },
+        clock,
     };
     Ok((ports, Backend::Embedded { db: Box::new(db), writer, engine }))
 }
@@ -430,6 +435,10 @@ async fn distributed(
     let tuning = &settings.distributed;
     let keys = KeySpace::new(&tuning.key_prefix, tuning.shards);
     let shards = Shards::new(conn.clone(), keys.clone());
+    let time = ServerTime::calibrated(clock, &shards)
+        .await
+        .context("cannot read the Redis server's clock")?;
+    let clock: Arc<dyn Clock> = time.clone();
     let ledger = PgEventLedger::new(db.pool.clone());
     let apps = AppPorts {
         auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
@@ -452,15 +461,17 @@ async fn distributed(
         },
         feeds: LiveFeeds { auctions: fanout },
         jobs: apps.jobs(&clock, settings),
+        time,
     };
     let tasks = replica.start().await.context("cannot start tailing the shard streams")?;
     let ports = Ports {
         users: Arc::new(PgUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(PgRefreshTokens::new(db.pool.clone())),
         images: Arc::new(PgImages::new(db.pool.clone())),
-        limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock, keys)),
+        limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock.clone(), keys)),
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
         apps,
+        clock,
     };
     Ok((ports, Backend::Distributed { db, tasks }))
 }

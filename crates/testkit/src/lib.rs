@@ -14,13 +14,17 @@ pub const REDIS_URL_VAR: &str = "SURGE_TEST_REDIS_URL";
 /// A three-master Redis Cluster, as comma-separated node URLs.
 pub const REDIS_CLUSTER_URLS_VAR: &str = "SURGE_TEST_REDIS_CLUSTER_URLS";
 
+/// libfaketime's multi-threaded library (Debian's `faketime` package), for replicas started
+/// with a skewed clock.
+pub const FAKETIME_LIB_VAR: &str = "SURGE_TEST_FAKETIME_LIB";
+
 /// The value of `variable`, or a panic that says how to get it.
 pub fn required(variable: &str) -> String {
     match std::env::var(variable) {
         Ok(value) if !value.trim().is_empty() => value,
         _ => panic!(
             "{variable} is not set: run scripts/test.sh, which starts PostgreSQL, a Redis node \
-             and a Redis Cluster and sets it"
+             and a Redis Cluster, installs libfaketime, and sets it"
         ),
     }
 }

@@ -26,8 +26,10 @@ use super::idempotency::{self, WINDOW_MS};
 use super::scripts::{self, Reply};
 use super::shards::Shards;
 use super::stream::Fields;
+use super::time::reading;
 use crate::EngineError;
 use crate::auctions::PlaceBid;
+use crate::clock::AuthorityTime;
 
 /// How long a closed auction's hot state stays; later reads rebuild it from PostgreSQL.
 const CLOSED_RETENTION_MS: i64 = 3600 * 1000;
@@ -113,22 +115,22 @@ impl RedisAuctions {
 
     /// Decides and applies a bid atomically, exactly as [`surge_core::auctions::decide`] and
     /// [`surge_core::auctions::apply`] would, and appends its events to the shard's stream.
-    /// Times are kept to the microsecond; `now` is truncated to it.
+    /// The time is the Redis server's (see [`super::time`]), kept to the microsecond.
     pub async fn place_bid(
         &self,
         bid: &PlaceBid,
-        now: DateTime<Utc>,
+        time: AuthorityTime,
     ) -> Result<RedisBidResult, EngineError> {
-        Ok(self.place_bid_with_floor(bid, now).await?.0)
+        Ok(self.place_bid_with_floor(bid, time).await?.0)
     }
 
     /// [`Self::place_bid`], plus the floor the reply reveals (for a fresh accept or too-low).
     pub async fn place_bid_with_floor(
         &self,
         bid: &PlaceBid,
-        now: DateTime<Utc>,
+        time: AuthorityTime,
     ) -> Result<(RedisBidResult, Option<Floor>), EngineError> {
-        let mut replies = self.place_bids(&[bid], now).await?;
+        let mut replies = self.place_bids(&[bid], time).await?;
         Ok(replies.pop().expect("one reply per bid"))
     }
 
@@ -138,7 +140,7 @@ impl RedisAuctions {
     pub async fn place_bids(
         &self,
         bids: &[&PlaceBid],
-        now: DateTime<Utc>,
+        time: AuthorityTime,
     ) -> Result<Vec<(RedisBidResult, Option<Floor>)>, EngineError> {
         let Some(first) = bids.first() else { return Ok(Vec::new()) };
         if bids.len() > 1 && bids.iter().any(|bid| bid.idempotency.is_some()) {
@@ -165,7 +167,7 @@ impl RedisAuctions {
             .key(keys.events(shard))
             .key(record_key)
             .arg(auction_id.to_string())
-            .arg(now.timestamp_micros())
+            .arg(reading(time))
             .arg(request_hash)
             .arg(WINDOW_MS);
         for bid in bids {
@@ -197,14 +199,14 @@ impl RedisAuctions {
     pub async fn close(
         &self,
         auction_id: Uuid,
-        now: DateTime<Utc>,
+        time: AuthorityTime,
     ) -> Result<CloseResult, EngineError> {
         let keys = &self.shards.keys;
         let mut invocation = CLOSE_AUCTION.key(keys.auction(auction_id));
         invocation
             .key(keys.events(keys.shard_of(auction_id)))
             .arg(auction_id.to_string())
-            .arg(now.timestamp_micros())
+            .arg(reading(time))
             .arg(CLOSED_RETENTION_MS);
         scripts::call(&self.shards.conn, &invocation, |reply| match reply.word() {
             Some("closed") => Ok(CloseResult::Closed),

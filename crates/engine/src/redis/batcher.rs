@@ -77,7 +77,7 @@ impl BidBatcher {
             }
             let bids: Vec<&PlaceBid> = batch.iter().map(|waiting| &waiting.bid).collect();
             metrics::histogram!("surge_redis_bid_batch_size").record(bids.len() as f64);
-            match self.redis.place_bids(&bids, self.clock.now()).await {
+            match self.redis.place_bids(&bids, self.clock.authority_time()).await {
                 Ok(replies) => {
                     for (waiting, reply) in batch.into_iter().zip(replies) {
                         let _ = waiting.reply.send(Ok(reply));

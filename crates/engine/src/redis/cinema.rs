@@ -22,6 +22,7 @@ use super::idempotency::{self, WINDOW_MS};
 use super::scripts;
 use super::shards::Shards;
 use super::stream::Fields;
+use super::time::reading;
 use crate::EngineError;
 use crate::cinema::{
     CancelReservation, ReservationCommands, ReservationReceipt, Reserve, ReserveOutcome,
@@ -75,7 +76,7 @@ impl DistributedReservations {
             .key(record_key)
             .key(keys.reservation(id))
             .arg(request.screening_id.to_string())
-            .arg(self.clock.now().timestamp_micros())
+            .arg(reading(self.clock.authority_time()))
             .arg(request_hash)
             .arg(WINDOW_MS)
             .arg(id.to_string())
@@ -98,7 +99,7 @@ impl DistributedReservations {
         invocation
             .key(keys.events(keys.shard_of(screening_id)))
             .arg(screening_id.to_string())
-            .arg(self.clock.now().timestamp_micros())
+            .arg(reading(self.clock.authority_time()))
             .arg(request.reservation_id.to_string())
             .arg(request.user_id.to_string());
         decode(&self.shards.invoke::<Vec<String>>(&invocation).await?)
@@ -144,7 +145,8 @@ impl DistributedReservations {
 impl ReservationCommands for DistributedReservations {
     async fn reserve(&self, request: Reserve) -> Result<ReserveOutcome, EngineError> {
         if let Some(key) = &request.idempotency {
-            idempotency::claim(&self.shards, request.user_id, key, self.clock.now()).await?;
+            idempotency::claim(&self.shards, request.user_id, key, self.clock.authority_time())
+                .await?;
         }
         let id = self.shards.new_id_in(self.shards.shard_of(request.screening_id))?;
         // Twice at most: a missing key is rebuilt once, then the command runs on it.

@@ -18,6 +18,10 @@ use crate::EngineError;
 use crate::auctions::{AcceptedBid, AuctionCommands, BidOutcome, BidReceipt, PlaceBid};
 use crate::clock::Clock;
 
+/// More than this replica's estimate of the server's clock can be off (half a round trip plus
+/// a few seconds' drift).
+const END_MARGIN: chrono::TimeDelta = chrono::TimeDelta::milliseconds(500);
+
 #[derive(Clone)]
 pub struct DistributedAuctions {
     redis: RedisAuctions,
@@ -41,13 +45,15 @@ impl DistributedAuctions {
 
     /// A rejection that is certain without Redis: a bid below the floor this replica learned
     /// from an earlier reply stays too low, because prices only rise. Under a storm most losing
-    /// bids end here. Keyed requests always go to Redis, which records their outcome.
+    /// bids end here. Keyed requests always go to Redis, which records their outcome. In the
+    /// auction's last [`END_MARGIN`] Redis decides, so a bid near the end is never called too
+    /// low when the server's clock (the authority) already says ended.
     fn certain_rejection(&self, bid: &PlaceBid) -> Option<Rejection> {
         if bid.idempotency.is_some() {
             return None;
         }
         let floor = self.floors.get(&bid.auction_id)?;
-        let certain = self.clock.now() < floor.ends_at
+        let certain = self.clock.now() + END_MARGIN < floor.ends_at
             && bid.bidder.id != floor.seller
             && bid.amount < floor.min_amount;
         certain.then_some(Rejection::TooLow { min_amount: floor.min_amount })
@@ -90,12 +96,15 @@ impl AuctionCommands for DistributedAuctions {
             return Ok(BidOutcome::Rejected(rejection));
         }
         if let Some(key) = &bid.idempotency {
-            idempotency::claim(&self.redis.shards, bid.bidder.id, key, self.clock.now()).await?;
+            idempotency::claim(&self.redis.shards, bid.bidder.id, key, self.clock.authority_time())
+                .await?;
         }
         for _ in 0..2 {
             let (result, floor) = match bid.idempotency {
                 // A keyed request goes alone: its outcome is recorded with it.
-                Some(_) => self.redis.place_bid_with_floor(&bid, self.clock.now()).await?,
+                Some(_) => {
+                    self.redis.place_bid_with_floor(&bid, self.clock.authority_time()).await?
+                }
                 None => self.batcher.place(bid.clone()).await?,
             };
             if let Some(floor) = floor {
@@ -113,7 +122,7 @@ impl AuctionCommands for DistributedAuctions {
 
     async fn close(&self, auction_id: Uuid) -> Result<bool, EngineError> {
         for _ in 0..2 {
-            match self.redis.close(auction_id, self.clock.now()).await? {
+            match self.redis.close(auction_id, self.clock.authority_time()).await? {
                 CloseResult::Closed => return Ok(true),
                 CloseResult::NothingToDo => return Ok(false),
                 CloseResult::Missing => self.rebuild(auction_id).await?,

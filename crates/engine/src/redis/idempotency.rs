@@ -9,13 +9,14 @@
 use std::sync::LazyLock;
 
 use ::redis::Script;
-use chrono::{DateTime, Utc};
 use surge_core::idempotency::{IdempotencyKey, WINDOW_HOURS};
 use uuid::Uuid;
 
 use super::scripts;
 use super::shards::Shards;
+use super::time::reading;
 use crate::EngineError;
+use crate::clock::AuthorityTime;
 
 /// How long an `Idempotency-Key` is remembered, in milliseconds.
 pub(crate) const WINDOW_MS: i64 = WINDOW_HOURS * 3600 * 1000;
@@ -25,15 +26,15 @@ static CLAIM: LazyLock<Script> =
 
 /// Makes `key` this request's for the user, or refuses with
 /// [`EngineError::IdempotencyKeyReused`] when another request holds it.
-/// The window is measured on the caller's clock (`now`), like the entity scripts' own.
+/// The window is measured on the server's clock, like the entity scripts' own.
 pub(crate) async fn claim(
     shards: &Shards,
     user_id: Uuid,
     key: &IdempotencyKey,
-    now: DateTime<Utc>,
+    time: AuthorityTime,
 ) -> Result<(), EngineError> {
     let mut invocation = CLAIM.key(shards.keys.user_idempotency(user_id, &key.key));
-    invocation.arg(hex(&key.request_hash)).arg(now.timestamp_micros()).arg(WINDOW_MS);
+    invocation.arg(hex(&key.request_hash)).arg(reading(time)).arg(WINDOW_MS);
     scripts::call(&shards.conn, &invocation, |reply| match reply.word() {
         Some("ok") => Ok(()),
         Some("reused") => Err(EngineError::IdempotencyKeyReused),

@@ -9,12 +9,11 @@
 //! stream; an entry the database refuses for what it is goes to the dead-letter table.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ::redis::{Script, Value};
 
-use chrono::Utc;
 use surge_core::events::AppEvent;
 use surge_store::events::ApplyError;
 use surge_store::events::postgres::PgEventLedger;
@@ -25,8 +24,10 @@ use super::lease::Lease;
 use super::scripts;
 use super::shards::Shards;
 use super::stream::{self, RawEntry};
+use super::time::ServerTime;
 use super::{deadline, unavailable};
 use crate::EngineError;
+use crate::clock::Clock;
 
 static ACKNOWLEDGE: LazyLock<Script> =
     LazyLock::new(|| scripts::load(include_str!("lua/acknowledge.lua")));
@@ -67,6 +68,8 @@ pub struct Persister {
     /// This replica's name in the consumer group.
     pub consumer: String,
     pub settings: PersisterSettings,
+    /// The server's clock: stream ids are its times.
+    pub time: Arc<ServerTime>,
 }
 
 impl Persister {
@@ -278,7 +281,7 @@ impl Persister {
             if !lease.is_valid() {
                 return Err(ApplyError::Fenced { newer: lease.epoch() });
             }
-            match self.ledger.apply(self.shard, lease.epoch(), events, Utc::now()).await {
+            match self.ledger.apply(self.shard, lease.epoch(), events, self.time.now()).await {
                 Ok(()) => return Ok(()),
                 Err(ApplyError::Transient(error)) => {
                     tracing::warn!(shard = self.shard, error = %error, "PostgreSQL refused a batch for now; it waits in the stream");
@@ -313,7 +316,7 @@ impl Persister {
             }
             let recorded = self
                 .ledger
-                .dead_letter(self.shard, &entry.0, &fields.clone().into(), error, Utc::now())
+                .dead_letter(self.shard, &entry.0, &fields.clone().into(), error, self.time.now())
                 .await;
             match recorded {
                 Ok(()) => break,
@@ -336,7 +339,7 @@ impl Persister {
             return Ok(());
         }
         let retained_ms =
-            Utc::now().timestamp_millis() - self.settings.retention.as_millis() as i64;
+            self.time.now().timestamp_millis() - self.settings.retention.as_millis() as i64;
         let mut invocation = ACKNOWLEDGE.key(self.stream());
         invocation
             .key(self.shards.keys.persisted(self.shard))

@@ -10,6 +10,7 @@ use surge_core::ratelimit::{Blocking, Decision, Quota};
 use super::connection::RedisConnection;
 use super::keys::KeySpace;
 use super::scripts::{self, Reply};
+use super::time::reading;
 use crate::EngineError;
 use crate::clock::Clock;
 use crate::ratelimit::RateLimiter;
@@ -20,8 +21,8 @@ static WINDOW_BLOCK: LazyLock<Script> =
 
 pub struct RedisRateLimiter {
     conn: RedisConnection,
-    /// Time comes from the caller (as for the in-process limiter), so both backends agree and
-    /// tests can move it; replicas' clocks are expected to be NTP-close.
+    /// The Redis server's clock decides (see [`super::time`]); this one only passes on a
+    /// test's offset or frozen instant.
     clock: Arc<dyn Clock>,
     keys: KeySpace,
 }
@@ -43,7 +44,7 @@ impl RedisRateLimiter {
         invocation
             .arg(quota.emission_interval_ms())
             .arg(quota.tolerance_ms())
-            .arg(self.clock.now().timestamp_millis())
+            .arg(reading(self.clock.authority_time()))
             .arg(mode);
         scripts::call(&self.conn, &invocation, read).await
     }
@@ -78,7 +79,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(limit.limit.max(1))
             .arg(limit.period_ms.max(1))
             .arg(limit.block_ms.max(1))
-            .arg(self.clock.now().timestamp_millis());
+            .arg(reading(self.clock.authority_time()));
         scripts::call(&self.conn, &invocation, |reply| match (reply.word(), reply.int(1)) {
             (Some("allowed"), _) => Ok(None),
             (Some("blocked"), Some(left)) => Ok(Some(left.max(1))),

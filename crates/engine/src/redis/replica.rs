@@ -9,9 +9,9 @@
 //! closer, …) runs on whichever replica holds the lease of its name.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use surge_store::events::postgres::PgEventLedger;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +21,10 @@ use super::lease::Lease;
 use super::persister::{Persister, PersisterSettings};
 use super::shards::Shards;
 use super::tailer::{LiveFeeds, run_tailer, stream_end};
+use super::time::ServerTime;
 use super::{deadline, unavailable};
 use crate::EngineError;
+use crate::clock::Clock;
 use crate::workers::BackgroundJob;
 
 /// How the replica's background work is tuned.
@@ -52,6 +54,8 @@ pub struct Replica {
     pub feeds: LiveFeeds,
     /// Singleton jobs, each run under the lease of its name.
     pub jobs: Vec<BackgroundJob>,
+    /// The server's clock, kept calibrated by this replica's background work.
+    pub time: Arc<ServerTime>,
 }
 
 impl Replica {
@@ -73,6 +77,9 @@ impl Replica {
                 run_tailer(replica.shards, reader, shard, from, replica.feeds, stop).await;
             }));
         }
+        handles.push(tokio::spawn(
+            self.time.clone().keep_calibrated(self.shards.clone(), stop.clone()),
+        ));
         handles.push(tokio::spawn(self.coordinate(stop.clone())));
         Ok(ReplicaTasks { stop, handles })
     }
@@ -95,7 +102,8 @@ impl Replica {
 
     /// Announces this replica and counts the live ones.
     async fn heartbeat(&self) -> Result<usize, EngineError> {
-        let now = Utc::now().timestamp_millis();
+        // The server's clock, so replicas with drifting clocks agree on who is silent.
+        let now = self.time.now().timestamp_millis();
         // A live replica beats three times per TTL; one silent for a whole TTL is gone, so
         // its shards are shared out as soon as their leases expire.
         let expired = now - self.settings.lease_ttl.as_millis() as i64;
@@ -218,6 +226,7 @@ impl Replica {
                     shard,
                     consumer: replica.id.clone(),
                     settings: replica.settings.persister.clone(),
+                    time: replica.time.clone(),
                 };
                 tokio::select! {
                     _ = persister.run(&lease) => {

@@ -5,6 +5,7 @@
 //! lost, none duplicated, seqs gap-free, final price = the highest stored bid, which is at
 //! least the highest acknowledged one — and nothing went to the dead-letter table.
 
+mod clocks;
 mod deployment;
 mod faults;
 mod replicas;

@@ -5,7 +5,7 @@
 -- KEYS[1]  the screening hash
 -- KEYS[2]  the shard's event stream
 -- ARGV[1]  screening id
--- ARGV[2]  now (µs since the Unix epoch)
+-- ARGV[2]  the caller's clock reading (see now_us in the prelude)
 -- ARGV[3]  reservation id
 -- ARGV[4]  user id (only the holder may cancel)
 --
@@ -13,7 +13,7 @@
 -- or {'missing'} (no hot state for this screening).
 
 local key, stream = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[2])
+local now = now_us(ARGV[2])
 local id, user = ARGV[3], ARGV[4]
 
 local starts_at = redis.call('HGET', key, 'starts_at')

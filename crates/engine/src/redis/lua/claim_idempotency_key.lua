@@ -4,14 +4,14 @@
 --
 -- KEYS[1]  the user's record of the key (in the user's own slot)
 -- ARGV[1]  hex digest of the request
--- ARGV[2]  now (microseconds since the Unix epoch)
+-- ARGV[2]  the caller's clock reading (see now_us in the prelude)
 -- ARGV[3]  how long the key is remembered, in milliseconds
 --
--- The window is measured on the caller's clock, like every other time here; the key's own
+-- The window is measured on the server's clock, like every other time here; the key's own
 -- expiry only collects garbage.
 --
 -- Returns {'ok'} when the key is (now) this request's, {'reused'} when it is another's.
-local now = tonumber(ARGV[2])
+local now = now_us(ARGV[2])
 local held = redis.call('GET', KEYS[1])
 if held then
   local hash, at = string.match(held, '^(%x*):(%d+)$')
@@ -22,5 +22,5 @@ if held then
     return {'reused'}
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. int(now), 'PX', ARGV[3])
 return {'ok'}

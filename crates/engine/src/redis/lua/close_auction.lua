@@ -4,7 +4,7 @@
 -- KEYS[1]  the auction hash
 -- KEYS[2]  the shard's event stream
 -- ARGV[1]  auction id
--- ARGV[2]  now (microseconds since the Unix epoch)
+-- ARGV[2]  the caller's clock reading (see now_us in the prelude)
 -- ARGV[3]  how long the closed hot state is kept, in milliseconds (later reads rebuild it from
 --          PostgreSQL, where the closing is persisted by then)
 --
@@ -15,7 +15,7 @@ local f = redis.call('HMGET', KEYS[1], 'ends_at', 'closed', 'bid_count', 'high_b
 if not f[1] then
   return {'missing'}
 end
-local now = tonumber(ARGV[2])
+local now = now_us(ARGV[2])
 if f[2] == '1' or now < tonumber(f[1]) then
   return {'nothing'}
 end
@@ -29,5 +29,5 @@ redis.call('XADD', KEYS[2], '*',
   'winner', f[4] or '',
   'winner_nickname', f[5] or '',
   'final_price', f[6],
-  'closed_at', ARGV[2])
+  'closed_at', int(now))
 return {'closed'}

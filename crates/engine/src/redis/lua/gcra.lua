@@ -4,7 +4,7 @@
 -- KEYS[1]  the limit's key
 -- ARGV[1]  emission interval (ms): the time one event "costs"
 -- ARGV[2]  tolerance (ms): how far ahead of now the TAT may run (the burst)
--- ARGV[3]  now (ms since the Unix epoch), from the caller's clock
+-- ARGV[3]  the caller's clock reading (see now_us in the prelude); times here are in ms
 -- ARGV[4]  '1' to take one event if allowed, '0' only to check, '-1' to give one back (the
 --          same arithmetic as surge_core::ratelimit::refund)
 --
@@ -13,7 +13,7 @@
 
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
+local now = now_ms(ARGV[3])
 local take = ARGV[4] == '1'
 
 if ARGV[4] == '-1' then

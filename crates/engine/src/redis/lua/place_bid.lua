@@ -8,7 +8,7 @@
 -- KEYS[2]  the shard's event stream
 -- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
 -- ARGV[1]  auction id
--- ARGV[2]  now (microseconds since the Unix epoch)
+-- ARGV[2]  the caller's clock reading (see now_us in the prelude)
 -- ARGV[3]  hex digest of the keyed request, or '' when it carries no Idempotency-Key (a keyed
 --          request is always alone in its call)
 -- ARGV[4]  how long a keyed outcome is remembered, in milliseconds
@@ -27,8 +27,8 @@
 local auction_key = KEYS[1]
 local stream_key = KEYS[2]
 local auction_id = ARGV[1]
-local now = tonumber(ARGV[2])
-local keyed = keyed_request(KEYS[3], ARGV[3], ARGV[2], ARGV[4])
+local now = now_us(ARGV[2])
+local keyed = keyed_request(KEYS[3], ARGV[3], now, ARGV[4])
 local bids = (#ARGV - 4) / 4
 
 local replayed = replay(keyed)

@@ -12,8 +12,27 @@ local function int(x)
   return string.format('%.0f', x)
 end
 
+-- "Now" for a decision, in microseconds since the Unix epoch: this server's clock (TIME), the
+-- one authority on time for every entity of its shards, whichever replica sent the request
+-- and whatever that replica's own clock says. `reading` comes from the caller's clock: an
+-- offset in µs to add (0 but in tests that jump ahead), or '@<µs>', a fixed instant
+-- (deterministic tests).
+local function now_us(reading)
+  local fixed = string.match(reading, '^@(%-?%d+)$')
+  if fixed then
+    return tonumber(fixed)
+  end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000000 + tonumber(time[2]) + tonumber(reading)
+end
+
+-- now_us, in milliseconds.
+local function now_ms(reading)
+  return math.floor(now_us(reading) / 1000)
+end
+
 -- An Idempotency-Key request, in the entity's shard: nil when `hash` is '' (no key). `key` is
--- the record's key, `now` the caller's clock (µs), `window_ms` how long outcomes are kept.
+-- the record's key, `now` the decision's time (µs), `window_ms` how long outcomes are kept.
 local function keyed_request(key, hash, now, window_ms)
   if hash == '' then
     return nil
@@ -23,7 +42,7 @@ end
 
 -- The reply for a retried keyed request: {'replay', first outcome...} within the window,
 -- {'reused'} when the key was used for another request, nil when the request is new. The
--- window runs on the caller's clock; the record's own expiry only collects garbage.
+-- window runs on the server's clock; the record's own expiry only collects garbage.
 local function replay(keyed)
   if not keyed then
     return nil

@@ -11,7 +11,7 @@
 -- KEYS[3]  the Idempotency-Key record (any key of the shard when the request has none)
 -- KEYS[4]  the new reservation's pointer to its screening (the id is picked in this shard)
 -- ARGV[1]  screening id
--- ARGV[2]  now (µs since the Unix epoch)
+-- ARGV[2]  the caller's clock reading (see now_us in the prelude)
 -- ARGV[3]  hex digest of the keyed request, or '' when it carries no Idempotency-Key
 -- ARGV[4]  how long a keyed outcome is remembered, in milliseconds
 -- ARGV[5]  reservation id
@@ -32,8 +32,8 @@
 --   {'reused'}                    the key was used before for another request
 
 local key, stream = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[2])
-local keyed = keyed_request(KEYS[3], ARGV[3], ARGV[2], ARGV[4])
+local now = now_us(ARGV[2])
+local keyed = keyed_request(KEYS[3], ARGV[3], now, ARGV[4])
 local id, user = ARGV[5], ARGV[6]
 
 local replayed = replay(keyed)

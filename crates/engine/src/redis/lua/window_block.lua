@@ -7,14 +7,14 @@
 -- ARGV[1]  limit
 -- ARGV[2]  period (ms)
 -- ARGV[3]  block length (ms)
--- ARGV[4]  now (ms since the Unix epoch), from the caller's clock
+-- ARGV[4]  the caller's clock reading (see now_us in the prelude); times here are in ms
 --
 -- Returns {'allowed'}, or {'blocked', ms left in the block}.
 
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local block = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
+local now = now_ms(ARGV[4])
 
 local blocked_until = tonumber(redis.call('GET', KEYS[2]) or '0')
 if now < blocked_until then

@@ -6,14 +6,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use redis::aio::ConnectionLike;
+use serde_json::json;
 use sqlx::PgPool;
 use surge_engine::redis::{KeySpace, RedisConnection};
+use surge_store::accounts::postgres::PgUsers;
+use surge_store::accounts::{NewUser, UserStore};
 use surge_testkit::ScratchDatabase;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::helpers::Api;
+use crate::helpers::{Api, QuickUser, expect_json, string, unique_email, unique_nickname};
 use crate::process::{ServerProcess, free_port};
 
 /// Shards of a test deployment.
@@ -38,19 +43,7 @@ impl Deployment {
     }
 
     pub async fn start_on(redis_url: String, replicas: usize) -> Deployment {
-        let database = ScratchDatabase::create().await;
-        let pool = PgPool::connect(&database.url).await.expect("cannot reach the scratch database");
-        let dir = tempfile::Builder::new().prefix("surge-replicas-").tempdir().unwrap();
-        surge_http::accounts::tokens::load_or_generate_signing_key(&dir.path().join("jwt.pem"))
-            .expect("cannot write a signing key");
-        let mut deployment = Deployment {
-            database,
-            pool,
-            redis_url,
-            prefix: format!("t{}", Uuid::new_v4().simple()),
-            dir,
-            replicas: Vec::new(),
-        };
+        let mut deployment = Self::empty(redis_url).await;
         for n in 0..replicas {
             let replica = deployment.spawn(&format!("r{n}"));
             deployment.replicas.push(replica);
@@ -60,6 +53,32 @@ impl Deployment {
         }
         deployment.wait_until_balanced().await;
         deployment
+    }
+
+    /// A deployment with no replica yet (see [`Deployment::add_replica`]).
+    pub async fn empty(redis_url: String) -> Deployment {
+        let database = ScratchDatabase::create().await;
+        let pool = PgPool::connect(&database.url).await.expect("cannot reach the scratch database");
+        let dir = tempfile::Builder::new().prefix("surge-replicas-").tempdir().unwrap();
+        surge_http::accounts::tokens::load_or_generate_signing_key(&dir.path().join("jwt.pem"))
+            .expect("cannot write a signing key");
+        Deployment {
+            database,
+            pool,
+            redis_url,
+            prefix: format!("t{}", Uuid::new_v4().simple()),
+            dir,
+            replicas: Vec::new(),
+        }
+    }
+
+    /// Starts one more replica, named after its index, with whatever `configure` adds, and
+    /// waits until it is healthy.
+    pub async fn add_replica(&mut self, configure: impl FnOnce(&mut Command)) {
+        let name = format!("r{}", self.replicas.len());
+        let mut replica = self.spawn_with(&name, configure);
+        replica.wait_until_healthy().await;
+        self.replicas.push(replica);
     }
 
     /// Waits until every shard has a holder and no replica holds more than its share, so
@@ -90,6 +109,11 @@ impl Deployment {
 
     /// Starts one more replica named `name` (not waited for).
     pub fn spawn(&self, name: &str) -> ServerProcess {
+        self.spawn_with(name, |_| {})
+    }
+
+    /// [`Deployment::spawn`], with whatever `configure` adds (environment, flags).
+    pub fn spawn_with(&self, name: &str, configure: impl FnOnce(&mut Command)) -> ServerProcess {
         let dir: &Path = self.dir.path();
         ServerProcess::spawn(dir, name, |command| {
             command
@@ -102,6 +126,7 @@ impl Deployment {
                 .env("SURGE_DISTRIBUTED__SHARDS", SHARDS.to_string())
                 .env("SURGE_DISTRIBUTED__LEASE_TTL_MS", LEASE_TTL.as_millis().to_string())
                 .env("SURGE_DISTRIBUTED__REPLICA_NAME", name);
+            configure(command);
         })
     }
 
@@ -118,6 +143,63 @@ impl Deployment {
         TokenService::new(&key, settings, std::sync::Arc::new(surge_engine::clock::SystemClock))
     }
 
+    /// `count` accounts straight in PostgreSQL, with access tokens signed by the deployment's
+    /// key.
+    pub async fn quick_users(&self, count: usize) -> Vec<QuickUser> {
+        let tokens = self.tokens();
+        let users_store = PgUsers::new(self.pool.clone());
+        futures_util::stream::iter(0..count)
+            .map(|_| {
+                let (store, tokens) = (&users_store, &tokens);
+                async move {
+                    let id = Uuid::now_v7();
+                    store
+                        .create(NewUser {
+                            id,
+                            email: unique_email(),
+                            password_hash: "$argon2id$not-a-password".into(),
+                            nickname: unique_nickname(),
+                            created_at: chrono::Utc::now(),
+                        })
+                        .await
+                        .expect("cannot create a user");
+                    QuickUser { id: id.to_string(), token: tokens.issue_access(id, Vec::new()) }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await
+    }
+
+    /// A screening at `starts_at` in a new theater of `rows` × `cols`, made by an admin
+    /// through the first replica.
+    pub async fn screening(&self, rows: u8, cols: u8, starts_at: DateTime<Utc>) -> String {
+        let admin = self.quick_users(1).await.remove(0);
+        let admin =
+            self.tokens().issue_access(Uuid::parse_str(&admin.id).unwrap(), vec!["admin".into()]);
+        let api = self.api(0);
+        let post = |path: &'static str, body: serde_json::Value| {
+            let (api, admin) = (api.clone(), admin.clone());
+            async move { expect_json(api.post_json(path, Some(&admin), &body).await, 201).await }
+        };
+        let theater =
+            post("/admin/theaters", json!({"name": "Premiere", "rows": rows, "cols": cols})).await;
+        let movie = post(
+            "/admin/movies",
+            json!({"title": "Premiere", "grade": "ALL", "genre": "DRAMA",
+            "release_date": "2026-11-21", "thumbnail_url": "https://img.example.com/p.jpg",
+            "running_minutes": 100}),
+        )
+        .await;
+        let screening = post(
+            "/admin/screenings",
+            json!({"movie_id": movie["id"],
+            "theater_id": theater["id"], "starts_at": starts_at}),
+        )
+        .await;
+        string(&screening["id"])
+    }
+
     pub fn api(&self, replica: usize) -> Api {
         self.replicas[replica].api.clone()
     }
@@ -127,9 +209,9 @@ impl Deployment {
     }
 
     pub async fn redis(&self) -> RedisConnection {
-        RedisConnection::connect(std::slice::from_ref(&self.redis_url))
-            .await
-            .expect("cannot reach Redis")
+        // One node's URL, or a Cluster's nodes, comma-separated.
+        let urls: Vec<String> = self.redis_url.split(',').map(str::to_owned).collect();
+        RedisConnection::connect(&urls).await.expect("cannot reach Redis")
     }
 
     /// Runs a Redis command of this deployment's; panics on failure.

@@ -7,75 +7,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
-use surge_store::accounts::postgres::PgUsers;
-use surge_store::accounts::{NewUser, UserStore};
 use uuid::Uuid;
 
 use super::deployment::Deployment;
 use crate::cinema::rush::{self, USERS};
-use crate::helpers::{QuickUser, expect_json, string, unique_email, unique_nickname};
-
-/// `count` accounts straight in PostgreSQL, with access tokens signed by the deployment's key.
-async fn quick_users(deployment: &Deployment, count: usize) -> Vec<QuickUser> {
-    let tokens = deployment.tokens();
-    let users_store = PgUsers::new(deployment.pool.clone());
-    futures_util::stream::iter(0..count)
-        .map(|_| {
-            let (store, tokens) = (&users_store, &tokens);
-            async move {
-                let id = Uuid::now_v7();
-                store
-                    .create(NewUser {
-                        id,
-                        email: unique_email(),
-                        password_hash: "$argon2id$not-a-password".into(),
-                        nickname: unique_nickname(),
-                        created_at: chrono::Utc::now(),
-                    })
-                    .await
-                    .expect("cannot create a user");
-                QuickUser { id: id.to_string(), token: tokens.issue_access(id, Vec::new()) }
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await
-}
-
-/// A screening an hour from now in a new theater of `rows` × `cols`, made by an admin.
-async fn screening(deployment: &Deployment, rows: u8, cols: u8) -> String {
-    let admin = quick_users(deployment, 1).await.remove(0);
-    let admin =
-        deployment.tokens().issue_access(Uuid::parse_str(&admin.id).unwrap(), vec!["admin".into()]);
-    let api = deployment.api(0);
-    let post = |path: &'static str, body: serde_json::Value| {
-        let (api, admin) = (api.clone(), admin.clone());
-        async move { expect_json(api.post_json(path, Some(&admin), &body).await, 201).await }
-    };
-    let theater =
-        post("/admin/theaters", json!({"name": "Premiere", "rows": rows, "cols": cols})).await;
-    let movie = post(
-        "/admin/movies",
-        json!({"title": "Premiere", "grade": "ALL", "genre": "DRAMA",
-        "release_date": "2026-11-21", "thumbnail_url": "https://img.example.com/p.jpg",
-        "running_minutes": 100}),
-    )
-    .await;
-    let starts_at = chrono::Utc::now() + chrono::Duration::hours(1);
-    let screening = post(
-        "/admin/screenings",
-        json!({"movie_id": movie["id"],
-        "theater_id": theater["id"], "starts_at": starts_at}),
-    )
-    .await;
-    string(&screening["id"])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_users_rush_one_screening_across_two_replicas() {
     let deployment = Deployment::start(2).await;
-    let rushers = quick_users(&deployment, USERS).await;
-    let screening = screening(&deployment, 5, 5).await;
+    let rushers = deployment.quick_users(USERS).await;
+    let screening =
+        deployment.screening(5, 5, chrono::Utc::now() + chrono::Duration::hours(1)).await;
 
     let rush = rush::run(&deployment.apis(), &rushers, &screening, 1).await;
     assert_eq!(rush.accepted.len() + rush.refused, USERS);
@@ -129,8 +71,9 @@ async fn two_thousand_users_rush_one_screening_across_two_replicas() {
 async fn a_lost_hot_state_of_a_sold_out_big_theater_is_rebuilt_whole() {
     let deployment = Deployment::start(1).await;
     let (rows, cols) = (26u8, 50u8);
-    let users = quick_users(&deployment, usize::from(rows) * usize::from(cols)).await;
-    let screening = screening(&deployment, rows, cols).await;
+    let users = deployment.quick_users(usize::from(rows) * usize::from(cols)).await;
+    let screening =
+        deployment.screening(rows, cols, chrono::Utc::now() + chrono::Duration::hours(1)).await;
     let api = deployment.api(0);
     let codes: Vec<String> = (0..rows)
         .flat_map(|row| (1..=cols).map(move |col| format!("{}{col}", char::from(b'A' + row))))
@@ -156,7 +99,7 @@ async fn a_lost_hot_state_of_a_sold_out_big_theater_is_rebuilt_whole() {
         map["seats"].as_array().unwrap().iter().filter(|seat| seat["taken"] == true).count();
     assert_eq!(taken, codes.len());
     // And the rebuilt state still refuses a taken seat.
-    let late = quick_users(&deployment, 1).await.remove(0);
+    let late = deployment.quick_users(1).await.remove(0);
     let body = json!({"screening_id": screening, "seats": ["M25"]});
     let refused = api.post_json("/reservations", Some(&late.token), &body).await;
     assert_eq!(refused.status().as_u16(), 409);
