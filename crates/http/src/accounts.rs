@@ -2,6 +2,7 @@
 
 pub mod authenticator;
 pub mod passwords;
+pub mod sessions;
 pub mod tokens;
 
 use axum::Router;
@@ -116,28 +117,32 @@ async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiRe
     state.nicknames.insert(user.id, user.nickname.as_str().into());
     let (refresh_token, token_hash) = state.tokens.mint_refresh();
     let now = state.clock.now();
+    let session = Uuid::now_v7();
     state
         .refresh_tokens
         .insert(NewRefreshToken {
             id: Uuid::now_v7(),
-            family_id: Uuid::now_v7(),
+            family_id: session,
             user_id: user.id,
             token_hash,
             expires_at: now + state.tokens.refresh_ttl(),
             created_at: now,
         })
         .await?;
-    session_response(state, user, refresh_token, status).await
+    session_response(state, user, session, refresh_token, status).await
 }
 
+/// The response of a login, sign-up or refresh: an access token of `session` (the
+/// refresh-token family), the refresh token, and the cookie for browsers.
 async fn session_response(
     state: &AppState,
     user: User,
+    session: Uuid,
     refresh_token: String,
     status: StatusCode,
 ) -> ApiResult<Response> {
     let profile = profile(state, user).await?;
-    let access_token = state.tokens.issue_access(profile.id, profile.roles.clone());
+    let access_token = state.tokens.issue_access(profile.id, Some(session), profile.roles.clone());
     let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
@@ -273,19 +278,21 @@ pub async fn refresh(
     };
     let presented = tokens::hash_refresh(&request.refresh_token);
     match state.refresh_tokens.rotate(&presented, next, now).await? {
-        Rotation::Rotated { user_id } => {
+        Rotation::Rotated { user_id, family_id } => {
             let user = state.users.get(user_id).await?.ok_or_else(invalid_refresh)?;
-            session_response(&state, user, refresh_token, StatusCode::OK).await
+            session_response(&state, user, family_id, refresh_token, StatusCode::OK).await
         }
-        Rotation::ReuseDetected => {
+        Rotation::ReuseDetected { family_id } => {
             tracing::warn!("a rotated refresh token was presented again; its family is revoked");
+            state.auth.revoked.revoke(family_id);
             Err(invalid_refresh())
         }
         Rotation::Invalid => Err(invalid_refresh()),
     }
 }
 
-/// End a session: the refresh token's family is revoked.
+/// End a session: the refresh token's family is revoked, and with it the session's access
+/// tokens (on every replica within a second).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", request_body = RefreshRequest,
     responses((status = 204)))]
 pub async fn logout(
@@ -293,7 +300,11 @@ pub async fn logout(
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Response> {
     let presented = tokens::hash_refresh(&request.refresh_token);
-    state.refresh_tokens.revoke_family_of(&presented, state.clock.now()).await?;
+    if let Some(session) =
+        state.refresh_tokens.revoke_family_of(&presented, state.clock.now()).await?
+    {
+        state.auth.revoked.revoke(session);
+    }
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&clear) {

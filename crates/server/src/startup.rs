@@ -19,6 +19,7 @@ use surge_engine::redis::{
 };
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
+use surge_http::accounts::sessions::{self, RevokedSessions};
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
 use surge_http::proxies::Cidr;
 use surge_http::serve::ServeSettings;
@@ -59,6 +60,8 @@ pub struct Application {
     backend: Backend,
     /// Singleton background jobs: run here when embedded (a replica runs them under leases).
     jobs: Vec<BackgroundJob>,
+    /// Jobs every process runs for itself, on either backend.
+    local_jobs: Vec<BackgroundJob>,
     /// Connection limits and timeouts.
     limits: ServeSettings,
 }
@@ -141,6 +144,23 @@ fn metrics_handle() -> PrometheusHandle {
 fn metrics_upkeep() -> BackgroundJob {
     BackgroundJob::every("metrics-upkeep", METRICS_UPKEEP_INTERVAL, || async {
         metrics_handle().run_upkeep()
+    })
+}
+
+/// Every process learns, several times a second, which sessions were ended anywhere, so their
+/// access tokens stop working here too.
+fn revoked_sessions_watch(
+    revoked: Arc<RevokedSessions>,
+    store: Arc<dyn RefreshTokenStore>,
+    clock: Arc<dyn Clock>,
+) -> BackgroundJob {
+    BackgroundJob::every("revoked-sessions", sessions::WATCH_INTERVAL, move || {
+        let (revoked, store, clock) = (revoked.clone(), store.clone(), clock.clone());
+        async move {
+            if let Err(error) = revoked.catch_up(&*store, clock.now()).await {
+                tracing::warn!(error = %error, "cannot read the revoked sessions; retrying");
+            }
+        }
     })
 }
 
@@ -270,7 +290,13 @@ impl Application {
         let apps = &ports.apps;
         let shared = auctions::Shared { clock: &clock, images: &ports.images, shutdown: &shutdown };
         let tokens = Arc::new(TokenService::new(&key, token_settings, clock.clone()));
-        let auth = Authenticator::new(tokens.clone(), ports.users.clone(), nicknames.clone());
+        let revoked = Arc::new(RevokedSessions::new(tokens.access_ttl()));
+        let local_jobs = vec![
+            metrics_upkeep(),
+            revoked_sessions_watch(revoked.clone(), ports.refresh_tokens.clone(), clock.clone()),
+        ];
+        let auth =
+            Authenticator::new(tokens.clone(), ports.users.clone(), nicknames.clone(), revoked);
         let state = AppState::new(Services {
             auctions: auctions::state(&apps.auctions, shared, &settings),
             cinema: cinema::state(&apps.cinema, &clock, &ports.limiter, &settings),
@@ -309,7 +335,7 @@ impl Application {
             max_connections: http.max_connections.max(1),
             trusted_proxies: trusted_proxies.into(),
         };
-        Ok(Self { listener, port, state, backend, jobs, limits })
+        Ok(Self { listener, port, state, backend, jobs, local_jobs, limits })
     }
 
     pub fn port(&self) -> u16 {
@@ -328,12 +354,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, state, backend, jobs, limits, .. } = self;
+        let Application { listener, state, backend, jobs, local_jobs, limits, .. } = self;
         let mut workers = match &backend {
             Backend::Embedded { engine, .. } => Workers::embedded(jobs, engine),
             Backend::Distributed { .. } => Workers(Vec::new()),
         };
-        workers.0.push(tokio::spawn((metrics_upkeep().run)()));
+        workers.0.extend(local_jobs.iter().map(|job| tokio::spawn((job.run)())));
         let cancel = state.shutdown.clone();
         let router = surge_http::router(state);
         surge_http::serve::serve(listener, router, limits, async move {

@@ -60,11 +60,11 @@ pub struct NewRefreshToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was current; it is now spent and `next` (same family) replaces it.
-    Rotated { user_id: Uuid },
+    Rotated { user_id: Uuid, family_id: Uuid },
     /// Unknown, expired or revoked.
     Invalid,
     /// The token had already been rotated: the family is now revoked.
-    ReuseDetected,
+    ReuseDetected { family_id: Uuid },
 }
 
 #[async_trait]
@@ -104,6 +104,13 @@ pub trait RefreshTokenStore: Send + Sync {
         next: NewRefreshToken,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation>;
-    /// Revokes the token's whole family (logout). Unknown tokens are ignored.
-    async fn revoke_family_of(&self, presented_hash: &[u8], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes the token's whole family (logout) and names it; unknown tokens are ignored.
+    async fn revoke_family_of(
+        &self,
+        presented_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// The families revoked at or after `since`, with when: every replica ends those sessions'
+    /// access tokens too.
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>>;
 }

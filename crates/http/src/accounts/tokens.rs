@@ -30,6 +30,10 @@ pub struct Claims {
     pub jti: Uuid,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The session (refresh-token family) the token was issued for: when it is revoked, the
+    /// token stops working before its `exp` (see [`super::sessions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// Token settings.
@@ -119,6 +123,10 @@ impl TokenService {
         Self { encoding, decoding, validation, settings, clock, verified }
     }
 
+    pub fn access_ttl(&self) -> Duration {
+        self.settings.access_ttl
+    }
+
     pub fn access_ttl_secs(&self) -> i64 {
         self.settings.access_ttl.num_seconds()
     }
@@ -127,8 +135,9 @@ impl TokenService {
         self.settings.refresh_ttl
     }
 
-    /// Signs a new access token for `user_id`.
-    pub fn issue_access(&self, user_id: Uuid, roles: Vec<String>) -> String {
+    /// Signs a new access token for `user_id` in `session` (a refresh-token family; `None`
+    /// only for tokens minted outside a login, by tools and tests).
+    pub fn issue_access(&self, user_id: Uuid, session: Option<Uuid>, roles: Vec<String>) -> String {
         let now = self.clock.now();
         let claims = Claims {
             sub: user_id,
@@ -139,6 +148,7 @@ impl TokenService {
             nbf: None,
             jti: Uuid::now_v7(),
             roles,
+            sid: session,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
             .expect("signing with a valid Ed25519 key cannot fail")
@@ -198,7 +208,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new());
         let tokens = service(clock.clone(), "surge");
         let user = Uuid::now_v7();
-        let token = tokens.issue_access(user, vec![]);
+        let token = tokens.issue_access(user, None, vec![]);
         assert_eq!(tokens.verify(&token).unwrap().sub, user);
         clock.advance(Duration::minutes(16));
         assert!(tokens.verify(&token).is_none());
@@ -209,9 +219,9 @@ mod tests {
         let clock = Arc::new(ManualClock::new());
         let ours = service(clock.clone(), "surge");
         let theirs = service(clock, "elsewhere");
-        let token = theirs.issue_access(Uuid::now_v7(), vec![]);
+        let token = theirs.issue_access(Uuid::now_v7(), None, vec![]);
         assert!(ours.verify(&token).is_none());
-        let mut tampered = ours.issue_access(Uuid::now_v7(), vec![]);
+        let mut tampered = ours.issue_access(Uuid::now_v7(), None, vec![]);
         tampered.push('x');
         assert!(ours.verify(&tampered).is_none());
     }
@@ -232,6 +242,7 @@ mod tests {
             nbf: Some(now + 3600),
             jti: Uuid::now_v7(),
             roles: vec![],
+            sid: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &tokens.encoding)
             .unwrap();

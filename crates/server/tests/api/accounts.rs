@@ -364,8 +364,9 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     // Someone replays a token that was already rotated: assume it was stolen.
     expect_error(app.refresh(&first).await, 401, "invalid_refresh_token").await;
 
-    // The newest token of that family is dead too …
+    // The newest token of that family is dead too, and so are its access tokens …
     expect_error(app.refresh(&third).await, 401, "invalid_refresh_token").await;
+    expect_error(app.me(&user.access_token).await, 401, "unauthorized").await;
     // … while logging in again starts a fresh family.
     let fresh = expect_json(app.login(&user.email, PASSWORD).await, 200).await;
     expect_json(app.refresh(&string(&fresh["refresh_token"])).await, 200).await;
@@ -417,6 +418,25 @@ async fn logout_returns_204_and_the_refresh_token_no_longer_works() {
     assert_eq!(response.status().as_u16(), 204);
 
     expect_error(app.refresh(&user.refresh_token).await, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_access_tokens_of_that_session_only() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let refreshed = expect_json(app.refresh(&user.refresh_token).await, 200).await;
+    let (later_access, later_refresh) =
+        (string(&refreshed["access_token"]), string(&refreshed["refresh_token"]));
+    let other = expect_json(app.login(&user.email, PASSWORD).await, 200).await;
+    let other_access = string(&other["access_token"]);
+
+    assert_eq!(app.logout(&later_refresh).await.status().as_u16(), 204);
+
+    // Every access token of the session is over, the one from before the refresh too; the
+    // session on another device goes on.
+    expect_error(app.me(&user.access_token).await, 401, "unauthorized").await;
+    expect_error(app.me(&later_access).await, 401, "unauthorized").await;
+    expect_json(app.me(&other_access).await, 200).await;
 }
 
 // ---- GET /me ----

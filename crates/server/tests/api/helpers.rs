@@ -77,7 +77,7 @@ impl TestApp {
     /// A fresh access token for `user_id` (an admin's when `admin`).
     pub fn token_for(&self, user_id: uuid::Uuid, admin: bool) -> String {
         let roles = if admin { vec!["admin".to_owned()] } else { Vec::new() };
-        self.state.tokens.issue_access(user_id, roles)
+        self.state.tokens.issue_access(user_id, None, roles)
     }
 }
 

@@ -209,7 +209,7 @@ impl RefreshTokenStore for PgRefreshTokens {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(Rotation::ReuseDetected);
+            return Ok(Rotation::ReuseDetected { family_id: row.family_id });
         }
         sqlx::query("update refresh_tokens set rotated_at = $1 where id = $2")
             .bind(now)
@@ -220,19 +220,38 @@ impl RefreshTokenStore for PgRefreshTokens {
         next.user_id = row.user_id;
         insert_token(&mut *tx, &next).await?;
         tx.commit().await?;
-        Ok(Rotation::Rotated { user_id: row.user_id })
+        Ok(Rotation::Rotated { user_id: row.user_id, family_id: row.family_id })
     }
 
-    async fn revoke_family_of(&self, presented_hash: &[u8], now: DateTime<Utc>) -> StoreResult<()> {
+    async fn revoke_family_of(
+        &self,
+        presented_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        let family: Option<(Uuid,)> =
+            sqlx::query_as("select family_id from refresh_tokens where token_hash = $1")
+                .bind(presented_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((family_id,)) = family else { return Ok(None) };
         sqlx::query(
-            "update refresh_tokens set revoked_at = $1
-             where revoked_at is null
-               and family_id = (select family_id from refresh_tokens where token_hash = $2)",
+            "update refresh_tokens set revoked_at = $1 where family_id = $2 and revoked_at is null",
         )
         .bind(now)
-        .bind(presented_hash)
+        .bind(family_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(Some(family_id))
+    }
+
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, DateTime<Utc>)>> {
+        let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "select family_id, max(revoked_at) from refresh_tokens
+             where revoked_at >= $1 group by family_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 }

@@ -11,6 +11,7 @@ contract!(
     signing_up_stores_the_user_and_refuses_a_second_account_for_the_same_email,
     a_profile_patch_sets_keeps_and_clears_each_field,
     rotating_a_refresh_token_spends_it_and_continues_its_family,
+    revoked_families_are_listed_by_when_they_were_revoked,
     presenting_a_spent_refresh_token_revokes_its_whole_family,
     expired_and_unknown_refresh_tokens_are_invalid,
     logging_out_revokes_only_the_family_of_the_presented_token,
@@ -103,29 +104,51 @@ fn next_token(hash: &[u8]) -> NewRefreshToken {
 
 async fn rotating_a_refresh_token_spends_it_and_continues_its_family(b: &Backend) {
     let user = b.user("alan").await;
-    b.tokens.insert(token(user, Uuid::now_v7(), b"first")).await.unwrap();
+    let family_id = Uuid::now_v7();
+    b.tokens.insert(token(user, family_id, b"first")).await.unwrap();
 
     let rotated = b.tokens.rotate(b"first", next_token(b"second"), t(MINUTE)).await.unwrap();
-    assert_eq!(rotated, Rotation::Rotated { user_id: user });
+    assert_eq!(rotated, Rotation::Rotated { user_id: user, family_id });
     let rotated = b.tokens.rotate(b"second", next_token(b"third"), t(2 * MINUTE)).await.unwrap();
-    assert_eq!(rotated, Rotation::Rotated { user_id: user });
+    assert_eq!(rotated, Rotation::Rotated { user_id: user, family_id });
 
     // The third token is in the first one's family: revoking through it ends the first too.
-    b.tokens.revoke_family_of(b"third", t(3 * MINUTE)).await.unwrap();
+    let revoked = b.tokens.revoke_family_of(b"third", t(3 * MINUTE)).await.unwrap();
+    assert_eq!(revoked, Some(family_id));
     let first = b.tokens.rotate(b"first", next_token(b"x"), t(4 * MINUTE)).await.unwrap();
     assert_eq!(first, Rotation::Invalid);
+    assert_eq!(b.tokens.revoke_family_of(b"unknown", t(4 * MINUTE)).await.unwrap(), None);
+}
+
+async fn revoked_families_are_listed_by_when_they_were_revoked(b: &Backend) {
+    let user = b.user("rosa").await;
+    let (early, late, live) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    b.tokens.insert(token(user, early, b"early")).await.unwrap();
+    b.tokens.insert(token(user, late, b"late")).await.unwrap();
+    b.tokens.insert(token(user, live, b"live")).await.unwrap();
+    b.tokens.revoke_family_of(b"early", t(MINUTE)).await.unwrap();
+    b.tokens.revoke_family_of(b"late", t(3 * MINUTE)).await.unwrap();
+
+    let listed = b.tokens.revoked_since(t(0)).await.unwrap();
+    assert!(listed.contains(&(early, t(MINUTE))), "{listed:?}");
+    assert!(listed.contains(&(late, t(3 * MINUTE))), "{listed:?}");
+    assert!(listed.iter().all(|(family, _)| *family != live), "{listed:?}");
+    let recent = b.tokens.revoked_since(t(2 * MINUTE)).await.unwrap();
+    assert!(recent.contains(&(late, t(3 * MINUTE))), "{recent:?}");
+    assert!(recent.iter().all(|(family, _)| *family != early), "{recent:?}");
 }
 
 async fn presenting_a_spent_refresh_token_revokes_its_whole_family(b: &Backend) {
     let user = b.user("mallory").await;
-    b.tokens.insert(token(user, Uuid::now_v7(), b"a1")).await.unwrap();
-    b.tokens.insert(token(user, Uuid::now_v7(), b"other-device")).await.unwrap();
+    let (family_id, other_family) = (Uuid::now_v7(), Uuid::now_v7());
+    b.tokens.insert(token(user, family_id, b"a1")).await.unwrap();
+    b.tokens.insert(token(user, other_family, b"other-device")).await.unwrap();
 
     let rotated = b.tokens.rotate(b"a1", next_token(b"a2"), t(MINUTE)).await.unwrap();
-    assert_eq!(rotated, Rotation::Rotated { user_id: user });
+    assert_eq!(rotated, Rotation::Rotated { user_id: user, family_id });
 
     let reused = b.tokens.rotate(b"a1", next_token(b"stolen"), t(2 * MINUTE)).await.unwrap();
-    assert_eq!(reused, Rotation::ReuseDetected);
+    assert_eq!(reused, Rotation::ReuseDetected { family_id });
     // Nothing was issued for the reuse, and the newest token of the family is dead too.
     let stolen = b.tokens.rotate(b"stolen", next_token(b"s2"), t(3 * MINUTE)).await.unwrap();
     assert_eq!(stolen, Rotation::Invalid);
@@ -137,7 +160,7 @@ async fn presenting_a_spent_refresh_token_revokes_its_whole_family(b: &Backend) 
 
     // Another family of the same user is untouched.
     let other = b.tokens.rotate(b"other-device", next_token(b"o2"), t(5 * MINUTE)).await.unwrap();
-    assert_eq!(other, Rotation::Rotated { user_id: user });
+    assert_eq!(other, Rotation::Rotated { user_id: user, family_id: other_family });
 }
 
 async fn expired_and_unknown_refresh_tokens_are_invalid(b: &Backend) {
@@ -159,8 +182,9 @@ async fn expired_and_unknown_refresh_tokens_are_invalid(b: &Backend) {
 
 async fn logging_out_revokes_only_the_family_of_the_presented_token(b: &Backend) {
     let user = b.user("bob").await;
+    let phone_family = Uuid::now_v7();
     b.tokens.insert(token(user, Uuid::now_v7(), b"laptop")).await.unwrap();
-    b.tokens.insert(token(user, Uuid::now_v7(), b"phone")).await.unwrap();
+    b.tokens.insert(token(user, phone_family, b"phone")).await.unwrap();
 
     b.tokens.revoke_family_of(b"laptop", t(MINUTE)).await.unwrap();
     b.tokens.revoke_family_of(b"never-issued", t(MINUTE)).await.unwrap();
@@ -168,7 +192,7 @@ async fn logging_out_revokes_only_the_family_of_the_presented_token(b: &Backend)
     let laptop = b.tokens.rotate(b"laptop", next_token(b"l2"), t(2 * MINUTE)).await.unwrap();
     assert_eq!(laptop, Rotation::Invalid);
     let phone = b.tokens.rotate(b"phone", next_token(b"p2"), t(2 * MINUTE)).await.unwrap();
-    assert_eq!(phone, Rotation::Rotated { user_id: user });
+    assert_eq!(phone, Rotation::Rotated { user_id: user, family_id: phone_family });
 }
 
 async fn concurrent_rotations_of_one_token_let_exactly_one_through(b: &Backend) {
@@ -184,7 +208,7 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through(b: &Backend) 
     }
     let outcomes = racers.join_all().await;
     let rotated = outcomes.iter().filter(|o| matches!(o, Rotation::Rotated { .. })).count();
-    let reused = outcomes.iter().filter(|o| **o == Rotation::ReuseDetected).count();
+    let reused = outcomes.iter().filter(|o| matches!(o, Rotation::ReuseDetected { .. })).count();
     let invalid = outcomes.iter().filter(|o| **o == Rotation::Invalid).count();
     // The racers take turns: the first spends the token, the second finds it spent and revokes
     // the family, the rest find it revoked.

@@ -163,7 +163,10 @@ impl Deployment {
                         })
                         .await
                         .expect("cannot create a user");
-                    QuickUser { id: id.to_string(), token: tokens.issue_access(id, Vec::new()) }
+                    QuickUser {
+                        id: id.to_string(),
+                        token: tokens.issue_access(id, None, Vec::new()),
+                    }
                 }
             })
             .buffer_unordered(16)
@@ -175,8 +178,11 @@ impl Deployment {
     /// through the first replica.
     pub async fn screening(&self, rows: u8, cols: u8, starts_at: DateTime<Utc>) -> String {
         let admin = self.quick_users(1).await.remove(0);
-        let admin =
-            self.tokens().issue_access(Uuid::parse_str(&admin.id).unwrap(), vec!["admin".into()]);
+        let admin = self.tokens().issue_access(
+            Uuid::parse_str(&admin.id).unwrap(),
+            None,
+            vec!["admin".into()],
+        );
         let api = self.api(0);
         let post = |path: &'static str, body: serde_json::Value| {
             let (api, admin) = (api.clone(), admin.clone());

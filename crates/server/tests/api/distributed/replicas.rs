@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::deployment::Deployment;
 use crate::helpers::{
-    Api, PASSWORD, PNG, TestUser, auction_body, expect_error, expect_rate_limited, string,
+    Api, PASSWORD, PNG, TestUser, auction_body, expect_error, expect_json, expect_rate_limited,
+    string,
 };
 
 /// A bidder and a live auction (of another user), made on `api`.
@@ -80,4 +81,29 @@ async fn the_upload_limit_holds_across_replicas_together() {
     }
     expect_rate_limited(second.login(&user.email, PASSWORD).await).await;
     expect_rate_limited(first.login(&user.email, PASSWORD).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_replica_ends_the_sessions_access_token_on_the_other_within_a_second() {
+    let deployment = Deployment::start(2).await;
+    let (first, second) = (deployment.api(0), deployment.api(1));
+    let user = first.signup().await;
+    expect_json(second.me(&user.access_token).await, 200).await;
+
+    assert_eq!(first.logout(&user.refresh_token).await.status().as_u16(), 204);
+    let logged_out = std::time::Instant::now();
+    loop {
+        let status = second.me(&user.access_token).await.status().as_u16();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(1),
+            "the other replica still accepts the token after {:?}",
+            logged_out.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    expect_error(first.me(&user.access_token).await, 401, "unauthorized").await;
 }
