@@ -2,7 +2,8 @@
 # Runs every check Surge's CI runs: formatting, lints, and the whole test suite (unit, API,
 # race, crash, SSE and pagination tests against the real server, the store contract suite on
 # SQLite and PostgreSQL, the engine property tests, and the distributed fault tests), then the
-# API suite again on PostgreSQL + Redis and on PostgreSQL + a Redis Cluster.
+# API suite again on PostgreSQL + Redis and on PostgreSQL + a Redis Cluster. In between,
+# Schemathesis fuzzes the API from its OpenAPI document (scripts/fuzz-api.sh).
 #
 # The embedded backend needs nothing installed. PostgreSQL and Redis are installed from the OS
 # packages when missing, started on loopback in a temporary directory for this run (PostgreSQL,
@@ -43,5 +44,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "API fuzzing: Schemathesis, every check, from the OpenAPI document (embedded server)"
+scripts/fuzz-api.sh target/debug/surge
+
 api_suite_on redis
 api_suite_on redis-cluster

@@ -54,11 +54,10 @@ pub fn validate_password(password: &str, errors: &mut FieldErrors) {
     }
 }
 
-/// Nicknames are trimmed; 1–10 characters remain.
+/// 1–10 characters as sent, not all white space; stored trimmed.
 pub fn validate_nickname(nickname: &str, errors: &mut FieldErrors) -> String {
     let trimmed = nickname.trim();
-    let len = char_len(trimmed);
-    if !(1..=NICKNAME_MAX).contains(&len) {
+    if trimmed.is_empty() || char_len(nickname) > NICKNAME_MAX {
         errors.add("nickname", format!("must be 1 to {NICKNAME_MAX} characters"));
     }
     trimmed.to_owned()

@@ -86,8 +86,9 @@ pub fn validate_draft(
     now: DateTime<Utc>,
 ) -> Result<ValidAuction, FieldErrors> {
     let mut errors = FieldErrors::new();
+    // The length counts what was sent; the stored title is trimmed and must not be empty.
     let title = draft.title.trim().to_owned();
-    if !(1..=TITLE_MAX).contains(&char_len(&title)) {
+    if title.is_empty() || char_len(&draft.title) > TITLE_MAX {
         errors.add("title", format!("must be 1 to {TITLE_MAX} characters"));
     }
     if char_len(&draft.description) > DESCRIPTION_MAX {

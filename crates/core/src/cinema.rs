@@ -127,8 +127,7 @@ pub fn validate_screening_start(
 /// Checks a theater: a name of 1 to 100 characters, 1–26 rows, 1–50 seats per row.
 pub fn validate_theater(name: &str, rows: i64, cols: i64) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
-    let length = crate::validation::char_len(name.trim());
-    if length == 0 || length > MAX_THEATER_NAME_CHARS {
+    if name.trim().is_empty() || crate::validation::char_len(name) > MAX_THEATER_NAME_CHARS {
         errors.add("name", format!("must be 1 to {MAX_THEATER_NAME_CHARS} characters"));
     }
     if !(1..=i64::from(MAX_ROWS)).contains(&rows) {
@@ -148,8 +147,7 @@ pub fn validate_movie(
     thumbnail_url: &str,
 ) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
-    let length = crate::validation::char_len(title.trim());
-    if length == 0 || length > MAX_TITLE_CHARS {
+    if title.trim().is_empty() || crate::validation::char_len(title) > MAX_TITLE_CHARS {
         errors.add("title", format!("must be 1 to {MAX_TITLE_CHARS} characters"));
     }
     if !(1..=MAX_RUNNING_MINUTES).contains(&running_minutes) {

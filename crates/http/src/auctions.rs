@@ -296,10 +296,11 @@ pub async fn search(
     {
         errors.add("max_price", "must not be below min_price");
     }
-    let q = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+    // The length counts what was sent, like every length of the API.
+    if params.q.as_deref().is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
         errors.add("q", format!("must be at most {MAX_SEARCH_CHARS} characters"));
     }
+    let q = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let limit = pagination::limit(params.limit).map_err(|e| errors.merge(e));
     let (Some(sort), Ok(limit)) = (sort, limit) else {
         return Err(errors.into());

@@ -250,10 +250,11 @@ pub async fn now_showing(
 ) -> ApiResult<Response> {
     count_read(&state, ip).await?;
     let mut errors = FieldErrors::new();
-    let title = params.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
+    // The length counts what was sent, like every length of the API.
+    if params.title.as_deref().is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
         errors.add("title", format!("must be at most {MAX_TITLE_CHARS} characters"));
     }
+    let title = params.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let genre = params
         .genre
         .as_deref()

@@ -70,6 +70,19 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if first != Some(&b'{') {
         return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
     }
+    let parsed = deserialize(bytes);
+    // JSON Schema's `integer` includes `1000.0`; serde's integers do not. Only when a body was
+    // refused for its data is it read again with such numbers written as integers.
+    if let Err(ApiError::Validation(_)) = &parsed
+        && let Some(value) = with_integral_numbers(bytes)
+        && let Ok(value) = T::deserialize(value)
+    {
+        return Ok(value);
+    }
+    parsed
+}
+
+fn deserialize<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -94,6 +107,34 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         .end()
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// The body with every integral number in `i64` range written as an integer (`5.0` → `5`);
+/// `None` when it holds none (then nothing would change).
+fn with_integral_numbers(bytes: &[u8]) -> Option<serde_json::Value> {
+    fn rewrite(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(number) => match number.as_f64() {
+                Some(float)
+                    if !number.is_i64()
+                        && !number.is_u64()
+                        && float.fract() == 0.0
+                        && float.abs() < 9.2e18 =>
+                {
+                    *value = serde_json::Value::from(float as i64);
+                    true
+                }
+                _ => false,
+            },
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| rewrite(v) | c),
+            serde_json::Value::Object(members) => {
+                members.values_mut().fold(false, |c, v| rewrite(v) | c)
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    rewrite(&mut value).then_some(value)
 }
 
 /// A data error in words a client can act on: the missing member's name (serde reports it on

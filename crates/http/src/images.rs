@@ -40,6 +40,17 @@ fn object_path(id: Uuid) -> ObjectPath {
     ObjectPath::from(format!("images/{id}"))
 }
 
+/// The upload form: one field, `file`, with the image's bytes (what the document describes;
+/// the handler reads the form by hand, to stop at the size limit).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ImageUpload {
+    /// PNG, JPEG, WebP or GIF, by its bytes; at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadedImage {
     pub id: Uuid,
@@ -71,40 +82,41 @@ async fn read_file(state: &AppState, request: Request) -> ApiResult<Bytes> {
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-    loop {
-        let field = multipart.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::bad_request("invalid_multipart", e.body_text())
-            }
-        })?;
-        let Some(mut field) = field else {
-            return Err(ApiError::field("file", "a multipart field named file is required"));
-        };
-        if field.name() != Some("file") {
-            continue;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::bad_request("invalid_multipart", e.body_text())
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::bad_request("invalid_multipart", e.body_text())
-            }
-        })? {
-            if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok(Bytes::from(bytes));
+    };
+    // The form has one field, `file`; anything else is refused, not silently dropped.
+    let unexpected = |name: Option<&str>| {
+        let name = name.unwrap_or("(unnamed)");
+        ApiError::field(name, "unexpected field: the form has only `file`")
+    };
+    let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? else {
+        return Err(ApiError::field("file", "a multipart field named file is required"));
+    };
+    if field.name() != Some("file") {
+        return Err(unexpected(field.name()));
     }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    drop(field);
+    if let Some(extra) = multipart.next_field().await.map_err(multipart_error)? {
+        return Err(unexpected(extra.name()));
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// Upload an image (PNG, JPEG, WebP or GIF; at most 5 MiB; 2 accepted uploads per hour).
 #[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "a field named `file`, or the raw image bytes with their content type"),
+    request_body(content = ImageUpload, content_type = "multipart/form-data", description = "a field named `file`, or the raw image bytes with their content type"),
     responses((status = 201, body = UploadedImage), (status = 401, description = "unauthorized"), (status = 413, description = "over 5 MiB"), (status = 415, description = "not PNG/JPEG/WebP/GIF by its bytes"), (status = 429, description = "upload limit reached")))]
 pub async fn upload(
     State(state): State<AppState>,

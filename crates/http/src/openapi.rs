@@ -1,11 +1,14 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, and its docs page.
 
 use axum::Router;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
+
+mod bounds;
 use crate::{accounts, auctions, cinema, images, operations};
 
 #[derive(OpenApi)]
@@ -30,7 +33,7 @@ use crate::{accounts, auctions, cinema, images, operations};
         cinema::reservations::ReservationRequest, cinema::reservations::Reservation,
         cinema::admin::TheaterRequest, cinema::admin::TheaterCreated, cinema::admin::MovieRequest, cinema::Movie,
         cinema::admin::ScreeningRequest, cinema::admin::Screening,
-        images::UploadedImage,
+        images::UploadedImage, images::ImageUpload,
     )),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "images"), (name = "operations")),
@@ -49,5 +52,153 @@ impl Modify for BearerAuth {
 
 /// `/api/openapi.json` and the docs page at `/api/docs` (served from the binary, works offline).
 pub fn router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", ApiDoc::openapi()))
+    Router::new()
+        .merge(SwaggerUi::new("/api/docs").external_url_unchecked("/api/openapi.json", document()))
+}
+
+/// The served document: the handlers' annotations, completed with what every operation can
+/// answer besides its own outcomes (see [`complete`]).
+pub fn document() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    complete(&mut document);
+    bounds::apply(&mut document);
+    document
+}
+
+/// The one error shape, as a schema component.
+const ERROR_SCHEMA: &str = "Error";
+
+/// Adds to every operation the statuses it can answer because of what it takes — 401 when it
+/// needs a token, 400/413/415/422 for a JSON body, 422 for query parameters, 400 (malformed)
+/// and 404 (unknown) for a path id, 503 when a dependency is down — and gives every error response the one error schema,
+/// with `Retry-After` on 429 and 503. Clients and fuzzers then know every status and shape.
+fn complete(document: &mut Value) {
+    let schemas = &mut document["components"]["schemas"];
+    schemas[ERROR_SCHEMA] = error_schema();
+    let Some(paths) = document["paths"].as_object_mut() else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (_, operation) in item.iter_mut() {
+            let implied = implied_statuses(path, operation);
+            let responses = &mut operation["responses"];
+            for status in implied {
+                let entry = &mut responses[status.to_string()];
+                if entry.is_null() {
+                    *entry = json!({ "description": default_description(status) });
+                }
+            }
+            let Some(responses) = responses.as_object_mut() else { continue };
+            for (status, response) in responses.iter_mut() {
+                let status: u16 = status.parse().unwrap_or(0);
+                if status >= 400 && response.get("content").is_none() {
+                    response["content"] = json!({ "application/json": {
+                        "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") }
+                    }});
+                }
+                if status == 429 || status == 503 {
+                    response["headers"]["Retry-After"] = json!({
+                        "description": "seconds to wait before trying again",
+                        "required": true,
+                        "schema": { "type": "integer", "minimum": 0 }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The statuses an operation can answer because of what it takes.
+fn implied_statuses(path: &str, operation: &Value) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    let parameters = operation["parameters"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let has = |place: &str| parameters.iter().any(|p| p["in"] == place);
+    if operation.get("security").is_some() {
+        statuses.push(401);
+    }
+    if operation.get("requestBody").is_some() {
+        statuses.extend([400, 413, 415, 422]);
+    }
+    if has("query") {
+        statuses.push(422);
+    }
+    if has("path") {
+        statuses.extend([400, 404]);
+    }
+    // Every operation but the process's own health and metrics reads a store.
+    if !matches!(path, "/healthz" | "/metrics") {
+        statuses.push(503);
+    }
+    statuses
+}
+
+fn default_description(status: u16) -> &'static str {
+    match status {
+        400 => "`invalid_json` and other malformed requests",
+        401 => "`unauthorized`: no valid access token",
+        404 => "`not_found`",
+        413 => "`payload_too_large`: the body is over the limit",
+        415 => "`unsupported_media_type`: the body is not JSON",
+        422 => "`validation_failed`: `fields` names each invalid field and says why",
+        429 => "`rate_limited`",
+        503 => "`unavailable`: a dependency (the database, Redis) does not answer",
+        _ => "",
+    }
+}
+
+/// `{"error": {"code", "message", …}}`: `fields` on 422, and each error's own extras
+/// (`min_amount`, `taken`, …).
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": { "type": "string", "description": "snake_case, stable" },
+                    "message": { "type": "string", "description": "for people" },
+                    "fields": {
+                        "type": "object",
+                        "description": "422: each invalid field and what is wrong with it",
+                        "additionalProperties": { "type": "string" }
+                    }
+                },
+                "additionalProperties": true
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_but_health_and_metrics_can_be_unavailable_with_retry_after() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let unavailable = &operation["responses"]["503"];
+                if matches!(path.as_str(), "/healthz" | "/metrics") {
+                    continue;
+                }
+                assert!(
+                    unavailable["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: {unavailable}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_secured_operation_lists_401_and_a_body_lists_400_413_415_422() {
+        let document = document();
+        let create = &document["paths"]["/api/v1/auctions"]["post"]["responses"];
+        for status in ["400", "401", "413", "415", "422"] {
+            assert!(create[status].is_object(), "no {status} in {create}");
+        }
+        let search = &document["paths"]["/api/v1/auctions"]["get"]["responses"];
+        assert!(search["401"].is_null(), "the search needs no token: {search}");
+    }
 }

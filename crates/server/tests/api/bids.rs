@@ -54,6 +54,24 @@ async fn a_first_bid_at_the_starting_price_is_accepted_with_201_and_seq_1() {
     assert_eq!(body["auction"]["bid_count"], 1);
 }
 
+/// JSON Schema's `integer` includes `1200.0`, so the server takes it as 1200; a fraction is
+/// still refused, naming the field.
+#[tokio::test]
+async fn an_integral_amount_written_with_a_fraction_is_an_integer() {
+    let s = setup().await;
+    let path = format!("/auctions/{}/bids", s.auction_id);
+
+    let placed =
+        s.app.post_json(&path, Some(&s.alice.access_token), &json!({"amount": 1200.0})).await;
+    let body = expect_json(placed, 201).await;
+    assert_eq!(body["bid"]["amount"], 1200);
+
+    let fraction =
+        s.app.post_json(&path, Some(&s.bob.access_token), &json!({"amount": 1300.5})).await;
+    let error = expect_error(fraction, 422, "validation_failed").await;
+    assert!(error["fields"]["amount"].is_string(), "{error}");
+}
+
 #[tokio::test]
 async fn a_first_bid_below_the_starting_price_is_rejected_with_409_bid_too_low() {
     let s = setup().await;

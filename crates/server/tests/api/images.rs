@@ -59,6 +59,32 @@ async fn uploading_through_the_multipart_file_field_is_accepted() {
     assert_eq!(bytes, GIF);
 }
 
+/// The form has one field; another one is refused by name, not silently dropped.
+#[tokio::test]
+async fn a_multipart_form_with_another_field_is_refused_with_422() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let boundary = "surge-extra-field";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.gif\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(GIF);
+    body.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\nhi\r\n--{boundary}--\r\n")
+            .as_bytes(),
+    );
+    let request = app
+        .client
+        .post(app.url("/images"))
+        .bearer_auth(&user.access_token)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body);
+
+    let error = expect_error(app.send(request).await, 422, "validation_failed").await;
+    assert!(error["fields"]["caption"].is_string(), "{error}");
+}
+
 #[tokio::test]
 async fn the_image_type_is_decided_by_the_bytes_not_by_the_label() {
     let app = spawn_app_with(|settings| settings.limits.uploads_per_hour = 100).await;

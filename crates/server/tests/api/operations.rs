@@ -141,6 +141,34 @@ async fn the_openapi_document_is_3_1_and_describes_the_bid_and_cinema_routes() {
     }
 }
 
+/// Every error a client can meet is in the document, with the one error shape, and the
+/// bounds the server enforces are stated (the fuzzing step of scripts/test.sh relies on it).
+#[tokio::test]
+async fn the_openapi_document_lists_every_error_status_with_one_error_shape_and_the_bounds() {
+    let app = spawn_app().await;
+    let response = app.send(app.client.get(app.root_url("/api/openapi.json"))).await;
+    let document: Value = response.json().await.expect("the OpenAPI document is JSON");
+
+    let bids = &document["paths"]["/api/v1/auctions/{id}/bids"]["post"]["responses"];
+    for status in ["400", "401", "403", "404", "409", "410", "413", "415", "422", "503"] {
+        let error = &bids[status]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(error, "#/components/schemas/Error", "{status} of POST bids: {bids}");
+    }
+    let signup = &document["paths"]["/api/v1/auth/signup"]["post"]["responses"];
+    assert_eq!(signup["429"]["headers"]["Retry-After"]["required"], true, "{signup}");
+    assert!(document["components"]["schemas"]["Error"]["properties"]["error"].is_object());
+
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["BidRequest"]["properties"]["amount"]["minimum"], 1);
+    assert_eq!(schemas["SignupRequest"]["properties"]["password"]["minLength"], 8);
+    assert_eq!(schemas["TheaterRequest"]["properties"]["rows"]["maximum"], 26);
+    let limit = document["paths"]["/api/v1/auctions"]["get"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == "limit"))
+        .expect("a limit parameter");
+    assert_eq!(limit["schema"]["maximum"], 100, "{limit}");
+}
+
 #[tokio::test]
 async fn the_docs_page_is_html() {
     let app = spawn_app().await;
