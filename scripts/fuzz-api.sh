@@ -66,14 +66,16 @@ SURGE_FUZZ_SCREENING=$(post /admin/screenings "$token" "{\"movie_id\": \"$SURGE_
 export SURGE_FUZZ_AUCTION SURGE_FUZZ_THEATER SURGE_FUZZ_MOVIE SURGE_FUZZ_SCREENING
 
 status=0
-SCHEMATHESIS_HOOKS=hooks PYTHONPATH=scripts/fuzz st run "$base/api/openapi.json" \
+# Run from the scratch dir: Schemathesis keeps its cache in the working directory.
+hooks_dir=$(pwd)/scripts/fuzz
+(cd "$dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" st run "$base/api/openapi.json" \
   --checks all \
   --header "Authorization: Bearer $token" \
   --max-examples "$EXAMPLES" \
   --seed 20261202 \
   --workers 2 \
   --request-timeout 5 \
-  --no-color ${SURGE_FUZZ_ARGS:-} || status=$?
+  --no-color ${SURGE_FUZZ_ARGS:-}) || status=$?
 if [ "$status" != 0 ]; then
   echo "--- server log (tail) ---"
   tail -n 40 "$dir/server.log"
