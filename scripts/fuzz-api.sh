@@ -63,7 +63,13 @@ SURGE_FUZZ_MOVIE=$(post /admin/movies "$token" '{"title": "Fuzz", "grade": "ALL"
   "running_minutes": 90}')
 SURGE_FUZZ_SCREENING=$(post /admin/screenings "$token" "{\"movie_id\": \"$SURGE_FUZZ_MOVIE\",
   \"theater_id\": \"$SURGE_FUZZ_THEATER\", \"starts_at\": \"$(in_days 2)\"}")
-export SURGE_FUZZ_AUCTION SURGE_FUZZ_THEATER SURGE_FUZZ_MOVIE SURGE_FUZZ_SCREENING
+# A store of the fuzzing account's own, with a live deal.
+SURGE_FUZZ_STORE=$(post /stores "$token" '{"name": "Fuzz bakery", "category": "dessert",
+  "lat": 37.5558, "lng": 126.9014, "address": "Mangwon-ro 1"}')
+SURGE_FUZZ_DEAL=$(post "/stores/$SURGE_FUZZ_STORE/deals" "$token" "{\"title\": \"Boxes\",
+  \"original_price\": 12000, \"deal_price\": 6000, \"quantity\": 10, \"ends_at\": \"$(in_days 1)\"}")
+export SURGE_FUZZ_AUCTION SURGE_FUZZ_THEATER SURGE_FUZZ_MOVIE SURGE_FUZZ_SCREENING \
+  SURGE_FUZZ_STORE SURGE_FUZZ_DEAL
 
 status=0
 # Run from the scratch dir: Schemathesis keeps its cache in the working directory.

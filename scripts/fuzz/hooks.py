@@ -32,6 +32,8 @@ FIXTURES = {
     "screening": os.environ.get("SURGE_FUZZ_SCREENING"),
     "movie": os.environ.get("SURGE_FUZZ_MOVIE"),
     "theater": os.environ.get("SURGE_FUZZ_THEATER"),
+    "store": os.environ.get("SURGE_FUZZ_STORE"),
+    "deal": os.environ.get("SURGE_FUZZ_DEAL"),
 }
 
 # Reproducible choices, like Schemathesis' own seed.
@@ -46,6 +48,10 @@ def _positive(case):
 def _is_mapping(value):
     # Headers come as a case-insensitive mapping, not a dict.
     return isinstance(value, MutableMapping)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _in(hours=0, days=0):
@@ -65,6 +71,10 @@ def _fixture_for(path):
         return FIXTURES["auction"]
     if path.startswith("/api/v1/screenings/{id}"):
         return FIXTURES["screening"]
+    if path.startswith("/api/v1/stores/{id}"):
+        return FIXTURES["store"]
+    if path.startswith("/api/v1/deals/{id}"):
+        return FIXTURES["deal"]
     return None
 
 
@@ -118,6 +128,18 @@ def before_call(ctx, case, kwargs):
         if FIXTURES["screening"] and CHOICE.random() < 0.5:
             body["screening_id"] = FIXTURES["screening"]
         body["seats"] = [f"{CHOICE.choice('ABC')}{CHOICE.randint(1, 8)}"]
+    elif operation == "POST /api/v1/stores/{id}/deals" and body is not None:
+        # The deal price is below the original one, the per-user limit at most the quantity,
+        # and the window ahead (30 days at most).
+        # (JSON Schema integers may come as 6000.0.)
+        original, price = body.get("original_price"), body.get("deal_price")
+        if _is_number(original) and _is_number(price):
+            body["deal_price"] = min(price, original - 1)
+        quantity, limit = body.get("quantity"), body.get("per_user_limit")
+        if _is_number(quantity) and _is_number(limit):
+            body["per_user_limit"] = min(limit, quantity)
+        body["starts_at"] = None
+        body["ends_at"] = _in(hours=2)
     elif operation == "POST /api/v1/images":
         # The bytes must really be an image. The form is sent in place of the generated one
         # (Schemathesis cannot re-check a binary body a hook edited).

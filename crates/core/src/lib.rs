@@ -9,6 +9,7 @@
 //! - [`accounts`]: sign-up and profile validation, and [`accounts::UserRef`].
 //! - [`auctions`]: auction creation rules and the bid decision (`decide` / `apply`).
 //! - [`cinema`]: seat codes and the reservation decision.
+//! - [`deals`]: store and deal rules, great-circle distance and the nearby search's boxes.
 //! - [`events`]: one event shape per app, and the envelope that addresses it to its entity.
 //! - [`idempotency`]: the `Idempotency-Key` every app's keyed commands share.
 //! - [`images`]: which uploads are images (by their bytes), and the size cap.
@@ -20,6 +21,7 @@
 pub mod accounts;
 pub mod auctions;
 pub mod cinema;
+pub mod deals;
 pub mod events;
 pub mod idempotency;
 pub mod images;

@@ -258,7 +258,8 @@ pub async fn now_showing(
     let genre = params
         .genre
         .as_deref()
-        .filter(|g| !g.trim().is_empty())
+        // `genre=` (a form's "any") is no filter.
+        .filter(|g| !g.is_empty())
         .and_then(|name| parse_genre("genre", name, &mut errors));
     errors.into_result(())?;
     let title = title.map(fold);

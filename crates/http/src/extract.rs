@@ -203,6 +203,10 @@ where
 fn query_rejection(rejection: QueryRejection) -> ApiError {
     let detail = rejection.body_text();
     let tail = detail.trim_start_matches("Failed to deserialize query string: ");
+    if let Some(rest) = tail.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or("query");
+        return ApiError::field(name, "is required");
+    }
     let field = match tail.split_once(": ") {
         Some((name, _)) if !name.contains(' ') => name,
         _ => "query",

@@ -17,6 +17,7 @@
 pub mod accounts;
 pub mod auctions;
 pub mod cinema;
+pub mod deals;
 pub mod error;
 pub mod extract;
 pub mod images;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(auctions::router())
         .merge(cinema::router())
+        .merge(deals::router())
         .merge(images::router())
         .merge(operations::router())
         .merge(openapi::router())

@@ -9,7 +9,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::state::AppState;
 
 mod bounds;
-use crate::{accounts, auctions, cinema, images, operations};
+use crate::{accounts, auctions, cinema, deals, images, operations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use crate::{accounts, auctions, cinema, images, operations};
         cinema::now_showing, cinema::seat_map, cinema::reservations::reserve, cinema::reservations::cancel,
         cinema::reservations::mine, cinema::admin::create_theater, cinema::admin::create_movie,
         cinema::admin::create_screening,
+        deals::create_store, deals::nearby, deals::get_store, deals::create_deal, deals::get_deal,
+        deals::add_favorite, deals::remove_favorite, deals::points, deals::top_up,
         images::upload, images::download,
         operations::healthz, operations::readyz, operations::metrics_text,
     ),
@@ -33,10 +35,12 @@ use crate::{accounts, auctions, cinema, images, operations};
         cinema::reservations::ReservationRequest, cinema::reservations::Reservation,
         cinema::admin::TheaterRequest, cinema::admin::TheaterCreated, cinema::admin::MovieRequest, cinema::Movie,
         cinema::admin::ScreeningRequest, cinema::admin::Screening,
+        deals::StoreRequest, deals::Store, deals::StoreWithDeals, deals::NearbyStore,
+        deals::DealRequest, deals::Deal, deals::TopUpRequest, deals::Points,
         images::UploadedImage, images::ImageUpload,
     )),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "images"), (name = "operations")),
+    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "deals"), (name = "images"), (name = "operations")),
 )]
 pub struct ApiDoc;
 

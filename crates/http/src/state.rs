@@ -1,6 +1,6 @@
 //! What every handler can reach: the shared ports (accounts, images, auth, limits, operations)
 //! and one sub-state per app ([`crate::auctions::AuctionsState`],
-//! [`crate::cinema::CinemaState`]), which that app's handlers extract on their own
+//! [`crate::cinema::CinemaState`], [`crate::deals::DealsState`]), which that app's handlers extract on their own
 //! (`State<CinemaState>`, through axum's `FromRef`). App modules never import this one: their
 //! routers are generic over any state their sub-state comes from.
 
@@ -19,6 +19,7 @@ use crate::accounts::authenticator::Authenticator;
 use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
+use crate::deals::DealsState;
 use crate::users::Nicknames;
 
 /// Answers `/readyz`: are the dependencies reachable?
@@ -85,6 +86,7 @@ pub struct Services {
     pub shutdown: CancellationToken,
     pub auctions: AuctionsState,
     pub cinema: CinemaState,
+    pub deals: DealsState,
 }
 
 /// What the authentication extractor needs, from any app's router.
@@ -103,5 +105,11 @@ impl FromRef<AppState> for AuctionsState {
 impl FromRef<AppState> for CinemaState {
     fn from_ref(state: &AppState) -> Self {
         state.cinema.clone()
+    }
+}
+
+impl FromRef<AppState> for DealsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.deals.clone()
     }
 }

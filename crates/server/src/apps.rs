@@ -4,3 +4,4 @@
 
 pub mod auctions;
 pub mod cinema;
+pub mod deals;

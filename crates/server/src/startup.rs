@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apps::auctions::{self, AuctionPorts};
 use crate::apps::cinema::{self, CinemaPorts, showing_cache};
+use crate::apps::deals::{self, DealsPorts};
 use crate::config::Settings;
 
 /// How long shutdown waits for the writer to commit what is queued.
@@ -92,6 +93,7 @@ struct Ports {
 struct AppPorts {
     auctions: AuctionPorts,
     cinema: CinemaPorts,
+    deals: DealsPorts,
 }
 
 impl AppPorts {
@@ -100,6 +102,7 @@ impl AppPorts {
     fn jobs(&self, clock: &Arc<dyn Clock>, settings: &Settings) -> Vec<BackgroundJob> {
         let mut jobs = auctions::jobs(&self.auctions, clock, settings);
         jobs.extend(cinema::jobs(&self.cinema));
+        jobs.extend(deals::jobs(&self.deals));
         jobs
     }
 }
@@ -300,6 +303,7 @@ impl Application {
         let state = AppState::new(Services {
             auctions: auctions::state(&apps.auctions, shared, &settings),
             cinema: cinema::state(&apps.cinema, &clock, &ports.limiter, &settings),
+            deals: deals::state(&apps.deals, &clock),
             clock: clock.clone(),
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
@@ -435,6 +439,7 @@ async fn embedded(
         apps: AppPorts {
             auctions: auctions::embedded(&db, &engine, fanout),
             cinema: cinema::embedded(&db, &engine, settings),
+            deals: deals::embedded(&db),
         },
         clock,
     };
@@ -469,6 +474,7 @@ async fn distributed(
     let apps = AppPorts {
         auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
+        deals: deals::distributed(&db),
     };
     let replica = Replica {
         shards,

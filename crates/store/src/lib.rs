@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod auctions;
 pub mod cinema;
 pub mod db;
+pub mod deals;
 pub mod error;
 pub mod events;
 pub mod images;

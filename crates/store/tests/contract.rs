@@ -39,6 +39,8 @@ mod accounts;
 mod auctions;
 #[path = "contract/cinema.rs"]
 mod cinema;
+#[path = "contract/deals.rs"]
+mod deals;
 #[path = "contract/events.rs"]
 mod events;
 #[path = "contract/images.rs"]

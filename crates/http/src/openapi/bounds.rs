@@ -17,6 +17,10 @@ use surge_core::cinema::{
     Genre, Grade, MAX_COLS, MAX_ROWS, MAX_RUNNING_MINUTES, MAX_SEATS_PER_RESERVATION,
     MAX_THEATER_NAME_CHARS, MAX_TITLE_CHARS,
 };
+use surge_core::deals::{
+    Category, MAX_ADDRESS_CHARS, MAX_NAME_CHARS, MAX_QUANTITY, MAX_RADIUS_M, MAX_TOP_UP,
+    MIN_RADIUS_M,
+};
 use surge_core::idempotency::MAX_KEY_LEN;
 
 use crate::pagination::MAX_LIMIT;
@@ -47,12 +51,21 @@ const AUCTION_SORTS: [&str; 8] = [
     "-title",
 ];
 
+fn latitude() -> Value {
+    json!({ "minimum": -90, "maximum": 90 })
+}
+
+fn longitude() -> Value {
+    json!({ "minimum": -180, "maximum": 180 })
+}
+
 /// Constraints on a property of a schema component: (component, property, constraints).
 pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let money = |min: i64| json!({ "minimum": min, "maximum": MAX_MONEY });
     let genres: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
     let grades: Vec<&str> = Grade::ALL.iter().map(Grade::as_str).collect();
     let nickname = json!({ "minLength": 1, "maxLength": NICKNAME_MAX, "pattern": NOT_BLANK });
+    let categories: Vec<&str> = Category::ALL.iter().map(Category::as_str).collect();
     vec![
         ("SignupRequest", "email", json!({ "maxLength": EMAIL_MAX, "pattern": EMAIL })),
         (
@@ -100,6 +113,31 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
             "running_minutes",
             json!({ "minimum": 1, "maximum": MAX_RUNNING_MINUTES }),
         ),
+        (
+            "StoreRequest",
+            "name",
+            json!({ "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": NOT_BLANK }),
+        ),
+        ("StoreRequest", "category", json!({ "enum": categories.clone() })),
+        ("StoreRequest", "lat", latitude()),
+        ("StoreRequest", "lng", longitude()),
+        (
+            "StoreRequest",
+            "address",
+            json!({ "minLength": 1, "maxLength": MAX_ADDRESS_CHARS, "pattern": NOT_BLANK }),
+        ),
+        (
+            "DealRequest",
+            "title",
+            json!({ "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": NOT_BLANK }),
+        ),
+        // `deal_price` below `original_price`, `per_user_limit` at most `quantity` and the
+        // window are compared by the server.
+        ("DealRequest", "original_price", money(2)),
+        ("DealRequest", "deal_price", money(1)),
+        ("DealRequest", "quantity", json!({ "minimum": 1, "maximum": MAX_QUANTITY })),
+        ("DealRequest", "per_user_limit", json!({ "minimum": 1, "maximum": MAX_QUANTITY })),
+        ("TopUpRequest", "amount", json!({ "minimum": 1, "maximum": MAX_TOP_UP })),
     ]
 }
 
@@ -107,7 +145,13 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
 /// (in, name, constraints).
 pub fn parameters() -> Vec<(&'static str, &'static str, Value)> {
     let genres: Vec<&str> = Genre::ALL.iter().map(Genre::as_str).collect();
+    let genres_or_any = [genres, vec![""]].concat();
+    let categories: Vec<&str> = Category::ALL.iter().map(Category::as_str).collect();
     vec![
+        ("query", "lat", latitude()),
+        ("query", "lng", longitude()),
+        ("query", "radius_m", json!({ "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M })),
+        ("query", "category", json!({ "enum": categories })),
         ("query", "limit", json!({ "minimum": 1, "maximum": MAX_LIMIT })),
         ("query", "q", json!({ "maxLength": MAX_SEARCH_CHARS })),
         ("query", "status", json!({ "enum": ["upcoming", "live", "ended"] })),
@@ -115,7 +159,8 @@ pub fn parameters() -> Vec<(&'static str, &'static str, Value)> {
         ("query", "min_price", json!({ "minimum": 0 })),
         ("query", "max_price", json!({ "minimum": 0 })),
         ("query", "title", json!({ "maxLength": MAX_TITLE_CHARS })),
-        ("query", "genre", json!({ "enum": genres })),
+        // An empty genre is no filter (a form's "any" choice).
+        ("query", "genre", json!({ "enum": genres_or_any })),
         (
             "header",
             "Idempotency-Key",

@@ -8,6 +8,7 @@ mod binary;
 mod cinema;
 mod connections;
 mod crash;
+mod deals;
 mod distributed;
 mod errors;
 mod helpers;

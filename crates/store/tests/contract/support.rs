@@ -18,6 +18,9 @@ use surge_store::cinema::postgres::PgCinema;
 use surge_store::cinema::sqlite::SqliteCinema;
 use surge_store::cinema::{CinemaStore, ReservationRecord, seats_to_text};
 use surge_store::db::{Durability, PgDb, SqliteDb};
+use surge_store::deals::DealStore;
+use surge_store::deals::postgres::PgDeals;
+use surge_store::deals::sqlite::SqliteDeals;
 use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
 use surge_store::images::{ImageRecord, ImageStore};
@@ -42,6 +45,7 @@ pub struct Backend {
     pub auctions: Arc<dyn AuctionStore>,
     pub images: Arc<dyn ImageStore>,
     pub cinema: Arc<dyn CinemaStore>,
+    pub deals: Arc<dyn DealStore>,
     raw: Raw,
 }
 
@@ -128,6 +132,7 @@ impl Backend {
             auctions: Arc::new(SqliteAuctions::new(pool.clone())),
             images: Arc::new(SqliteImages::new(pool.clone())),
             cinema: Arc::new(SqliteCinema::new(pool.clone())),
+            deals: Arc::new(SqliteDeals::new(pool.clone())),
             raw: Raw::Sqlite { pool, _dir: dir },
         }
     }
@@ -140,6 +145,7 @@ impl Backend {
             auctions: Arc::new(PgAuctions::new(pool.clone())),
             images: Arc::new(PgImages::new(pool.clone())),
             cinema: Arc::new(PgCinema::new(pool.clone())),
+            deals: Arc::new(PgDeals::new(pool.clone())),
             raw: Raw::Postgres { pool },
         }
     }

@@ -1,0 +1,473 @@
+//! Deals: stores on the map, their last-minute deals, favourites and points.
+//!
+//! The nearby search asks the store for every store inside the boxes around the circle (an
+//! index walk), computes the exact great-circle distances here, keeps those within the
+//! radius, and pages them nearest first by `(distance, id)`: a keyset cursor, so pages never
+//! skip or repeat a store.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use surge_core::MAX_MONEY;
+use surge_core::deals::{
+    Category, DealDraft, Place, StoreDraft, boxes_around, distance_m, is_live, validate_deal,
+    validate_radius, validate_store, validate_top_up,
+};
+use surge_core::validation::FieldErrors;
+use surge_engine::clock::Clock;
+use surge_store::deals::{DealRecord, DealStore, NewDeal, NewStore, StoreRecord, TopUp};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::accounts::authenticator::Authenticator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AuthUser, Json, Path, Query};
+use crate::pagination::{self, Page};
+
+/// The deals routes, for any state that holds a [`DealsState`].
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    DealsState: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+{
+    Router::new()
+        .route("/api/v1/stores", post(create_store))
+        .route("/api/v1/stores/nearby", get(nearby))
+        .route("/api/v1/stores/{id}", get(get_store))
+        .route("/api/v1/stores/{id}/deals", post(create_deal))
+        .route("/api/v1/stores/{id}/favorite", put(add_favorite).delete(remove_favorite))
+        .route("/api/v1/deals/{id}", get(get_deal))
+        .route("/api/v1/me/points", get(points))
+        .route("/api/v1/me/points/top-up", post(top_up))
+}
+
+/// What the deals handlers reach (extracted as `State<DealsState>`). Cloning is cheap.
+#[derive(Clone)]
+pub struct DealsState(Arc<DealsServices>);
+
+impl DealsState {
+    pub fn new(services: DealsServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for DealsState {
+    type Target = DealsServices;
+
+    fn deref(&self) -> &DealsServices {
+        &self.0
+    }
+}
+
+/// The deals ports behind [`DealsState`].
+pub struct DealsServices {
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn DealStore>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StoreRequest {
+    pub name: String,
+    /// `snack`, `western`, `japanese`, `korean`, `chicken`, `chinese`, `meat`, `dessert`,
+    /// `convenience` or `other`.
+    pub category: String,
+    /// Degrees, −90 to 90.
+    pub lat: f64,
+    /// Degrees, −180 to 180.
+    pub lng: f64,
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Store {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub category: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub address: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<StoreRecord> for Store {
+    fn from(store: StoreRecord) -> Self {
+        Store {
+            id: store.id,
+            owner_id: store.owner_id,
+            name: store.name,
+            category: store.category.as_str().to_owned(),
+            lat: store.place.lat,
+            lng: store.place.lng,
+            address: store.address,
+            created_at: store.created_at,
+        }
+    }
+}
+
+/// A store with its live deals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreWithDeals {
+    #[serde(flatten)]
+    pub store: Store,
+    /// Deals live now (inside their window, units left), ending soonest first.
+    pub deals: Vec<Deal>,
+}
+
+/// A store in a nearby search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NearbyStore {
+    #[serde(flatten)]
+    pub store: Store,
+    /// Great-circle distance from the searched place, in metres.
+    pub distance_m: f64,
+    /// How many of its deals are live now.
+    pub active_deals: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DealRequest {
+    pub title: String,
+    /// Minor units.
+    pub original_price: i64,
+    /// Minor units, below `original_price`.
+    pub deal_price: i64,
+    /// 1–10,000 units.
+    pub quantity: i64,
+    /// Most units one buyer may take (default: the quantity).
+    pub per_user_limit: Option<i64>,
+    /// Default: now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// After the start and in the future; at most 30 days after the start.
+    pub ends_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deal {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub title: String,
+    pub original_price: i64,
+    pub deal_price: i64,
+    pub quantity: i64,
+    /// Units still to be had.
+    pub remaining: i64,
+    pub per_user_limit: i64,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Inside its window with units left.
+    pub live: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Deal {
+    fn from_record(deal: DealRecord, now: DateTime<Utc>) -> Self {
+        Deal {
+            live: is_live(deal.starts_at, deal.ends_at, deal.remaining, now),
+            id: deal.id,
+            store_id: deal.store_id,
+            title: deal.title,
+            original_price: deal.original_price,
+            deal_price: deal.deal_price,
+            quantity: deal.quantity,
+            remaining: deal.remaining,
+            per_user_limit: deal.per_user_limit,
+            starts_at: deal.starts_at,
+            ends_at: deal.ends_at,
+            created_at: deal.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TopUpRequest {
+    /// 1–1,000,000 points.
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Points {
+    pub balance: i64,
+}
+
+fn created(location: String, body: impl Serialize) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Open a store; the caller owns it.
+#[utoipa::path(post, path = "/api/v1/stores", tag = "deals", security(("bearer" = [])),
+    request_body = StoreRequest,
+    responses((status = 201, body = Store, headers(("Location" = String)))))]
+pub async fn create_store(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Json(request): Json<StoreRequest>,
+) -> ApiResult<Response> {
+    let valid = validate_store(StoreDraft {
+        name: request.name,
+        category: request.category,
+        lat: request.lat,
+        lng: request.lng,
+        address: request.address,
+    })?;
+    let store = NewStore {
+        id: Uuid::now_v7(),
+        owner_id: user.id,
+        name: valid.name,
+        category: valid.category,
+        place: valid.place,
+        address: valid.address,
+        created_at: state.clock.now(),
+    };
+    state.store.create_store(store.clone()).await?;
+    let record = StoreRecord {
+        id: store.id,
+        owner_id: store.owner_id,
+        name: store.name,
+        category: store.category,
+        place: store.place,
+        address: store.address,
+        created_at: store.created_at,
+    };
+    Ok(created(format!("/api/v1/stores/{}", record.id), Store::from(record)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NearbyParams {
+    /// Latitude of the place searched from, −90 to 90.
+    pub lat: f64,
+    /// Longitude, −180 to 180.
+    pub lng: f64,
+    /// 1–20,000 metres (default 1,000).
+    pub radius_m: Option<i64>,
+    /// One of the ten categories.
+    pub category: Option<String>,
+    pub limit: Option<i64>,
+    /// From the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Keyset position of a nearby page: the last store's distance (as its bits: a float printed
+/// in JSON may not read back to the very same value, and a page boundary must be exact) and id.
+#[derive(Debug, Serialize, Deserialize)]
+struct NearbyCursor {
+    d: u64,
+    id: Uuid,
+}
+
+/// Stores within a radius, nearest first.
+#[utoipa::path(get, path = "/api/v1/stores/nearby", tag = "deals", params(NearbyParams),
+    responses((status = 200, body = inline(Page<NearbyStore>))))]
+pub async fn nearby(
+    State(state): State<DealsState>,
+    Query(params): Query<NearbyParams>,
+) -> ApiResult<Json<Page<NearbyStore>>> {
+    let mut errors = FieldErrors::new();
+    let center = Place::check(params.lat, params.lng, &mut errors);
+    let radius = validate_radius(params.radius_m).map_err(|e| errors.merge(e));
+    let category = match params.category.as_deref() {
+        None => None,
+        Some(name) => {
+            let category = Category::parse(name);
+            if category.is_none() {
+                errors.add("category", format!("must be one of {}", Category::names()));
+            }
+            category
+        }
+    };
+    let limit = pagination::limit(params.limit).map_err(|e| errors.merge(e));
+    let (Some(center), Ok(radius), Ok(limit)) = (center, radius, limit) else {
+        return Err(errors.into());
+    };
+    errors.into_result(())?;
+    let after =
+        params.cursor.as_deref().map(pagination::decode_cursor::<NearbyCursor>).transpose()?;
+
+    let radius = radius as f64;
+    let candidates = state.store.stores_in(&boxes_around(center, radius), category).await?;
+    let mut within: Vec<(f64, StoreRecord)> = candidates
+        .into_iter()
+        .map(|store| (distance_m(center, store.place), store))
+        .filter(|(distance, _)| *distance <= radius)
+        .filter(|(distance, store)| match &after {
+            None => true,
+            Some(after) => (*distance, store.id) > (f64::from_bits(after.d), after.id),
+        })
+        .collect();
+    within.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.id.cmp(&y.id)));
+    within.truncate(limit as usize + 1);
+    let ids: Vec<Uuid> = within.iter().map(|(_, store)| store.id).collect();
+    let counts = state.store.live_deal_counts(&ids, state.clock.now()).await?;
+    Ok(Json(pagination::page(
+        within,
+        limit,
+        |(distance, store)| {
+            pagination::encode_cursor(&NearbyCursor { d: distance.to_bits(), id: store.id })
+        },
+        |(distance, store)| NearbyStore {
+            active_deals: counts.get(&store.id).copied().unwrap_or(0),
+            distance_m: distance,
+            store: Store::from(store),
+        },
+    )))
+}
+
+/// A store and its live deals.
+#[utoipa::path(get, path = "/api/v1/stores/{id}", tag = "deals", params(("id" = Uuid, Path)),
+    responses((status = 200, body = StoreWithDeals)))]
+pub async fn get_store(
+    State(state): State<DealsState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<StoreWithDeals>> {
+    let store = state.store.store(id).await?.ok_or(ApiError::NotFound)?;
+    let now = state.clock.now();
+    let deals = state.store.live_deals(id, now).await?;
+    Ok(Json(StoreWithDeals {
+        store: Store::from(store),
+        deals: deals.into_iter().map(|deal| Deal::from_record(deal, now)).collect(),
+    }))
+}
+
+/// The store, when the caller owns it: 404 for no such store, 403 for someone else's.
+async fn owned_store(state: &DealsState, user: &AuthUser, id: Uuid) -> ApiResult<StoreRecord> {
+    let store = state.store.store(id).await?.ok_or(ApiError::NotFound)?;
+    if store.owner_id != user.id {
+        return Err(ApiError::Forbidden {
+            code: "not_store_owner",
+            message: "only the store's owner may do this".into(),
+        });
+    }
+    Ok(store)
+}
+
+/// Post a deal in one of the caller's stores.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/deals", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = DealRequest,
+    responses((status = 201, body = Deal, headers(("Location" = String))),
+        (status = 403, description = "`not_store_owner`")))]
+pub async fn create_deal(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Path(store_id): Path<Uuid>,
+    Json(request): Json<DealRequest>,
+) -> ApiResult<Response> {
+    owned_store(&state, &user, store_id).await?;
+    let now = state.clock.now();
+    let valid = validate_deal(
+        DealDraft {
+            title: request.title,
+            original_price: request.original_price,
+            deal_price: request.deal_price,
+            quantity: request.quantity,
+            per_user_limit: request.per_user_limit,
+            starts_at: request.starts_at,
+            ends_at: request.ends_at,
+        },
+        now,
+    )?;
+    let deal = NewDeal {
+        id: Uuid::now_v7(),
+        store_id,
+        title: valid.title,
+        original_price: valid.original_price,
+        deal_price: valid.deal_price,
+        quantity: valid.quantity,
+        per_user_limit: valid.per_user_limit,
+        starts_at: valid.starts_at,
+        ends_at: valid.ends_at,
+        created_at: now,
+    };
+    state.store.create_deal(deal.clone()).await?;
+    let record = DealRecord {
+        id: deal.id,
+        store_id,
+        title: deal.title,
+        original_price: deal.original_price,
+        deal_price: deal.deal_price,
+        quantity: deal.quantity,
+        remaining: deal.quantity,
+        per_user_limit: deal.per_user_limit,
+        starts_at: deal.starts_at,
+        ends_at: deal.ends_at,
+        created_at: deal.created_at,
+    };
+    Ok(created(format!("/api/v1/deals/{}", record.id), Deal::from_record(record, now)))
+}
+
+/// A deal and what is left of it.
+#[utoipa::path(get, path = "/api/v1/deals/{id}", tag = "deals", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Deal)))]
+pub async fn get_deal(
+    State(state): State<DealsState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Deal>> {
+    let deal = state.store.deal(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(Deal::from_record(deal, state.clock.now())))
+}
+
+/// Make a store one of the caller's favourites (doing it again changes nothing).
+#[utoipa::path(put, path = "/api/v1/stores/{id}/favorite", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204)))]
+pub async fn add_favorite(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.store.store(id).await?.ok_or(ApiError::NotFound)?;
+    state.store.set_favorite(user.id, id, true, state.clock.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Take a store off the caller's favourites (doing it again changes nothing).
+#[utoipa::path(delete, path = "/api/v1/stores/{id}/favorite", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204)))]
+pub async fn remove_favorite(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.store.store(id).await?.ok_or(ApiError::NotFound)?;
+    state.store.set_favorite(user.id, id, false, state.clock.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's points.
+#[utoipa::path(get, path = "/api/v1/me/points", tag = "deals", security(("bearer" = [])),
+    responses((status = 200, body = Points)))]
+pub async fn points(State(state): State<DealsState>, user: AuthUser) -> ApiResult<Json<Points>> {
+    Ok(Json(Points { balance: state.store.balance(user.id).await? }))
+}
+
+/// Add points to the caller's balance.
+#[utoipa::path(post, path = "/api/v1/me/points/top-up", tag = "deals", security(("bearer" = [])),
+    request_body = TopUpRequest, responses((status = 200, body = Points)))]
+pub async fn top_up(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Json(request): Json<TopUpRequest>,
+) -> ApiResult<Json<Points>> {
+    validate_top_up(request.amount)?;
+    match state
+        .store
+        .top_up(user.id, Uuid::now_v7(), request.amount, MAX_MONEY, state.clock.now())
+        .await?
+    {
+        TopUp::Added { balance } => Ok(Json(Points { balance })),
+        TopUp::OverCap { .. } => Err(ApiError::field(
+            "amount",
+            format!("the balance may hold at most {MAX_MONEY} points"),
+        )),
+    }
+}

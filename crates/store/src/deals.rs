@@ -1,0 +1,128 @@
+//! Deals: stores and their places, deals, favourites and points.
+//!
+//! The nearby search asks the store for the stores whose place lies in a latitude/longitude
+//! box (index-backed on both backends: an R*Tree on SQLite, a GiST index on PostgreSQL); the
+//! exact great-circle distance, the radius and the order are decided by the caller, the same
+//! on both backends.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use surge_core::deals::{Category, GeoBox, Place};
+use uuid::Uuid;
+
+use crate::StoreResult;
+
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStore {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub category: Category,
+    pub place: Place,
+    pub address: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A store as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRecord {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub category: Category,
+    pub place: Place,
+    pub address: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeal {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub title: String,
+    pub original_price: i64,
+    pub deal_price: i64,
+    pub quantity: i64,
+    pub per_user_limit: i64,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A deal with what is left of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealRecord {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub title: String,
+    pub original_price: i64,
+    pub deal_price: i64,
+    pub quantity: i64,
+    pub remaining: i64,
+    pub per_user_limit: i64,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a top-up led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopUp {
+    /// Added; the new balance.
+    Added { balance: i64 },
+    /// Refused: the balance would pass `cap`.
+    OverCap { balance: i64 },
+}
+
+#[async_trait]
+pub trait DealStore: Send + Sync {
+    async fn create_store(&self, store: NewStore) -> StoreResult<()>;
+    async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>>;
+    /// The stores whose place lies in one of `boxes` (of `category`, when given), through the
+    /// spatial index; in no particular order.
+    async fn stores_in(
+        &self,
+        boxes: &[GeoBox],
+        category: Option<Category>,
+    ) -> StoreResult<Vec<StoreRecord>>;
+    /// The plan of [`DealStore::stores_in`] for `boxes`, one line per step: the tests check it
+    /// walks the spatial index.
+    async fn stores_in_plan(&self, boxes: &[GeoBox]) -> StoreResult<Vec<String>>;
+    /// How many deals of each of `stores` are live at `now` (stores with none are absent).
+    async fn live_deal_counts(
+        &self,
+        stores: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> StoreResult<HashMap<Uuid, i64>>;
+
+    async fn create_deal(&self, deal: NewDeal) -> StoreResult<()>;
+    async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>>;
+    /// A store's deals live at `now`, ending soonest first.
+    async fn live_deals(&self, store_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<DealRecord>>;
+
+    /// Makes `store_id` one of the user's favourites, or not; doing it twice changes nothing.
+    async fn set_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The user's points (0 before any top-up).
+    async fn balance(&self, user_id: Uuid) -> StoreResult<i64>;
+    /// Adds `amount` points (recorded as top-up `id`), unless the balance would pass `cap`.
+    async fn top_up(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        amount: i64,
+        cap: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TopUp>;
+}

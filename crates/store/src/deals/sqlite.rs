@@ -1,0 +1,331 @@
+//! SQLite implementation of the deals repository. Store places are indexed by an R*Tree
+//! (`store_places`, keyed by the store's rowid).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use surge_core::deals::{Category, GeoBox, Place};
+use uuid::Uuid;
+
+use super::{DealRecord, DealStore, NewDeal, NewStore, StoreRecord, TopUp};
+use crate::time::{from_micros, to_micros};
+use crate::{StoreError, StoreResult};
+
+#[derive(Clone)]
+pub struct SqliteDeals {
+    pool: SqlitePool,
+}
+
+impl SqliteDeals {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+const STORE_COLUMNS: &str =
+    "s.id, s.owner_id, s.name, s.category, s.lat, s.lng, s.address, s.created_at";
+
+type StoreRow = (Uuid, Uuid, String, String, f64, f64, String, i64);
+
+fn store_record(row: StoreRow) -> StoreResult<StoreRecord> {
+    let (id, owner_id, name, category, lat, lng, address, created_at) = row;
+    Ok(StoreRecord {
+        id,
+        owner_id,
+        name,
+        category: category_from(&category)?,
+        place: Place { lat, lng },
+        address,
+        created_at: from_micros(created_at),
+    })
+}
+
+pub(crate) fn category_from(text: &str) -> StoreResult<Category> {
+    Category::parse(text).ok_or_else(|| {
+        StoreError::Other(sqlx::Error::Decode(format!("unknown store category {text:?}").into()))
+    })
+}
+
+const DEAL_COLUMNS: &str = "id, store_id, title, original_price, deal_price, quantity, remaining, \
+     per_user_limit, starts_at, ends_at, created_at";
+
+type DealRow = (Uuid, Uuid, String, i64, i64, i64, i64, i64, i64, i64, i64);
+
+fn deal_record(row: DealRow) -> DealRecord {
+    let (
+        id,
+        store_id,
+        title,
+        original_price,
+        deal_price,
+        quantity,
+        remaining,
+        per_user_limit,
+        starts_at,
+        ends_at,
+        created_at,
+    ) = row;
+    DealRecord {
+        id,
+        store_id,
+        title,
+        original_price,
+        deal_price,
+        quantity,
+        remaining,
+        per_user_limit,
+        starts_at: from_micros(starts_at),
+        ends_at: from_micros(ends_at),
+        created_at: from_micros(created_at),
+    }
+}
+
+/// The box search: the R*Tree finds the rowids, the join brings the stores.
+fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: Option<Category>) {
+    query.push(format!(
+        "select {STORE_COLUMNS} from store_places p join stores s on s.rowid = p.id where ("
+    ));
+    for (n, b) in boxes.iter().enumerate() {
+        if n > 0 {
+            query.push(" or ");
+        }
+        query
+            .push("(p.max_lat >= ")
+            .push_bind(b.min_lat)
+            .push(" and p.min_lat <= ")
+            .push_bind(b.max_lat)
+            .push(" and p.max_lng >= ")
+            .push_bind(b.min_lng)
+            .push(" and p.min_lng <= ")
+            .push_bind(b.max_lng)
+            .push(")");
+    }
+    if boxes.is_empty() {
+        query.push("0");
+    }
+    query.push(")");
+    if let Some(category) = category {
+        query.push(" and s.category = ").push_bind(category.as_str());
+    }
+}
+
+#[async_trait]
+impl DealStore for SqliteDeals {
+    async fn create_store(&self, store: NewStore) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let rowid = sqlx::query(
+            "insert into stores (id, owner_id, name, category, lat, lng, address, created_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(store.id)
+        .bind(store.owner_id)
+        .bind(&store.name)
+        .bind(store.category.as_str())
+        .bind(store.place.lat)
+        .bind(store.place.lng)
+        .bind(&store.address)
+        .bind(to_micros(store.created_at))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        sqlx::query("insert into store_places (id, min_lat, max_lat, min_lng, max_lng) values (?, ?, ?, ?, ?)")
+            .bind(rowid)
+            .bind(store.place.lat)
+            .bind(store.place.lat)
+            .bind(store.place.lng)
+            .bind(store.place.lng)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>> {
+        let row: Option<StoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {STORE_COLUMNS} from stores s where s.id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(store_record).transpose()
+    }
+
+    async fn stores_in(
+        &self,
+        boxes: &[GeoBox],
+        category: Option<Category>,
+    ) -> StoreResult<Vec<StoreRecord>> {
+        let mut query = QueryBuilder::new("");
+        push_stores_in(&mut query, boxes, category);
+        let rows: Vec<StoreRow> = query.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(store_record).collect()
+    }
+
+    async fn stores_in_plan(&self, boxes: &[GeoBox]) -> StoreResult<Vec<String>> {
+        let mut query = QueryBuilder::new("explain query plan ");
+        push_stores_in(&mut query, boxes, None);
+        let rows: Vec<(i64, i64, i64, String)> =
+            query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
+    }
+
+    async fn live_deal_counts(
+        &self,
+        stores: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> StoreResult<HashMap<Uuid, i64>> {
+        if stores.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let now = to_micros(now);
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "select store_id, count(*) from deals where remaining > 0 and starts_at <= ",
+        );
+        query.push_bind(now).push(" and ends_at > ").push_bind(now).push(" and store_id in (");
+        let mut list = query.separated(", ");
+        for id in stores {
+            list.push_bind(*id);
+        }
+        query.push(") group by store_id");
+        let rows: Vec<(Uuid, i64)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn create_deal(&self, deal: NewDeal) -> StoreResult<()> {
+        sqlx::query(
+            "insert into deals (id, store_id, title, original_price, deal_price, quantity,
+                 remaining, per_user_limit, starts_at, ends_at, created_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(deal.id)
+        .bind(deal.store_id)
+        .bind(&deal.title)
+        .bind(deal.original_price)
+        .bind(deal.deal_price)
+        .bind(deal.quantity)
+        .bind(deal.quantity)
+        .bind(deal.per_user_limit)
+        .bind(to_micros(deal.starts_at))
+        .bind(to_micros(deal.ends_at))
+        .bind(to_micros(deal.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {
+        let row: Option<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {DEAL_COLUMNS} from deals where id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(deal_record))
+    }
+
+    async fn live_deals(&self, store_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<DealRecord>> {
+        let now = to_micros(now);
+        let rows: Vec<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {DEAL_COLUMNS} from deals
+             where store_id = ? and remaining > 0 and starts_at <= ? and ends_at > ?
+             order by ends_at, id"
+        )))
+        .bind(store_id)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(deal_record).collect())
+    }
+
+    async fn set_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let query = if favorite {
+            sqlx::query(
+                "insert into store_favorites (user_id, store_id, created_at) values (?, ?, ?)
+                 on conflict (user_id, store_id) do nothing",
+            )
+            .bind(user_id)
+            .bind(store_id)
+            .bind(to_micros(now))
+        } else {
+            sqlx::query("delete from store_favorites where user_id = ? and store_id = ?")
+                .bind(user_id)
+                .bind(store_id)
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn balance(&self, user_id: Uuid) -> StoreResult<i64> {
+        let balance: Option<(i64,)> =
+            sqlx::query_as("select balance from point_accounts where user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(balance.map_or(0, |(b,)| b))
+    }
+
+    async fn top_up(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        amount: i64,
+        cap: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<TopUp> {
+        // IMMEDIATE takes the write lock first: the read and the write of the balance are one
+        // step.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = top_up_in(&mut tx, user_id, id, amount, cap, to_micros(now)).await?;
+        if matches!(outcome, TopUp::Added { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+}
+
+async fn top_up_in(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: Uuid,
+    id: Uuid,
+    amount: i64,
+    cap: i64,
+    now: i64,
+) -> StoreResult<TopUp> {
+    let balance: Option<(i64,)> =
+        sqlx::query_as("select balance from point_accounts where user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let balance = balance.map_or(0, |(b,)| b);
+    if balance + amount > cap {
+        return Ok(TopUp::OverCap { balance });
+    }
+    sqlx::query("insert into point_top_ups (id, user_id, amount, created_at) values (?, ?, ?, ?)")
+        .bind(id)
+        .bind(user_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let (balance,): (i64,) = sqlx::query_as(
+        "insert into point_accounts (user_id, balance, updated_at) values (?, ?, ?)
+         on conflict (user_id) do update set balance = balance + excluded.balance,
+             updated_at = excluded.updated_at
+         returning balance",
+    )
+    .bind(user_id)
+    .bind(amount)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(TopUp::Added { balance })
+}

@@ -1,0 +1,137 @@
+//! Deals: stores in boxes through the spatial index, live deals, favourites, points.
+
+use surge_core::deals::{Category, GeoBox, Place, boxes_around};
+use surge_store::deals::{NewDeal, NewStore, TopUp};
+use uuid::Uuid;
+
+use crate::support::{Backend, HOUR, MINUTE, t};
+
+contract!(
+    a_box_search_finds_exactly_the_stores_inside_and_filters_by_category,
+    the_box_search_walks_the_spatial_index,
+    live_deals_are_inside_their_window_with_units_left,
+    favourites_are_set_and_cleared_idempotently,
+    top_ups_add_up_and_stop_at_the_cap,
+);
+
+async fn store(b: &Backend, owner: Uuid, place: Place, category: Category) -> Uuid {
+    let id = Uuid::now_v7();
+    b.deals
+        .create_store(NewStore {
+            id,
+            owner_id: owner,
+            name: "Corner shop".into(),
+            category,
+            place,
+            address: "1 Main St".into(),
+            created_at: t(0),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn deal(b: &Backend, store_id: Uuid, starts: i64, ends: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    b.deals
+        .create_deal(NewDeal {
+            id,
+            store_id,
+            title: "Boxes".into(),
+            original_price: 1000,
+            deal_price: 500,
+            quantity: 10,
+            per_user_limit: 2,
+            starts_at: t(starts),
+            ends_at: t(ends),
+            created_at: t(0),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn a_box_search_finds_exactly_the_stores_inside_and_filters_by_category(b: &Backend) {
+    let owner = b.user("owner").await;
+    let inside = store(b, owner, Place { lat: 10.0, lng: 20.0 }, Category::Snack).await;
+    let edge = store(b, owner, Place { lat: 10.5, lng: 20.5 }, Category::Meat).await;
+    let _outside = store(b, owner, Place { lat: 11.0, lng: 20.0 }, Category::Snack).await;
+    let the_box = [GeoBox { min_lat: 9.5, max_lat: 10.5, min_lng: 19.5, max_lng: 20.5 }];
+
+    let mut found: Vec<Uuid> =
+        b.deals.stores_in(&the_box, None).await.unwrap().iter().map(|s| s.id).collect();
+    found.sort();
+    let mut expected = vec![inside, edge];
+    expected.sort();
+    assert_eq!(found, expected);
+    let meat = b.deals.stores_in(&the_box, Some(Category::Meat)).await.unwrap();
+    assert_eq!(meat.iter().map(|s| s.id).collect::<Vec<_>>(), [edge]);
+    assert_eq!(meat[0].place, Place { lat: 10.5, lng: 20.5 }, "places read back exactly");
+    assert!(b.deals.stores_in(&[], None).await.unwrap().is_empty());
+}
+
+/// Two thousand stores over a country; a 1 km search reaches them only through the spatial
+/// index (an R*Tree on SQLite, GiST on PostgreSQL). The plan is printed.
+async fn the_box_search_walks_the_spatial_index(b: &Backend) {
+    let owner = b.user("owner").await;
+    for n in 0..2_000 {
+        let place =
+            Place { lat: 35.0 + f64::from(n % 50) * 0.05, lng: 126.0 + f64::from(n / 50) * 0.05 };
+        store(b, owner, place, Category::ALL[n as usize % 10]).await;
+    }
+    b.analyze().await;
+    let boxes = boxes_around(Place { lat: 36.0, lng: 127.0 }, 1_000.0);
+    let plan = b.deals.stores_in_plan(&boxes).await.unwrap();
+    eprintln!(
+        "box search plan ({}):\n  {}",
+        if b.is_sqlite() { "SQLite" } else { "PostgreSQL" },
+        plan.join("\n  ")
+    );
+    let uses_index = plan
+        .iter()
+        .any(|line| line.contains("VIRTUAL TABLE INDEX") || line.contains("stores_place"));
+    assert!(uses_index, "the box search does not use the spatial index: {plan:#?}");
+    assert!(
+        !plan.iter().any(|line| line.contains("Seq Scan on stores") || line == "SCAN s"),
+        "stores scanned in full: {plan:#?}"
+    );
+}
+
+async fn live_deals_are_inside_their_window_with_units_left(b: &Backend) {
+    let owner = b.user("owner").await;
+    let shop = store(b, owner, Place { lat: 1.0, lng: 1.0 }, Category::Dessert).await;
+    let live = deal(b, shop, 0, 2 * HOUR).await;
+    let later = deal(b, shop, HOUR, 3 * HOUR).await;
+    let _over = deal(b, shop, -2 * HOUR, -MINUTE).await;
+
+    let now = t(MINUTE);
+    let deals = b.deals.live_deals(shop, now).await.unwrap();
+    assert_eq!(deals.iter().map(|d| d.id).collect::<Vec<_>>(), [live]);
+    assert_eq!(deals[0].remaining, 10);
+    let counts = b.deals.live_deal_counts(&[shop, Uuid::now_v7()], now).await.unwrap();
+    assert_eq!(counts.get(&shop), Some(&1));
+    assert_eq!(counts.len(), 1);
+    let counts = b.deals.live_deal_counts(&[shop], t(90 * MINUTE)).await.unwrap();
+    assert_eq!(counts.get(&shop), Some(&2), "both at half past one");
+    assert_eq!(b.deals.deal(later).await.unwrap().unwrap().per_user_limit, 2);
+    assert!(b.deals.deal(Uuid::now_v7()).await.unwrap().is_none());
+}
+
+async fn favourites_are_set_and_cleared_idempotently(b: &Backend) {
+    let owner = b.user("owner").await;
+    let fan = b.user("fan").await;
+    let shop = store(b, owner, Place { lat: 2.0, lng: 2.0 }, Category::Korean).await;
+    for favorite in [true, true, false, false, true] {
+        b.deals.set_favorite(fan, shop, favorite, t(0)).await.unwrap();
+    }
+}
+
+async fn top_ups_add_up_and_stop_at_the_cap(b: &Backend) {
+    let user = b.user("payer").await;
+    assert_eq!(b.deals.balance(user).await.unwrap(), 0);
+    let add = |amount| b.deals.top_up(user, Uuid::now_v7(), amount, 1_000, t(0));
+    assert_eq!(add(600).await.unwrap(), TopUp::Added { balance: 600 });
+    assert_eq!(add(400).await.unwrap(), TopUp::Added { balance: 1_000 });
+    assert_eq!(add(1).await.unwrap(), TopUp::OverCap { balance: 1_000 });
+    assert_eq!(b.deals.balance(user).await.unwrap(), 1_000);
+}
