@@ -1,8 +1,9 @@
-//! `surge serve --demo`: a few accounts and auctions in every state, and a week of cinema
-//! screenings, so a newcomer sees something at once. Seeds only an empty database, through the
+//! `surge serve --demo`: a few accounts and auctions in every state, a week of cinema
+//! screenings and a city of stores with deals live now, so a newcomer sees something at once. Seeds only an empty database, through the
 //! same ports the API uses.
 
 pub mod cinema;
+pub mod deals;
 
 use anyhow::Context;
 use chrono::Duration;
@@ -43,6 +44,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
                 tracing::info!("demo data already present");
                 cinema::seed(state.cinema.store.as_ref(), &state.cinema.showing, state.clock.now())
                     .await?;
+                // The stores' owner: carol, found again by her email.
+                if let Some(carol) = state.users.credentials_by_email(DEMO_USERS[2].0).await? {
+                    deals::seed(state.deals.store.as_ref(), carol.user.id, state.clock.now())
+                        .await?;
+                }
                 return Ok(());
             }
             Err(other) => return Err(other).context("cannot create demo users"),
@@ -147,6 +153,15 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         }
     }
     cinema::seed(state.cinema.store.as_ref(), &state.cinema.showing, state.clock.now()).await?;
+    deals::seed(state.deals.store.as_ref(), carol.id, state.clock.now()).await?;
+    // Points to spend on deals.
+    for user in [alice, bob] {
+        state
+            .deals
+            .store
+            .top_up(user.id, Uuid::now_v7(), 100_000, surge_core::MAX_MONEY, now)
+            .await?;
+    }
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",
         password = DEMO_PASSWORD,

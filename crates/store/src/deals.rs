@@ -101,6 +101,18 @@ pub trait DealStore: Send + Sync {
     ) -> StoreResult<HashMap<Uuid, i64>>;
 
     async fn create_deal(&self, deal: NewDeal) -> StoreResult<()>;
+    /// Many stores in one transaction (a demo city; an import).
+    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()>;
+    /// Many deals in one transaction.
+    async fn create_deals(&self, deals: &[NewDeal]) -> StoreResult<()>;
+    /// The stores of `owner_id` with no deal live at `now`.
+    async fn stores_without_live_deals(
+        &self,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// How many stores `owner_id` has.
+    async fn store_count(&self, owner_id: Uuid) -> StoreResult<i64>;
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>>;
     /// A store's deals live at `now`, ending soonest first.
     async fn live_deals(&self, store_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<DealRecord>>;

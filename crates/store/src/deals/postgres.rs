@@ -111,21 +111,81 @@ fn push_stores_in(
 #[async_trait]
 impl DealStore for PgDeals {
     async fn create_store(&self, store: NewStore) -> StoreResult<()> {
-        sqlx::query(
-            "insert into stores (id, owner_id, name, category, lat, lng, address, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(store.id)
-        .bind(store.owner_id)
-        .bind(&store.name)
-        .bind(store.category.as_str())
-        .bind(store.place.lat)
-        .bind(store.place.lng)
-        .bind(&store.address)
-        .bind(store.created_at)
-        .execute(&self.pool)
-        .await?;
+        self.create_stores(std::slice::from_ref(&store)).await
+    }
+
+    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // 1,000 rows (8,000 parameters) per statement: far below PostgreSQL's 65,535.
+        for chunk in stores.chunks(1_000) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "insert into stores (id, owner_id, name, category, lat, lng, address, created_at) ",
+            );
+            query.push_values(chunk, |mut row, store| {
+                row.push_bind(store.id)
+                    .push_bind(store.owner_id)
+                    .push_bind(&store.name)
+                    .push_bind(store.category.as_str())
+                    .push_bind(store.place.lat)
+                    .push_bind(store.place.lng)
+                    .push_bind(&store.address)
+                    .push_bind(store.created_at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_deals(&self, deals: &[NewDeal]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in deals.chunks(1_000) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "insert into deals (id, store_id, title, original_price, deal_price, quantity,
+                     remaining, per_user_limit, starts_at, ends_at, created_at) ",
+            );
+            query.push_values(chunk, |mut row, deal| {
+                row.push_bind(deal.id)
+                    .push_bind(deal.store_id)
+                    .push_bind(&deal.title)
+                    .push_bind(deal.original_price)
+                    .push_bind(deal.deal_price)
+                    .push_bind(deal.quantity)
+                    .push_bind(deal.quantity)
+                    .push_bind(deal.per_user_limit)
+                    .push_bind(deal.starts_at)
+                    .push_bind(deal.ends_at)
+                    .push_bind(deal.created_at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stores_without_live_deals(
+        &self,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "select s.id from stores s where s.owner_id = $1 and not exists (
+                 select 1 from deals d where d.store_id = s.id and d.remaining > 0
+                     and d.starts_at <= $2 and d.ends_at > $2)",
+        )
+        .bind(owner_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn store_count(&self, owner_id: Uuid) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as("select count(*) from stores where owner_id = $1")
+            .bind(owner_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
     }
 
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>> {
@@ -177,24 +237,7 @@ impl DealStore for PgDeals {
     }
 
     async fn create_deal(&self, deal: NewDeal) -> StoreResult<()> {
-        sqlx::query(
-            "insert into deals (id, store_id, title, original_price, deal_price, quantity,
-                 remaining, per_user_limit, starts_at, ends_at, created_at)
-             values ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
-        )
-        .bind(deal.id)
-        .bind(deal.store_id)
-        .bind(&deal.title)
-        .bind(deal.original_price)
-        .bind(deal.deal_price)
-        .bind(deal.quantity)
-        .bind(deal.per_user_limit)
-        .bind(deal.starts_at)
-        .bind(deal.ends_at)
-        .bind(deal.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.create_deals(std::slice::from_ref(&deal)).await
     }
 
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {

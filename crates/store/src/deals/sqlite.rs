@@ -114,23 +114,31 @@ fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: 
 #[async_trait]
 impl DealStore for SqliteDeals {
     async fn create_store(&self, store: NewStore) -> StoreResult<()> {
+        self.create_stores(std::slice::from_ref(&store)).await
+    }
+
+    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let rowid = sqlx::query(
-            "insert into stores (id, owner_id, name, category, lat, lng, address, created_at)
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(store.id)
-        .bind(store.owner_id)
-        .bind(&store.name)
-        .bind(store.category.as_str())
-        .bind(store.place.lat)
-        .bind(store.place.lng)
-        .bind(&store.address)
-        .bind(to_micros(store.created_at))
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        sqlx::query("insert into store_places (id, min_lat, max_lat, min_lng, max_lng) values (?, ?, ?, ?, ?)")
+        for store in stores {
+            let rowid = sqlx::query(
+                "insert into stores (id, owner_id, name, category, lat, lng, address, created_at)
+                 values (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(store.id)
+            .bind(store.owner_id)
+            .bind(&store.name)
+            .bind(store.category.as_str())
+            .bind(store.place.lat)
+            .bind(store.place.lng)
+            .bind(&store.address)
+            .bind(to_micros(store.created_at))
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            sqlx::query(
+                "insert into store_places (id, min_lat, max_lat, min_lng, max_lng)
+                 values (?, ?, ?, ?, ?)",
+            )
             .bind(rowid)
             .bind(store.place.lat)
             .bind(store.place.lat)
@@ -138,8 +146,45 @@ impl DealStore for SqliteDeals {
             .bind(store.place.lng)
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_deals(&self, deals: &[NewDeal]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for deal in deals {
+            insert_deal(&mut tx, deal).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stores_without_live_deals(
+        &self,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = to_micros(now);
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "select s.id from stores s where s.owner_id = ? and not exists (
+                 select 1 from deals d where d.store_id = s.id and d.remaining > 0
+                     and d.starts_at <= ? and d.ends_at > ?)",
+        )
+        .bind(owner_id)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn store_count(&self, owner_id: Uuid) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as("select count(*) from stores where owner_id = ?")
+            .bind(owner_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
     }
 
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>> {
@@ -194,25 +239,8 @@ impl DealStore for SqliteDeals {
     }
 
     async fn create_deal(&self, deal: NewDeal) -> StoreResult<()> {
-        sqlx::query(
-            "insert into deals (id, store_id, title, original_price, deal_price, quantity,
-                 remaining, per_user_limit, starts_at, ends_at, created_at)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(deal.id)
-        .bind(deal.store_id)
-        .bind(&deal.title)
-        .bind(deal.original_price)
-        .bind(deal.deal_price)
-        .bind(deal.quantity)
-        .bind(deal.quantity)
-        .bind(deal.per_user_limit)
-        .bind(to_micros(deal.starts_at))
-        .bind(to_micros(deal.ends_at))
-        .bind(to_micros(deal.created_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_deal(&mut conn, &deal).await
     }
 
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {
@@ -290,6 +318,28 @@ impl DealStore for SqliteDeals {
         }
         Ok(outcome)
     }
+}
+
+async fn insert_deal(conn: &mut sqlx::SqliteConnection, deal: &NewDeal) -> StoreResult<()> {
+    sqlx::query(
+        "insert into deals (id, store_id, title, original_price, deal_price, quantity,
+             remaining, per_user_limit, starts_at, ends_at, created_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(deal.id)
+    .bind(deal.store_id)
+    .bind(&deal.title)
+    .bind(deal.original_price)
+    .bind(deal.deal_price)
+    .bind(deal.quantity)
+    .bind(deal.quantity)
+    .bind(deal.per_user_limit)
+    .bind(to_micros(deal.starts_at))
+    .bind(to_micros(deal.ends_at))
+    .bind(to_micros(deal.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn top_up_in(
