@@ -3,13 +3,15 @@
 //! This module holds the rules that need no I/O: which categories exist, what a store and a
 //! deal must look like, how far apart two places are (great-circle distance) and which
 //! latitude/longitude box surely holds every place within a radius (what the stores' spatial
-//! index is asked for before distances are computed exactly).
+//! index is asked for before distances are computed exactly). [`orders`] holds the order rule.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::MAX_MONEY;
 use crate::validation::{FieldErrors, char_len};
+
+pub mod orders;
 
 /// Most characters in a store's name or a deal's title.
 pub const MAX_NAME_CHARS: usize = 100;
