@@ -68,6 +68,9 @@ SURGE_FUZZ_STORE=$(post /stores "$token" '{"name": "Fuzz bakery", "category": "d
   "lat": 37.5558, "lng": 126.9014, "address": "Mangwon-ro 1"}')
 SURGE_FUZZ_DEAL=$(post "/stores/$SURGE_FUZZ_STORE/deals" "$token" "{\"title\": \"Boxes\",
   \"original_price\": 12000, \"deal_price\": 6000, \"quantity\": 10, \"ends_at\": \"$(in_days 1)\"}")
+# Points for the fuzzer's orders (its deal's whole stock costs 60,000).
+curl -sf -X POST "$base/api/v1/me/points/top-up" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"amount": 1000000}' >/dev/null
 export SURGE_FUZZ_AUCTION SURGE_FUZZ_THEATER SURGE_FUZZ_MOVIE SURGE_FUZZ_SCREENING \
   SURGE_FUZZ_STORE SURGE_FUZZ_DEAL
 

@@ -8,6 +8,7 @@
 mod apps;
 pub mod auctions;
 pub mod cinema;
+pub mod deals;
 pub mod fanout;
 pub mod ratelimit;
 mod writer;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use auctions::EmbeddedAuctions;
 pub use cinema::EmbeddedReservations;
+pub use deals::EmbeddedOrders;
 pub use fanout::Fanout;
 pub use ratelimit::InProcessRateLimiter;
 
@@ -61,6 +63,7 @@ impl EmbeddedEngine {
         let apps = Apps {
             auctions: auctions::AuctionsWriter::restore(&mut ledger, fanout).await?,
             cinema: cinema::CinemaWriter::default(),
+            deals: deals::DealsWriter::default(),
         };
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
         let auctions = EmbeddedAuctions::new(jobs.clone(), &apps.auctions, clock.clone());
@@ -77,6 +80,11 @@ impl EmbeddedEngine {
     /// Reservations; seat maps are read from `store` (the writer commits before it replies).
     pub fn reservations(&self, store: Arc<dyn CinemaStore>) -> EmbeddedReservations {
         EmbeddedReservations::new(self.jobs.clone(), store)
+    }
+
+    /// Orders, cancels, pickups and top-ups.
+    pub fn orders(&self) -> EmbeddedOrders {
+        EmbeddedOrders::new(self.jobs.clone())
     }
 
     /// Asks the writer to forget expired idempotency records.

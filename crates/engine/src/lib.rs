@@ -10,6 +10,7 @@
 //! - [`cache`]: the two-tier (process, then Redis) single-flight cache for hot reads.
 //! - [`auctions`]: the contended-command port for bids and closing.
 //! - [`cinema`]: the contended-command port for seat reservations.
+//! - [`deals`]: the contended-command port for orders (stock and points together) and top-ups.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
@@ -20,6 +21,7 @@ pub mod auctions;
 pub mod cache;
 pub mod cinema;
 pub mod clock;
+pub mod deals;
 pub mod embedded;
 pub mod error;
 pub mod feed;

@@ -14,6 +14,7 @@
 //! - [`idempotency`]: `Idempotency-Key`s owned by the user across every shard.
 //! - [`auctions`]: auction hot state and the scripts that change it.
 //! - [`cinema`]: the [`crate::cinema::ReservationCommands`] port on screenings' hot state.
+//! - [`deals`]: the [`crate::deals::OrderCommands`] port, for now in PostgreSQL transactions.
 //! - [`stream`]: the shard streams' entries.
 //! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
 //! - [`batcher`]: group commit of one auction's concurrent bids into one script call.
@@ -31,6 +32,7 @@ pub mod batcher;
 pub mod cinema;
 pub mod commands;
 pub mod connection;
+pub mod deals;
 pub mod hot_state;
 mod idempotency;
 pub mod keys;
@@ -52,6 +54,7 @@ pub use auctions::{RedisAuctions, RedisBidResult};
 pub use cinema::DistributedReservations;
 pub use commands::DistributedAuctions;
 pub use connection::RedisConnection;
+pub use deals::DistributedOrders;
 pub use keys::KeySpace;
 pub use ratelimit::RedisRateLimiter;
 pub use reads::LiveAuctionStore;

@@ -14,21 +14,27 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use surge_core::MAX_MONEY;
+use surge_core::deals::orders::OrderRejection;
 use surge_core::deals::{
     Category, DealDraft, Place, StoreDraft, boxes_around, distance_m, is_live, validate_deal,
     validate_radius, validate_store, validate_top_up,
 };
+use surge_core::idempotency::IdempotencyKey as EngineKey;
 use surge_core::validation::FieldErrors;
 use surge_engine::clock::Clock;
-use surge_store::deals::{DealRecord, DealStore, NewDeal, NewStore, StoreRecord, TopUp};
+use surge_engine::deals::{
+    OrderChange, OrderCommands, OrderOutcome, OrderReceipt, PlaceOrderRequest, TopUpOutcome,
+};
+use surge_store::deals::{DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthUser, Json, Path, Query};
-use crate::pagination::{self, Page};
+use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
+use crate::pagination::{self, Page, PageParams};
 
 /// The deals routes, for any state that holds a [`DealsState`].
 pub fn router<S>() -> Router<S>
@@ -46,6 +52,10 @@ where
         .route("/api/v1/deals/{id}", get(get_deal))
         .route("/api/v1/me/points", get(points))
         .route("/api/v1/me/points/top-up", post(top_up))
+        .route("/api/v1/deals/{id}/orders", post(place_order))
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/{id}/pickup", post(pickup_order))
+        .route("/api/v1/stores/{id}/orders", get(store_orders))
 }
 
 /// What the deals handlers reach (extracted as `State<DealsState>`). Cloning is cheap.
@@ -70,6 +80,8 @@ impl std::ops::Deref for DealsState {
 pub struct DealsServices {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn DealStore>,
+    /// Orders, cancels, pickups and top-ups: the contended commands.
+    pub orders: Arc<dyn OrderCommands>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -459,15 +471,200 @@ pub async fn top_up(
     Json(request): Json<TopUpRequest>,
 ) -> ApiResult<Json<Points>> {
     validate_top_up(request.amount)?;
-    match state
-        .store
-        .top_up(user.id, Uuid::now_v7(), request.amount, MAX_MONEY, state.clock.now())
-        .await?
-    {
-        TopUp::Added { balance } => Ok(Json(Points { balance })),
-        TopUp::OverCap { .. } => Err(ApiError::field(
+    // Through the order engine: the balance it decides orders against is never behind.
+    match state.orders.top_up(user.id, request.amount, MAX_MONEY).await? {
+        TopUpOutcome::Added { balance } => Ok(Json(Points { balance })),
+        TopUpOutcome::OverCap { .. } => Err(ApiError::field(
             "amount",
             format!("the balance may hold at most {MAX_MONEY} points"),
         )),
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrderRequest {
+    /// Units to buy, at least 1.
+    pub quantity: i64,
+}
+
+/// An order as the API shows it; the price is the server's (`deal_price × quantity`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Order {
+    pub id: Uuid,
+    pub deal_id: Uuid,
+    pub store_id: Uuid,
+    pub buyer_id: Uuid,
+    pub quantity: i64,
+    pub total_price: i64,
+    /// `confirmed`, `cancelled` or `picked_up`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<OrderReceipt> for Order {
+    fn from(order: OrderReceipt) -> Self {
+        Order {
+            id: order.id,
+            deal_id: order.deal_id,
+            store_id: order.store_id,
+            buyer_id: order.buyer_id,
+            quantity: order.quantity,
+            total_price: order.total,
+            status: order.status.as_str().to_owned(),
+            created_at: order.created_at,
+        }
+    }
+}
+
+impl From<OrderRecord> for Order {
+    fn from(order: OrderRecord) -> Self {
+        Order {
+            id: order.id,
+            deal_id: order.deal_id,
+            store_id: order.store_id,
+            buyer_id: order.buyer_id,
+            quantity: order.quantity,
+            total_price: order.total,
+            status: order.status.as_str().to_owned(),
+            created_at: order.created_at,
+        }
+    }
+}
+
+/// A placed order, with what is left of the deal and of the buyer's points.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPlacedBody {
+    pub order: Order,
+    pub remaining: i64,
+    pub points_balance: i64,
+}
+
+/// An order refused by the rule, as its API error (extras inside the `error` object).
+fn order_error(rejection: OrderRejection) -> ApiError {
+    let message = rejection.to_string();
+    let conflict = |code| ApiError::conflict(code, message.clone());
+    match rejection {
+        OrderRejection::DealNotActive => conflict("deal_not_active"),
+        OrderRejection::InsufficientStock { remaining } => {
+            conflict("insufficient_stock").with("remaining", remaining)
+        }
+        OrderRejection::PerUserLimit { limit, taken } => {
+            conflict("per_user_limit").with("limit", limit).with("taken", taken)
+        }
+        OrderRejection::InsufficientPoints { balance } => ApiError::Conflict {
+            status: StatusCode::PAYMENT_REQUIRED,
+            code: "insufficient_points",
+            message: message.clone(),
+            extra: serde_json::Map::new(),
+        }
+        .with("balance", balance),
+        OrderRejection::NotFound => ApiError::NotFound,
+        OrderRejection::AlreadyPickedUp => conflict("already_picked_up"),
+        OrderRejection::AlreadyCancelled => conflict("already_cancelled"),
+        OrderRejection::DealEnded => conflict("deal_ended"),
+        OrderRejection::NotStoreOwner => {
+            ApiError::Forbidden { code: "not_store_owner", message: message.clone() }
+        }
+    }
+}
+
+/// Order units of a deal: its stock and the points are taken together, or neither.
+#[utoipa::path(post, path = "/api/v1/deals/{id}/orders", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–64 characters; a repeat within 24 h returns the first response")),
+    request_body = OrderRequest,
+    responses((status = 201, body = OrderPlacedBody, headers(("Location" = String))),
+        (status = 402, description = "`insufficient_points` (with `balance`)"),
+        (status = 409, description = "`insufficient_stock` (with `remaining`), `per_user_limit` (with `limit`, `taken`), `deal_not_active`"),
+        (status = 422, description = "validation_failed or idempotency_key_reused")))]
+pub async fn place_order(
+    State(state): State<DealsState>,
+    Path(deal_id): Path<Uuid>,
+    user: AuthUser,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(request): Json<OrderRequest>,
+) -> ApiResult<Response> {
+    if request.quantity < 1 {
+        return Err(ApiError::field("quantity", "must be at least 1"));
+    }
+    let idempotency = key.map(|key| EngineKey {
+        request_hash: Sha256::digest(format!("order:{deal_id}:{}", request.quantity)).to_vec(),
+        key,
+    });
+    let outcome = state
+        .orders
+        .place_order(PlaceOrderRequest {
+            deal_id,
+            buyer_id: user.id,
+            quantity: request.quantity,
+            idempotency,
+        })
+        .await?;
+    match outcome {
+        OrderOutcome::Placed(placed) => Ok(created(
+            format!("/api/v1/orders/{}", placed.order.id),
+            OrderPlacedBody {
+                order: Order::from(placed.order),
+                remaining: placed.remaining,
+                points_balance: placed.points_balance,
+            },
+        )),
+        OrderOutcome::Rejected(rejection) => Err(order_error(rejection)),
+    }
+}
+
+/// Cancel one of the caller's orders: the units and the points go back (not after pickup or
+/// after the deal ended).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Order),
+        (status = 409, description = "`already_picked_up`, `already_cancelled`, `deal_ended`")))]
+pub async fn cancel_order(
+    State(state): State<DealsState>,
+    Path(order_id): Path<Uuid>,
+    user: AuthUser,
+) -> ApiResult<Json<Order>> {
+    let change = OrderChange::Cancel { order_id, buyer_id: user.id };
+    match state.orders.change_order(change).await? {
+        Ok(order) => Ok(Json(Order::from(order))),
+        Err(rejection) => Err(order_error(rejection)),
+    }
+}
+
+/// Mark an order of the caller's store as picked up.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pickup", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Order), (status = 403, description = "`not_store_owner`"),
+        (status = 409, description = "`already_picked_up`, `already_cancelled`")))]
+pub async fn pickup_order(
+    State(state): State<DealsState>,
+    Path(order_id): Path<Uuid>,
+    user: AuthUser,
+) -> ApiResult<Json<Order>> {
+    let change = OrderChange::Pickup { order_id, owner_id: user.id };
+    match state.orders.change_order(change).await? {
+        Ok(order) => Ok(Json(Order::from(order))),
+        Err(rejection) => Err(order_error(rejection)),
+    }
+}
+
+/// The orders of one of the caller's stores, newest first.
+#[utoipa::path(get, path = "/api/v1/stores/{id}/orders", tag = "deals", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = inline(Page<Order>)), (status = 403, description = "`not_store_owner`")))]
+pub async fn store_orders(
+    State(state): State<DealsState>,
+    Path(store_id): Path<Uuid>,
+    user: AuthUser,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Page<Order>>> {
+    owned_store(&state, &user, store_id).await?;
+    let limit = pagination::limit(params.limit)?;
+    let before = params.cursor.as_deref().map(pagination::decode_cursor::<Uuid>).transpose()?;
+    let orders = state.store.store_orders(store_id, before, limit + 1).await?;
+    Ok(Json(pagination::page(
+        orders,
+        limit,
+        |order| pagination::encode_cursor(&order.id),
+        Order::from,
+    )))
 }

@@ -439,7 +439,7 @@ async fn embedded(
         apps: AppPorts {
             auctions: auctions::embedded(&db, &engine, fanout),
             cinema: cinema::embedded(&db, &engine, settings),
-            deals: deals::embedded(&db),
+            deals: deals::embedded(&db, &engine),
         },
         clock,
     };
@@ -474,7 +474,7 @@ async fn distributed(
     let apps = AppPorts {
         auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
-        deals: deals::distributed(&db),
+        deals: deals::distributed(&db, &shards, clock.clone()),
     };
     let replica = Replica {
         shards,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use surge_core::deals::orders::OrderStatus;
 use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
@@ -70,6 +71,30 @@ pub struct DealRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: Uuid,
+    pub deal_id: Uuid,
+    pub store_id: Uuid,
+    pub buyer_id: Uuid,
+    pub quantity: i64,
+    pub total: i64,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+pub(crate) fn status_from(text: &str) -> crate::StoreResult<OrderStatus> {
+    match text {
+        "confirmed" => Ok(OrderStatus::Confirmed),
+        "cancelled" => Ok(OrderStatus::Cancelled),
+        "picked_up" => Ok(OrderStatus::PickedUp),
+        other => Err(crate::StoreError::Other(sqlx::Error::Decode(
+            format!("unknown order status {other:?}").into(),
+        ))),
+    }
+}
+
 /// What a top-up led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopUp {
@@ -125,6 +150,16 @@ pub trait DealStore: Send + Sync {
         favorite: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// An order.
+    async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>>;
+    /// A store's orders, newest first, after the order `before` (a page's last) when given.
+    async fn store_orders(
+        &self,
+        store_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrderRecord>>;
 
     /// The user's points (0 before any top-up).
     async fn balance(&self, user_id: Uuid) -> StoreResult<i64>;

@@ -108,6 +108,9 @@ pub enum OrderRejection {
     AlreadyCancelled,
     #[error("the deal has ended")]
     DealEnded,
+    /// Pickup by someone who does not own the order's store.
+    #[error("only the store's owner may do this")]
+    NotStoreOwner,
 }
 
 /// What `quantity` units cost; `None` past `i64` (no balance can pay it then).

@@ -3,16 +3,18 @@
 
 use super::auctions::AuctionsWriter;
 use super::cinema::CinemaWriter;
+use super::deals::DealsWriter;
 use super::writer::AppWriter;
 
 pub(crate) struct Apps {
     pub auctions: AuctionsWriter,
     pub cinema: CinemaWriter,
+    pub deals: DealsWriter,
 }
 
 impl Apps {
     /// Every app, for the batch's hooks.
-    pub fn each(&mut self) -> [&mut dyn AppWriter; 2] {
-        [&mut self.auctions, &mut self.cinema]
+    pub fn each(&mut self) -> [&mut dyn AppWriter; 3] {
+        [&mut self.auctions, &mut self.cinema, &mut self.deals]
     }
 }

@@ -138,6 +138,7 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
         ("DealRequest", "quantity", json!({ "minimum": 1, "maximum": MAX_QUANTITY })),
         ("DealRequest", "per_user_limit", json!({ "minimum": 1, "maximum": MAX_QUANTITY })),
         ("TopUpRequest", "amount", json!({ "minimum": 1, "maximum": MAX_TOP_UP })),
+        ("OrderRequest", "quantity", json!({ "minimum": 1 })),
     ]
 }
 

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use surge_engine::clock::Clock;
+use surge_engine::deals::OrderCommands;
+use surge_engine::embedded::EmbeddedEngine;
+use surge_engine::redis::{DistributedOrders, Shards};
 use surge_engine::workers::BackgroundJob;
 use surge_http::deals::{DealsServices, DealsState};
 use surge_store::db::{PgDb, SqliteDb};
@@ -14,18 +17,32 @@ use surge_store::deals::sqlite::SqliteDeals;
 #[derive(Clone)]
 pub struct DealsPorts {
     pub store: Arc<dyn DealStore>,
+    pub orders: Arc<dyn OrderCommands>,
 }
 
-pub fn embedded(db: &SqliteDb) -> DealsPorts {
-    DealsPorts { store: Arc::new(SqliteDeals::new(db.pool.clone())) }
+/// Orders run in the embedded writer, with the other apps' commands.
+pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine) -> DealsPorts {
+    DealsPorts {
+        store: Arc::new(SqliteDeals::new(db.pool.clone())),
+        orders: Arc::new(engine.orders()),
+    }
 }
 
-pub fn distributed(db: &PgDb) -> DealsPorts {
-    DealsPorts { store: Arc::new(PgDeals::new(db.pool.clone())) }
+/// Orders run as PostgreSQL transactions for now (see `surge_engine::redis::deals`).
+pub fn distributed(db: &PgDb, shards: &Shards, clock: Arc<dyn Clock>) -> DealsPorts {
+    let store = PgDeals::new(db.pool.clone());
+    DealsPorts {
+        orders: Arc::new(DistributedOrders::new(store.clone(), shards.clone(), clock)),
+        store: Arc::new(store),
+    }
 }
 
 pub fn state(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> DealsState {
-    DealsState::new(DealsServices { clock: clock.clone(), store: ports.store.clone() })
+    DealsState::new(DealsServices {
+        clock: clock.clone(),
+        store: ports.store.clone(),
+        orders: ports.orders.clone(),
+    })
 }
 
 /// Deals have no background jobs yet.

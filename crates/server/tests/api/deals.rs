@@ -2,6 +2,7 @@
 //! backend `scripts/test.sh` runs the suite on).
 
 use chrono::{Duration, Utc};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -378,4 +379,297 @@ async fn points_start_at_zero_and_top_ups_add_up() {
     let balance = expect_json(app.get_authed("/me/points", &user.access_token).await, 200).await;
     assert_eq!(balance["balance"], 1_000_500);
     expect_error(app.get("/me/points").await, 401, "unauthorized").await;
+}
+
+// ---- orders ----
+
+/// A store of `owner`'s with one live deal (price 500, 10 units, 2 per buyer unless patched).
+async fn live_deal(app: &TestApp, owner: &TestUser, patch: Value) -> String {
+    let store_id = string(&open_store(app, owner, home(), "dessert").await["id"]);
+    let body = merged(
+        json!({"title": "Boxes", "original_price": 1000, "deal_price": 500, "quantity": 10,
+            "per_user_limit": 2, "ends_at": rfc3339(Utc::now() + Duration::hours(1))}),
+        patch,
+    );
+    string(&expect_json(post_deal(app, owner, &store_id, &body).await, 201).await["id"])
+}
+
+async fn top_up(app: &TestApp, token: &str, amount: i64) -> Value {
+    let response =
+        app.post_json("/me/points/top-up", Some(token), &json!({"amount": amount})).await;
+    expect_json(response, 200).await
+}
+
+async fn order(app: &TestApp, token: &str, deal_id: &str, quantity: Value) -> reqwest::Response {
+    app.post_json(&format!("/deals/{deal_id}/orders"), Some(token), &json!({"quantity": quantity}))
+        .await
+}
+
+async fn balance(app: &TestApp, token: &str) -> i64 {
+    expect_json(app.get_authed("/me/points", token).await, 200).await["balance"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn an_order_takes_stock_and_points_at_the_servers_price() {
+    let app = spawn_app().await;
+    let (owner, buyer) = (app.signup().await, app.signup().await);
+    let deal_id = live_deal(&app, &owner, json!({})).await;
+    top_up(&app, &buyer.access_token, 1_200).await;
+
+    let response = order(&app, &buyer.access_token, &deal_id, json!(2)).await;
+    let location = header(&response, "location");
+    let placed = expect_json(response, 201).await;
+    assert_eq!(placed["order"]["deal_id"], deal_id.as_str());
+    assert_eq!(placed["order"]["quantity"], 2);
+    assert_eq!(placed["order"]["total_price"], 1_000);
+    assert_eq!(placed["order"]["status"], "confirmed");
+    assert_eq!(placed["remaining"], 8);
+    assert_eq!(placed["points_balance"], 200);
+    assert_eq!(location, format!("/api/v1/orders/{}", string(&placed["order"]["id"])));
+    assert_eq!(expect_json(app.get(&format!("/deals/{deal_id}")).await, 200).await["remaining"], 8);
+    assert_eq!(balance(&app, &buyer.access_token).await, 200);
+}
+
+#[tokio::test]
+async fn a_refused_order_takes_nothing_and_says_why() {
+    let app = spawn_app().await;
+    let (owner, buyer) = (app.signup().await, app.signup().await);
+    let deal_id = live_deal(&app, &owner, json!({"quantity": 3, "per_user_limit": 3})).await;
+
+    let poor = expect_error(
+        order(&app, &buyer.access_token, &deal_id, json!(1)).await,
+        402,
+        "insufficient_points",
+    )
+    .await;
+    assert_eq!(poor["balance"], 0, "{poor}");
+    top_up(&app, &buyer.access_token, 10_000).await;
+    let short = expect_error(
+        order(&app, &buyer.access_token, &deal_id, json!(4)).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    assert_eq!(short["remaining"], 3, "{short}");
+    expect_json(order(&app, &buyer.access_token, &deal_id, json!(3)).await, 201).await;
+    let other = app.signup().await;
+    top_up(&app, &other.access_token, 10_000).await;
+    let gone = expect_error(
+        order(&app, &other.access_token, &deal_id, json!(1)).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    assert_eq!(gone["remaining"], 0);
+
+    let limited = live_deal(&app, &owner, json!({})).await;
+    expect_json(order(&app, &buyer.access_token, &limited, json!(2)).await, 201).await;
+    let over = expect_error(
+        order(&app, &buyer.access_token, &limited, json!(1)).await,
+        409,
+        "per_user_limit",
+    )
+    .await;
+    assert_eq!(over["limit"], 2, "{over}");
+
+    let tomorrow = live_deal(
+        &app,
+        &owner,
+        json!({
+            "starts_at": rfc3339(Utc::now() + Duration::days(1)),
+            "ends_at": rfc3339(Utc::now() + Duration::days(1) + Duration::hours(1)),
+        }),
+    )
+    .await;
+    expect_error(
+        order(&app, &buyer.access_token, &tomorrow, json!(1)).await,
+        409,
+        "deal_not_active",
+    )
+    .await;
+
+    for quantity in [json!(0), json!(-1)] {
+        expect_field_error(order(&app, &buyer.access_token, &limited, quantity).await, "quantity")
+            .await;
+    }
+    let unknown = uuid::Uuid::now_v7().to_string();
+    expect_error(order(&app, &buyer.access_token, &unknown, json!(1)).await, 404, "not_found")
+        .await;
+    expect_error(
+        app.post_json(&format!("/deals/{limited}/orders"), None, &json!({"quantity": 1})).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    // 10,000 − 1,500 − 1,000: the refusals took nothing.
+    assert_eq!(balance(&app, &buyer.access_token).await, 7_500);
+}
+
+#[tokio::test]
+async fn a_repeated_order_with_its_key_has_one_effect() {
+    let app = spawn_app().await;
+    let (owner, buyer) = (app.signup().await, app.signup().await);
+    let deal_id = live_deal(&app, &owner, json!({})).await;
+    top_up(&app, &buyer.access_token, 5_000).await;
+    let keyed = |quantity: i64| {
+        let request = app
+            .client
+            .post(app.url(&format!("/deals/{deal_id}/orders")))
+            .bearer_auth(&buyer.access_token)
+            .header("idempotency-key", "order-1")
+            .json(&json!({"quantity": quantity}));
+        app.send(request)
+    };
+    let first = expect_json(keyed(1).await, 201).await;
+    let again = expect_json(keyed(1).await, 201).await;
+    assert_eq!(first, again);
+    expect_error(keyed(2).await, 422, "idempotency_key_reused").await;
+    assert_eq!(balance(&app, &buyer.access_token).await, 4_500);
+}
+
+#[tokio::test]
+async fn cancel_returns_stock_and_points_and_pickup_is_the_owners() {
+    let app = spawn_app().await;
+    let (owner, buyer, stranger) = (app.signup().await, app.signup().await, app.signup().await);
+    let deal_id = live_deal(&app, &owner, json!({})).await;
+    top_up(&app, &buyer.access_token, 2_000).await;
+    let post = |path: String, token: String| {
+        let app = &app;
+        async move { app.post_json(&path, Some(&token), &json!({})).await }
+    };
+
+    let first = string(
+        &expect_json(order(&app, &buyer.access_token, &deal_id, json!(2)).await, 201).await["order"]
+            ["id"],
+    );
+    expect_error(
+        post(format!("/orders/{first}/cancel"), stranger.access_token.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let cancelled =
+        expect_json(post(format!("/orders/{first}/cancel"), buyer.access_token.clone()).await, 200)
+            .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(balance(&app, &buyer.access_token).await, 2_000);
+    assert_eq!(
+        expect_json(app.get(&format!("/deals/{deal_id}")).await, 200).await["remaining"],
+        10
+    );
+    expect_error(
+        post(format!("/orders/{first}/cancel"), buyer.access_token.clone()).await,
+        409,
+        "already_cancelled",
+    )
+    .await;
+
+    // The limit counts live orders only: two more units may be bought again.
+    let second = string(
+        &expect_json(order(&app, &buyer.access_token, &deal_id, json!(2)).await, 201).await["order"]
+            ["id"],
+    );
+    expect_error(
+        post(format!("/orders/{second}/pickup"), buyer.access_token.clone()).await,
+        403,
+        "not_store_owner",
+    )
+    .await;
+    let picked = expect_json(
+        post(format!("/orders/{second}/pickup"), owner.access_token.clone()).await,
+        200,
+    )
+    .await;
+    assert_eq!(picked["status"], "picked_up");
+    expect_error(
+        post(format!("/orders/{second}/cancel"), buyer.access_token.clone()).await,
+        409,
+        "already_picked_up",
+    )
+    .await;
+    expect_error(
+        post(format!("/orders/{second}/pickup"), owner.access_token.clone()).await,
+        409,
+        "already_picked_up",
+    )
+    .await;
+    let unknown = uuid::Uuid::now_v7();
+    expect_error(
+        post(format!("/orders/{unknown}/cancel"), buyer.access_token.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The owner sees the store's orders, newest first; nobody else does.
+    let store_id =
+        string(&expect_json(app.get(&format!("/deals/{deal_id}")).await, 200).await["store_id"]);
+    let page = expect_json(
+        app.get_authed(&format!("/stores/{store_id}/orders"), &owner.access_token).await,
+        200,
+    )
+    .await;
+    let ids: Vec<String> =
+        page["items"].as_array().unwrap().iter().map(|o| string(&o["id"])).collect();
+    assert_eq!(ids, vec![second.clone(), first.clone()]);
+    expect_error(
+        app.get_authed(&format!("/stores/{store_id}/orders"), &buyer.access_token).await,
+        403,
+        "not_store_owner",
+    )
+    .await;
+}
+
+/// The closing-time rush: 2,000 buyers tap "order" at once on 100 units, one each. Exactly
+/// 100 orders are confirmed, nothing is left, and every point is accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rush_of_two_thousand_buyers_on_a_hundred_units_sells_exactly_a_hundred() {
+    let app = spawn_app().await;
+    let owner = app.signup().await;
+    let deal_id = live_deal(&app, &owner, json!({"quantity": 100, "per_user_limit": 1})).await;
+    let buyers = app.quick_users(2_000).await;
+    // Half can pay, half are 1 point short.
+    let mut topped = 0;
+    for (n, buyer) in buyers.iter().enumerate() {
+        let amount = if n % 2 == 0 { 500 } else { 499 };
+        top_up(&app, &buyer.token, amount).await;
+        topped += amount;
+    }
+
+    let answers: Vec<(u16, Value)> = futures_util::stream::iter(buyers.iter())
+        .map(|buyer| {
+            let app = &app;
+            let deal_id = deal_id.clone();
+            async move {
+                let response = order(app, &buyer.token, &deal_id, json!(1)).await;
+                crate::helpers::status_and_json(response).await
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+
+    let confirmed = answers.iter().filter(|(status, _)| *status == 201).count();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for (status, _) in &answers {
+        *statuses.entry(*status).or_default() += 1;
+    }
+    assert_eq!(confirmed, 100, "{statuses:?}");
+    for (status, body) in &answers {
+        let code = body["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            matches!(
+                (status, code),
+                (201, _) | (409, "insufficient_stock") | (402, "insufficient_points")
+            ),
+            "{status} {body}"
+        );
+    }
+    let deal = expect_json(app.get(&format!("/deals/{deal_id}")).await, 200).await;
+    assert_eq!(deal["remaining"], 0);
+    let mut left = 0;
+    for buyer in &buyers {
+        left += balance(&app, &buyer.token).await;
+    }
+    assert_eq!(left + 100 * 500, topped, "points: balances + confirmed totals = top-ups");
 }

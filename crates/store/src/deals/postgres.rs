@@ -10,8 +10,14 @@ use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
 use super::sqlite::category_from;
-use super::{DealRecord, DealStore, NewDeal, NewStore, StoreRecord, TopUp};
+use super::{
+    DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
+};
 use crate::StoreResult;
+use surge_core::deals::orders::{
+    DealState, OrderEvent, OrderRejection, OrderState, OrderStatus, PlaceOrder, apply_to_order,
+    decide_cancel, decide_order, decide_pickup,
+};
 
 #[derive(Clone)]
 pub struct PgDeals {
@@ -287,6 +293,35 @@ impl DealStore for PgDeals {
         Ok(())
     }
 
+    async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders where id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(order_record).transpose()
+    }
+
+    async fn store_orders(
+        &self,
+        store_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrderRecord>> {
+        let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders
+             where store_id = $1 and ($2::uuid is null or id < $2)
+             order by id desc limit $3"
+        )))
+        .bind(store_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(order_record).collect()
+    }
+
     async fn balance(&self, user_id: Uuid) -> StoreResult<i64> {
         let balance: Option<(i64,)> =
             sqlx::query_as("select balance from point_accounts where user_id = $1")
@@ -343,4 +378,346 @@ impl DealStore for PgDeals {
         tx.commit().await?;
         Ok(TopUp::Added { balance })
     }
+}
+
+const ORDER_COLUMNS: &str = "id, deal_id, store_id, buyer_id, quantity, total, status, created_at";
+
+type OrderRow = (Uuid, Uuid, Uuid, Uuid, i64, i64, String, DateTime<Utc>);
+
+fn order_record(row: OrderRow) -> StoreResult<OrderRecord> {
+    let (id, deal_id, store_id, buyer_id, quantity, total, status, created_at) = row;
+    Ok(OrderRecord {
+        id,
+        deal_id,
+        store_id,
+        buyer_id,
+        quantity,
+        total,
+        status: status_from(&status)?,
+        created_at,
+    })
+}
+
+/// An `Idempotency-Key` request, recorded in the same transaction as its effect.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedRequest<'a> {
+    pub user_id: Uuid,
+    pub key: &'a str,
+    pub request_hash: &'a [u8],
+    /// Records older than this are forgotten (a new request may take the key).
+    pub since: DateTime<Utc>,
+}
+
+/// A keyed command's answer: decided now, the first answer again, or the key taken by
+/// another request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyed<T> {
+    Decided(T),
+    Replay(String),
+    Reused,
+}
+
+/// A placed order, with the deal's stock and the buyer's balance after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub order: OrderRecord,
+    pub remaining: i64,
+    pub balance: i64,
+}
+
+impl PgDeals {
+    /// Places an order in one transaction: the deal's row and then the buyer's account are
+    /// locked (every command locks in that order, so none deadlock), the rule decides, and the
+    /// order, the stock, the balance and the keyed answer (`render`'s text) are written
+    /// together. `None` when the deal does not exist (nothing is kept).
+    pub async fn place_order<T: Send>(
+        &self,
+        deal_id: Uuid,
+        order: &PlaceOrder,
+        keyed: Option<KeyedRequest<'_>>,
+        now: DateTime<Utc>,
+        render: impl FnOnce(&Result<Placed, OrderRejection>) -> (T, String) + Send,
+    ) -> StoreResult<Option<Keyed<T>>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(keyed) = keyed
+            && let Some(answer) = claim_key(&mut tx, keyed, now).await?
+        {
+            tx.commit().await?;
+            return Ok(Some(answer));
+        }
+        let Some(deal) = lock_deal(&mut tx, deal_id, Some(order.buyer_id)).await? else {
+            return Ok(None);
+        };
+        let balance = lock_account(&mut tx, order.buyer_id, now).await?;
+        let decided = match decide_order(&deal, balance, order, now) {
+            Err(rejection) => Err(rejection),
+            Ok(event) => {
+                let (quantity, total) = match event {
+                    OrderEvent::Placed { quantity, total, .. } => (quantity, total),
+                    _ => unreachable!("decide_order only places"),
+                };
+                let record = OrderRecord {
+                    id: order.order_id,
+                    deal_id,
+                    store_id: deal.store_id,
+                    buyer_id: order.buyer_id,
+                    quantity,
+                    total,
+                    status: OrderStatus::Confirmed,
+                    created_at: now,
+                };
+                sqlx::query(
+                    "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
+                         created_at, updated_at)
+                     values ($1, $2, $3, $4, $5, $6, 'confirmed', $7, $7)",
+                )
+                .bind(record.id)
+                .bind(deal_id)
+                .bind(record.store_id)
+                .bind(record.buyer_id)
+                .bind(quantity)
+                .bind(total)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let remaining = deal.remaining - quantity;
+                set_stock_and_balance(
+                    &mut tx,
+                    deal_id,
+                    remaining,
+                    order.buyer_id,
+                    balance - total,
+                    now,
+                )
+                .await?;
+                Ok(Placed { order: record, remaining, balance: balance - total })
+            }
+        };
+        let (answer, text) = render(&decided);
+        if let Some(keyed) = keyed {
+            sqlx::query(
+                "update idempotency_keys set response = $3 where user_id = $1 and key = $2",
+            )
+            .bind(keyed.user_id)
+            .bind(keyed.key)
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(Keyed::Decided(answer)))
+    }
+
+    /// Cancels (the buyer's own order: stock and points go back) or picks up (the store's
+    /// owner) an order, in one transaction with the same lock order as [`Self::place_order`].
+    pub async fn change_order(
+        &self,
+        order_id: Uuid,
+        actor: Uuid,
+        pickup: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<OrderRecord, OrderRejection>> {
+        let Some(order) = self.order(order_id).await? else {
+            return Ok(Err(OrderRejection::NotFound));
+        };
+        let mut tx = self.pool.begin().await?;
+        let Some(deal) = lock_deal(&mut tx, order.deal_id, None).await? else {
+            return Ok(Err(OrderRejection::NotFound));
+        };
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders where id = $1 for update"
+        )))
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut order) = row.map(order_record).transpose()? else {
+            return Ok(Err(OrderRejection::NotFound));
+        };
+        let state = OrderState {
+            id: order.id,
+            deal_id: order.deal_id,
+            buyer_id: order.buyer_id,
+            quantity: order.quantity,
+            total: order.total,
+            status: order.status,
+        };
+        let event = if pickup {
+            let owner: Option<(Uuid,)> =
+                sqlx::query_as("select owner_id from stores where id = $1")
+                    .bind(deal.store_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner.map(|(o,)| o) != Some(actor) {
+                return Ok(Err(OrderRejection::NotStoreOwner));
+            }
+            decide_pickup(&state, now)
+        } else {
+            decide_cancel(Some(&state), &deal, actor, now)
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        if let OrderEvent::Cancelled { quantity, total, buyer_id, .. } = event {
+            let balance = lock_account(&mut tx, buyer_id, now).await?;
+            set_stock_and_balance(
+                &mut tx,
+                deal.id,
+                deal.remaining + quantity,
+                buyer_id,
+                balance + total,
+                now,
+            )
+            .await?;
+        }
+        let mut changed = state;
+        apply_to_order(&mut changed, &event);
+        sqlx::query("update orders set status = $2, updated_at = $3 where id = $1")
+            .bind(order_id)
+            .bind(changed.status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        order.status = changed.status;
+        Ok(Ok(order))
+    }
+}
+
+/// Takes the key for this request, or answers as the key's first request did. A concurrent
+/// request with the same key waits on the row until the first one commits.
+async fn claim_key<T>(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    keyed: KeyedRequest<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Keyed<T>>> {
+    let inserted = sqlx::query(
+        "insert into idempotency_keys (user_id, key, request_hash, response, created_at)
+         values ($1, $2, $3, '', $4) on conflict (user_id, key) do nothing",
+    )
+    .bind(keyed.user_id)
+    .bind(keyed.key)
+    .bind(keyed.request_hash)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let (hash, response, created_at): (Vec<u8>, String, DateTime<Utc>) = sqlx::query_as(
+        "select request_hash, response, created_at from idempotency_keys
+         where user_id = $1 and key = $2 for update",
+    )
+    .bind(keyed.user_id)
+    .bind(keyed.key)
+    .fetch_one(&mut **tx)
+    .await?;
+    if created_at <= keyed.since || response.is_empty() {
+        // Forgotten (past the window): the key is this request's now.
+        sqlx::query(
+            "update idempotency_keys set request_hash = $3, response = '', created_at = $4
+             where user_id = $1 and key = $2",
+        )
+        .bind(keyed.user_id)
+        .bind(keyed.key)
+        .bind(keyed.request_hash)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(None);
+    }
+    if hash != keyed.request_hash {
+        return Ok(Some(Keyed::Reused));
+    }
+    Ok(Some(Keyed::Replay(response)))
+}
+
+/// The deal's row, locked, as the order rule sees it (with the units `buyer` holds, when
+/// given).
+async fn lock_deal(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    deal_id: Uuid,
+    buyer: Option<Uuid>,
+) -> StoreResult<Option<DealState>> {
+    /// store, deal price, remaining, per-user limit, window.
+    type DealRuleRow = (Uuid, i64, i64, i64, DateTime<Utc>, DateTime<Utc>);
+    let row: Option<DealRuleRow> = sqlx::query_as(
+        "select store_id, deal_price, remaining, per_user_limit, starts_at, ends_at
+         from deals where id = $1 for update",
+    )
+    .bind(deal_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((store_id, deal_price, remaining, per_user_limit, starts_at, ends_at)) = row else {
+        return Ok(None);
+    };
+    let mut taken = std::collections::BTreeMap::new();
+    if let Some(buyer) = buyer {
+        let held: Option<(i64,)> = sqlx::query_as(
+            "select coalesce(sum(quantity), 0)::bigint from orders
+             where deal_id = $1 and buyer_id = $2 and status != 'cancelled'",
+        )
+        .bind(deal_id)
+        .bind(buyer)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((held,)) = held.filter(|(h,)| *h > 0) {
+            taken.insert(buyer, held);
+        }
+    }
+    Ok(Some(DealState {
+        id: deal_id,
+        store_id,
+        deal_price,
+        remaining,
+        per_user_limit,
+        starts_at,
+        ends_at,
+        taken,
+    }))
+}
+
+/// The buyer's balance, its row made if missing and locked.
+async fn lock_account(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    sqlx::query(
+        "insert into point_accounts (user_id, balance, updated_at) values ($1, 0, $2)
+         on conflict (user_id) do nothing",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let (balance,): (i64,) =
+        sqlx::query_as("select balance from point_accounts where user_id = $1 for update")
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(balance)
+}
+
+async fn set_stock_and_balance(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    deal_id: Uuid,
+    remaining: i64,
+    user_id: Uuid,
+    balance: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("update deals set remaining = $2 where id = $1")
+        .bind(deal_id)
+        .bind(remaining)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("update point_accounts set balance = $2, updated_at = $3 where user_id = $1")
+        .bind(user_id)
+        .bind(balance)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

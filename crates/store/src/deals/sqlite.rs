@@ -9,9 +9,14 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
-use super::{DealRecord, DealStore, NewDeal, NewStore, StoreRecord, TopUp};
+use super::{
+    DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
+};
+use crate::ledger::SqliteLedger;
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
+use sqlx::SqliteConnection;
+use surge_core::deals::orders::{DealState, OrderStatus};
 
 #[derive(Clone)]
 pub struct SqliteDeals {
@@ -292,6 +297,36 @@ impl DealStore for SqliteDeals {
         Ok(())
     }
 
+    async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders where id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(order_record).transpose()
+    }
+
+    async fn store_orders(
+        &self,
+        store_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrderRecord>> {
+        let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders
+             where store_id = ? and (? is null or id < ?)
+             order by id desc limit ?"
+        )))
+        .bind(store_id)
+        .bind(before)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(order_record).collect()
+    }
+
     async fn balance(&self, user_id: Uuid) -> StoreResult<i64> {
         let balance: Option<(i64,)> =
             sqlx::query_as("select balance from point_accounts where user_id = ?")
@@ -378,4 +413,178 @@ async fn top_up_in(
     .fetch_one(&mut *conn)
     .await?;
     Ok(TopUp::Added { balance })
+}
+
+const ORDER_COLUMNS: &str = "id, deal_id, store_id, buyer_id, quantity, total, status, created_at";
+
+type OrderRow = (Uuid, Uuid, Uuid, Uuid, i64, i64, String, i64);
+
+fn order_record(row: OrderRow) -> StoreResult<OrderRecord> {
+    let (id, deal_id, store_id, buyer_id, quantity, total, status, created_at) = row;
+    Ok(OrderRecord {
+        id,
+        deal_id,
+        store_id,
+        buyer_id,
+        quantity,
+        total,
+        status: status_from(&status)?,
+        created_at: from_micros(created_at),
+    })
+}
+
+impl SqliteLedger {
+    /// The deals statements of the embedded writer, inside its current batch.
+    pub fn deals(&mut self) -> DealLedger<'_> {
+        DealLedger { conn: self.connection() }
+    }
+}
+
+/// Order and points writes on the embedded writer's connection: they commit with the batch.
+pub struct DealLedger<'c> {
+    conn: &'c mut SqliteConnection,
+}
+
+impl DealLedger<'_> {
+    /// A deal's state for the order rule: its row, and the units each buyer holds in orders
+    /// that are not cancelled.
+    pub async fn deal_state(&mut self, id: Uuid) -> StoreResult<Option<DealState>> {
+        let row: Option<(Uuid, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "select store_id, deal_price, remaining, per_user_limit, starts_at, ends_at
+             from deals where id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        let Some((store_id, deal_price, remaining, per_user_limit, starts_at, ends_at)) = row
+        else {
+            return Ok(None);
+        };
+        let taken: Vec<(Uuid, i64)> = sqlx::query_as(
+            "select buyer_id, sum(quantity) from orders
+             where deal_id = ? and status != 'cancelled' group by buyer_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(Some(DealState {
+            id,
+            store_id,
+            deal_price,
+            remaining,
+            per_user_limit,
+            starts_at: from_micros(starts_at),
+            ends_at: from_micros(ends_at),
+            taken: taken.into_iter().collect(),
+        }))
+    }
+
+    pub async fn balance(&mut self, user_id: Uuid) -> StoreResult<i64> {
+        let balance: Option<(i64,)> =
+            sqlx::query_as("select balance from point_accounts where user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(balance.map_or(0, |(b,)| b))
+    }
+
+    pub async fn set_balance(
+        &mut self,
+        user_id: Uuid,
+        balance: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into point_accounts (user_id, balance, updated_at) values (?, ?, ?)
+             on conflict (user_id) do update set balance = excluded.balance,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(balance)
+        .bind(to_micros(now))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_top_up(
+        &mut self,
+        id: Uuid,
+        user_id: Uuid,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into point_top_ups (id, user_id, amount, created_at) values (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(amount)
+        .bind(to_micros(now))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_remaining(&mut self, deal_id: Uuid, remaining: i64) -> StoreResult<()> {
+        sqlx::query("update deals set remaining = ? where id = ?")
+            .bind(remaining)
+            .bind(deal_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_order(&mut self, order: &OrderRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
+                 created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(order.id)
+        .bind(order.deal_id)
+        .bind(order.store_id)
+        .bind(order.buyer_id)
+        .bind(order.quantity)
+        .bind(order.total)
+        .bind(order.status.as_str())
+        .bind(to_micros(order.created_at))
+        .bind(to_micros(order.created_at))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn order(&mut self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders where id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(order_record).transpose()
+    }
+
+    pub async fn store_owner(&mut self, store_id: Uuid) -> StoreResult<Option<Uuid>> {
+        let owner: Option<(Uuid,)> = sqlx::query_as("select owner_id from stores where id = ?")
+            .bind(store_id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(owner.map(|(o,)| o))
+    }
+
+    pub async fn set_order_status(
+        &mut self,
+        id: Uuid,
+        status: OrderStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("update orders set status = ?, updated_at = ? where id = ?")
+            .bind(status.as_str())
+            .bind(to_micros(now))
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,0 +1,91 @@
+//! The deals port: orders as contended commands that take a deal's stock and the buyer's
+//! points together, or neither; cancel and pickup; and top-ups, which change the balance
+//! orders are decided against, so they go through the same engine.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use surge_core::deals::orders::{OrderRejection, OrderStatus};
+use surge_core::idempotency::IdempotencyKey;
+use uuid::Uuid;
+
+use crate::EngineError;
+
+/// An order asked for; `quantity` is at least 1 (checked with the rest of the input).
+#[derive(Debug, Clone)]
+pub struct PlaceOrderRequest {
+    pub deal_id: Uuid,
+    pub buyer_id: Uuid,
+    pub quantity: i64,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReceipt {
+    pub id: Uuid,
+    pub deal_id: Uuid,
+    pub store_id: Uuid,
+    pub buyer_id: Uuid,
+    pub quantity: i64,
+    pub total: i64,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A placed order, with what is left of the deal and of the buyer's points after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub order: OrderReceipt,
+    pub remaining: i64,
+    pub points_balance: i64,
+}
+
+/// The decided result of an order request. Stored as-is for idempotent replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OrderOutcome {
+    Placed(OrderPlaced),
+    Rejected(OrderRejection),
+}
+
+/// Cancel (by the buyer) or pick up (by the store's owner) an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderChange {
+    Cancel { order_id: Uuid, buyer_id: Uuid },
+    Pickup { order_id: Uuid, owner_id: Uuid },
+}
+
+/// What a top-up led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopUpOutcome {
+    Added {
+        balance: i64,
+    },
+    /// The balance would pass the cap.
+    OverCap {
+        balance: i64,
+    },
+}
+
+/// Executes order commands. Implementations must decide each with the rules of
+/// [`surge_core::deals::orders`] against the deal's and the buyer's current state in one
+/// atomic step (or a saga that converges to one), make an accepted command durable before it
+/// is answered, and give a keyed request at most one effect.
+#[async_trait]
+pub trait OrderCommands: Send + Sync {
+    /// `Err(NotFound)` when the deal does not exist.
+    async fn place_order(&self, request: PlaceOrderRequest) -> Result<OrderOutcome, EngineError>;
+    /// The order after the change, or why it was refused (`NotFound` for an unknown order or a
+    /// cancel of someone else's, `NotStoreOwner` for a pickup by anyone but the owner).
+    async fn change_order(
+        &self,
+        change: OrderChange,
+    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError>;
+    async fn top_up(
+        &self,
+        user_id: Uuid,
+        amount: i64,
+        cap: i64,
+    ) -> Result<TopUpOutcome, EngineError>;
+}

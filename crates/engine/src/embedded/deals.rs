@@ -1,0 +1,312 @@
+//! Deals on the embedded engine: orders, cancels, pickups and top-ups, decided in the writer
+//! against the deals' and the buyers' state, so stock and points change together in the
+//! batch's transaction (one fsync for many orders) and never apart.
+//!
+//! The writer keeps what the rule needs — each deal's stock, window, price, limit and the units
+//! each buyer holds, and each buyer's balance — loaded on first use and changed in place in
+//! the batch; after the COMMIT the batch's copies become the cached state, after a failed batch
+//! they are forgotten.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use async_trait::async_trait;
+use surge_core::deals::orders::OrderStatus;
+use surge_core::deals::orders::{
+    DealState, OrderEvent, OrderRejection, OrderState, PlaceOrder, apply_to_balance, apply_to_deal,
+    apply_to_order, decide_cancel, decide_order, decide_pickup,
+};
+use surge_store::deals::OrderRecord;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::apps::Apps;
+use super::writer::{AppWriter, Job, Tx, WriterCommand, submit};
+use crate::EngineError;
+use crate::deals::{
+    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, OrderReceipt, PlaceOrderRequest,
+    TopUpOutcome,
+};
+
+/// Deals and balances kept in memory; past this the cache starts over (states reload).
+const MAX_CACHED: usize = 100_000;
+
+/// The embedded order engine: a handle to the writer.
+#[derive(Clone)]
+pub struct EmbeddedOrders {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl EmbeddedOrders {
+    pub(crate) fn new(jobs: mpsc::Sender<Job>) -> Self {
+        Self { jobs }
+    }
+}
+
+/// A top-up, as the writer runs it.
+pub(crate) struct TopUp {
+    user_id: Uuid,
+    amount: i64,
+    cap: i64,
+}
+
+#[async_trait]
+impl OrderCommands for EmbeddedOrders {
+    async fn place_order(&self, request: PlaceOrderRequest) -> Result<OrderOutcome, EngineError> {
+        submit(&self.jobs, request).await
+    }
+
+    async fn change_order(
+        &self,
+        change: OrderChange,
+    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError> {
+        submit(&self.jobs, change).await
+    }
+
+    async fn top_up(
+        &self,
+        user_id: Uuid,
+        amount: i64,
+        cap: i64,
+    ) -> Result<TopUpOutcome, EngineError> {
+        submit(&self.jobs, TopUp { user_id, amount, cap }).await
+    }
+}
+
+/// The deals' and balances' state in the writer; never behind disk.
+#[derive(Default)]
+pub(crate) struct DealsWriter {
+    deals: HashMap<Uuid, DealState>,
+    balances: HashMap<Uuid, i64>,
+    /// Changed by this batch; the cached state after COMMIT, forgotten if it fails.
+    batch_deals: HashMap<Uuid, DealState>,
+    batch_balances: HashMap<Uuid, i64>,
+}
+
+impl DealsWriter {
+    /// The deal as this batch changes it: the cached state, else loaded (on the writer's
+    /// connection, so it includes this batch's writes). `None` for an unknown deal.
+    async fn deal(
+        &mut self,
+        id: Uuid,
+        tx: &mut Tx<'_>,
+    ) -> Result<Option<&mut DealState>, EngineError> {
+        match self.batch_deals.entry(id) {
+            Entry::Occupied(entry) => Ok(Some(entry.into_mut())),
+            Entry::Vacant(entry) => {
+                let state = match self.deals.get(&id) {
+                    Some(state) => state.clone(),
+                    None => match tx.ledger.deals().deal_state(id).await? {
+                        Some(state) => state,
+                        None => return Ok(None),
+                    },
+                };
+                if self.deals.len() >= MAX_CACHED {
+                    self.deals.clear();
+                }
+                Ok(Some(entry.insert(state)))
+            }
+        }
+    }
+
+    async fn balance(&mut self, user_id: Uuid, tx: &mut Tx<'_>) -> Result<i64, EngineError> {
+        if let Some(balance) = self.batch_balances.get(&user_id) {
+            return Ok(*balance);
+        }
+        let balance = match self.balances.get(&user_id) {
+            Some(balance) => *balance,
+            None => tx.ledger.deals().balance(user_id).await?,
+        };
+        if self.balances.len() >= MAX_CACHED {
+            self.balances.clear();
+        }
+        self.batch_balances.insert(user_id, balance);
+        Ok(balance)
+    }
+
+    async fn place(
+        &mut self,
+        request: PlaceOrderRequest,
+        tx: &mut Tx<'_>,
+    ) -> Result<OrderOutcome, EngineError> {
+        let key = request.idempotency.as_ref();
+        if let Some(replayed) = tx.replay(request.buyer_id, key).await? {
+            return Ok(replayed);
+        }
+        let now = tx.now();
+        let balance = self.balance(request.buyer_id, tx).await?;
+        let order = PlaceOrder {
+            order_id: Uuid::now_v7(),
+            buyer_id: request.buyer_id,
+            quantity: request.quantity,
+        };
+        let deal = self.deal(request.deal_id, tx).await?.ok_or(EngineError::NotFound)?;
+        let outcome = match decide_order(deal, balance, &order, now) {
+            Err(rejection) => OrderOutcome::Rejected(rejection),
+            Ok(event) => {
+                let OrderEvent::Placed { quantity, total, .. } = event else {
+                    return Err(EngineError::Internal("decide_order only places".into()));
+                };
+                let record = OrderRecord {
+                    id: order.order_id,
+                    deal_id: deal.id,
+                    store_id: deal.store_id,
+                    buyer_id: order.buyer_id,
+                    quantity,
+                    total,
+                    status: OrderStatus::Confirmed,
+                    created_at: now,
+                };
+                let remaining = deal.remaining - quantity;
+                let after = balance - total;
+                // Written first: a failed write leaves the state as it was.
+                let mut ledger = tx.ledger.deals();
+                ledger.insert_order(&record).await?;
+                ledger.set_remaining(record.deal_id, remaining).await?;
+                ledger.set_balance(record.buyer_id, after, now).await?;
+                apply_to_deal(deal, &event);
+                let mut balance = balance;
+                apply_to_balance(&mut balance, &event);
+                self.batch_balances.insert(record.buyer_id, balance);
+                OrderOutcome::Placed(OrderPlaced {
+                    order: receipt(&record),
+                    remaining,
+                    points_balance: after,
+                })
+            }
+        };
+        tx.remember(request.buyer_id, key, &outcome)?;
+        Ok(outcome)
+    }
+
+    async fn change(
+        &mut self,
+        change: OrderChange,
+        tx: &mut Tx<'_>,
+    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError> {
+        let now = tx.now();
+        let (order_id, actor, pickup) = match change {
+            OrderChange::Cancel { order_id, buyer_id } => (order_id, buyer_id, false),
+            OrderChange::Pickup { order_id, owner_id } => (order_id, owner_id, true),
+        };
+        let Some(mut record) = tx.ledger.deals().order(order_id).await? else {
+            return Ok(Err(OrderRejection::NotFound));
+        };
+        let mut state = OrderState {
+            id: record.id,
+            deal_id: record.deal_id,
+            buyer_id: record.buyer_id,
+            quantity: record.quantity,
+            total: record.total,
+            status: record.status,
+        };
+        let event = if pickup {
+            if tx.ledger.deals().store_owner(record.store_id).await? != Some(actor) {
+                return Ok(Err(OrderRejection::NotStoreOwner));
+            }
+            decide_pickup(&state, now)
+        } else {
+            let Some(deal) = self.deal(record.deal_id, tx).await? else {
+                return Ok(Err(OrderRejection::NotFound));
+            };
+            decide_cancel(Some(&state), deal, actor, now)
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        apply_to_order(&mut state, &event);
+        if let OrderEvent::Cancelled { buyer_id, .. } = event {
+            let mut balance = self.balance(buyer_id, tx).await?;
+            apply_to_balance(&mut balance, &event);
+            let deal = self.deal(record.deal_id, tx).await?.ok_or(EngineError::NotFound)?;
+            let remaining = deal.remaining + record.quantity;
+            let mut ledger = tx.ledger.deals();
+            ledger.set_order_status(order_id, state.status, now).await?;
+            ledger.set_remaining(record.deal_id, remaining).await?;
+            ledger.set_balance(buyer_id, balance, now).await?;
+            apply_to_deal(deal, &event);
+            self.batch_balances.insert(buyer_id, balance);
+        } else {
+            tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
+        }
+        record.status = state.status;
+        Ok(Ok(receipt(&record)))
+    }
+
+    async fn top_up(
+        &mut self,
+        top_up: TopUp,
+        tx: &mut Tx<'_>,
+    ) -> Result<TopUpOutcome, EngineError> {
+        let now = tx.now();
+        let balance = self.balance(top_up.user_id, tx).await?;
+        if balance + top_up.amount > top_up.cap {
+            return Ok(TopUpOutcome::OverCap { balance });
+        }
+        let after = balance + top_up.amount;
+        let mut ledger = tx.ledger.deals();
+        ledger.record_top_up(Uuid::now_v7(), top_up.user_id, top_up.amount, now).await?;
+        ledger.set_balance(top_up.user_id, after, now).await?;
+        self.batch_balances.insert(top_up.user_id, after);
+        Ok(TopUpOutcome::Added { balance: after })
+    }
+}
+
+fn receipt(record: &OrderRecord) -> OrderReceipt {
+    OrderReceipt {
+        id: record.id,
+        deal_id: record.deal_id,
+        store_id: record.store_id,
+        buyer_id: record.buyer_id,
+        quantity: record.quantity,
+        total: record.total,
+        status: record.status,
+        created_at: record.created_at,
+    }
+}
+
+impl AppWriter for DealsWriter {
+    fn committed(&mut self) {
+        self.deals.extend(self.batch_deals.drain());
+        self.balances.extend(self.batch_balances.drain());
+    }
+
+    fn rolled_back(&mut self) {
+        for id in self.batch_deals.keys() {
+            self.deals.remove(id);
+        }
+        for id in self.batch_balances.keys() {
+            self.balances.remove(id);
+        }
+        self.batch_deals.clear();
+        self.batch_balances.clear();
+    }
+}
+
+#[async_trait]
+impl WriterCommand for PlaceOrderRequest {
+    type Output = OrderOutcome;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<OrderOutcome, EngineError> {
+        apps.deals.place(self, tx).await
+    }
+}
+
+#[async_trait]
+impl WriterCommand for OrderChange {
+    type Output = Result<OrderReceipt, OrderRejection>;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<Self::Output, EngineError> {
+        apps.deals.change(self, tx).await
+    }
+}
+
+#[async_trait]
+impl WriterCommand for TopUp {
+    type Output = TopUpOutcome;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<TopUpOutcome, EngineError> {
+        apps.deals.top_up(self, tx).await
+    }
+}
