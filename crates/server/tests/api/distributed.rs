@@ -8,6 +8,7 @@
 mod clocks;
 mod deployment;
 mod faults;
+mod order_rush;
 mod replicas;
 mod seat_rush;
 mod startup;
