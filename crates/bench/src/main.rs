@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::scenarios::bid_storm::BidStormArgs;
 use crate::scenarios::cinema::CinemaArgs;
+use crate::scenarios::deals::DealsArgs;
 use crate::scenarios::healthz::HealthzArgs;
 use crate::scenarios::soak::SoakArgs;
 use crate::scenarios::sse_fanout::SseFanoutArgs;
@@ -86,6 +87,9 @@ enum Command {
     /// Cinema on the demo volume: cached and uncached "now showing" next to the ceiling, then
     /// a 2,000-user seat rush on one 5 × 5 screening with its invariants.
     Cinema(CinemaArgs),
+    /// Deals on the demo city: orders with ample stock and the nearby search next to the
+    /// ceiling, then a stock rush (2,000 requests, 100 units) with its invariants.
+    Deals(DealsArgs),
     /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
     /// delivery latency, completeness and server memory per subscriber.
     SseFanout(SseFanoutArgs),
@@ -105,6 +109,7 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
             let admin = target.admin_command(&cli.server_bin);
             scenarios::cinema::run(target.endpoints(), &admin, args, cli.json).await
         }
+        Command::Deals(args) => scenarios::deals::run(target.endpoints(), args, cli.json).await,
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
         }
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
             demo: true,
             env: vec![("SURGE_CINEMA__READ_LIMIT", "0".to_owned()), no_signup_limit],
         },
+        Command::Deals(_) => ServerOptions { demo: true, env: vec![no_signup_limit] },
         _ => ServerOptions { env: vec![no_signup_limit], ..ServerOptions::default() },
     };
     let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);

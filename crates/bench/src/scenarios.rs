@@ -2,6 +2,7 @@
 
 pub mod bid_storm;
 pub mod cinema;
+pub mod deals;
 pub mod healthz;
 mod invariants;
 pub mod soak;
