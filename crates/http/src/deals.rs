@@ -35,6 +35,9 @@ use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
 use crate::pagination::{self, Page, PageParams};
+use crate::response::JsonBody;
+use axum::http::HeaderMap;
+use surge_engine::cache::TwoTierCache;
 
 /// The deals routes, for any state that holds a [`DealsState`].
 pub fn router<S>() -> Router<S>
@@ -82,6 +85,17 @@ pub struct DealsServices {
     pub store: Arc<dyn DealStore>,
     /// Orders, cancels, pickups and top-ups: the contended commands.
     pub orders: Arc<dyn OrderCommands>,
+    /// Nearby pages by query, for [`NEARBY_CACHE`]: a crowd at one place asks the same.
+    pub nearby: Arc<TwoTierCache<JsonBody>>,
+}
+
+/// How long a nearby page is served from memory: distances never change, and a live-deal
+/// count a second or two old is fine on a map.
+pub const NEARBY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The nearby pages' cache (in each process: a page is cheap to compute, and short-lived).
+pub fn nearby_cache() -> TwoTierCache<JsonBody> {
+    TwoTierCache::new("nearby", 10_000, NEARBY_CACHE)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -281,11 +295,13 @@ struct NearbyCursor {
 
 /// Stores within a radius, nearest first.
 #[utoipa::path(get, path = "/api/v1/stores/nearby", tag = "deals", params(NearbyParams),
-    responses((status = 200, body = inline(Page<NearbyStore>))))]
+    responses((status = 200, body = inline(Page<NearbyStore>), description = "with an `ETag` (pages are cached for 2 s); `If-None-Match` with it gives 304"),
+        (status = 304, description = "not modified since the `ETag` sent in `If-None-Match`")))]
 pub async fn nearby(
     State(state): State<DealsState>,
+    headers: HeaderMap,
     Query(params): Query<NearbyParams>,
-) -> ApiResult<Json<Page<NearbyStore>>> {
+) -> ApiResult<Response> {
     let mut errors = FieldErrors::new();
     let center = Place::check(params.lat, params.lng, &mut errors);
     let radius = validate_radius(params.radius_m).map_err(|e| errors.merge(e));
@@ -306,8 +322,38 @@ pub async fn nearby(
     errors.into_result(())?;
     let after =
         params.cursor.as_deref().map(pagination::decode_cursor::<NearbyCursor>).transpose()?;
+    let key = format!(
+        "{}|{}|{radius}|{}|{limit}|{}",
+        center.lat,
+        center.lng,
+        category.map_or("", |c| c.as_str()),
+        params.cursor.as_deref().unwrap_or("")
+    );
+    let page = state
+        .nearby
+        .get_or_load(&key, || async {
+            let page = nearby_page(&state, center, radius as f64, category, limit, after)
+                .await
+                .map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(&page).map_err(|e| e.to_string())?;
+            Ok::<_, String>(Some(JsonBody::new(axum::body::Bytes::from(body))))
+        })
+        .await
+        .map_err(ApiError::Unavailable)?
+        .ok_or_else(|| ApiError::Internal("the nearby loader returned nothing".into()))?;
+    Ok(JsonBody::clone(&page).respond(&headers, NEARBY_CACHE.as_secs()))
+}
 
-    let radius = radius as f64;
+/// One nearby page, computed: the stores in the boxes around the circle, their exact
+/// distance, those within the radius after the cursor, nearest first.
+async fn nearby_page(
+    state: &DealsState,
+    center: Place,
+    radius: f64,
+    category: Option<Category>,
+    limit: u32,
+    after: Option<NearbyCursor>,
+) -> ApiResult<Page<NearbyStore>> {
     let candidates = state.store.stores_in(&boxes_around(center, radius), category).await?;
     let mut within: Vec<(f64, StoreRecord)> = candidates
         .into_iter()
@@ -322,7 +368,7 @@ pub async fn nearby(
     within.truncate(limit as usize + 1);
     let ids: Vec<Uuid> = within.iter().map(|(_, store)| store.id).collect();
     let counts = state.store.live_deal_counts(&ids, state.clock.now()).await?;
-    Ok(Json(pagination::page(
+    Ok(pagination::page(
         within,
         limit,
         |(distance, store)| {
@@ -333,7 +379,7 @@ pub async fn nearby(
             distance_m: distance,
             store: Store::from(store),
         },
-    )))
+    ))
 }
 
 /// A store and its live deals.

@@ -1,7 +1,7 @@
 //! The deals scenario, every phase next to the `/healthz` ceiling of the same run:
 //!
 //! 1. orders on deals with ample stock: each connection orders one unit at a time of one of
-//!    20 deals (10,000 units each, no per-user limit that matters), as many as it can; the
+//!    40 deals (10,000 units each, no per-user limit that matters), as many as it can; the
 //!    ratio to the ceiling is the order engine's throughput (stock and points in one step);
 //! 2. the nearby search on the demo city (5,000 stores; `serve --demo`): stores within 1 km of
 //!    Seoul City Hall, nearest first, closed loop — every request computes its distances;
@@ -31,7 +31,7 @@ use crate::report::{self, Check, PhaseReport};
 use crate::scenarios::{PhaseArgs, healthz, run_tag, signup_accounts};
 
 /// Deals the order phase spreads its connections over.
-const DEALS: usize = 20;
+const DEALS: usize = 40;
 /// The nearby search of phase 2: 1 km around Seoul City Hall, the demo city's centre.
 const NEARBY: &str = "/api/v1/stores/nearby?lat=37.5663&lng=126.9779&radius_m=1000&limit=20";
 
@@ -54,7 +54,7 @@ pub struct DealsArgs {
     rush_units: i64,
 }
 
-/// `POST /deals/{id}/orders` for one unit, connection `i` on deal `i mod 20`.
+/// `POST /deals/{id}/orders` for one unit, connection `i` on deal `i mod 40`.
 struct OrderWorkload {
     uris: Vec<Uri>,
     auth: Vec<HeaderValue>,

@@ -7,16 +7,19 @@
 //! the batch; after the COMMIT the batch's copies become the cached state, after a failed batch
 //! they are forgotten.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use surge_core::deals::orders::OrderStatus;
 use surge_core::deals::orders::{
     DealState, OrderEvent, OrderRejection, OrderState, PlaceOrder, apply_to_balance, apply_to_deal,
     apply_to_order, decide_cancel, decide_order, decide_pickup,
 };
+use surge_store::StoreError;
 use surge_store::deals::OrderRecord;
+use surge_store::ledger::SqliteLedger;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -81,6 +84,10 @@ pub(crate) struct DealsWriter {
     /// Changed by this batch; the cached state after COMMIT, forgotten if it fails.
     batch_deals: HashMap<Uuid, DealState>,
     batch_balances: HashMap<Uuid, i64>,
+    /// What the batch writes at flush: new orders, and the deals and balances it changed.
+    new_orders: Vec<OrderRecord>,
+    changed_deals: HashSet<Uuid>,
+    changed_balances: HashSet<Uuid>,
 }
 
 impl DealsWriter {
@@ -157,19 +164,19 @@ impl DealsWriter {
                     status: OrderStatus::Confirmed,
                     created_at: now,
                 };
-                let remaining = deal.remaining - quantity;
-                let after = balance - total;
-                // Written first: a failed write leaves the state as it was.
-                let mut ledger = tx.ledger.deals();
-                ledger.insert_order(&record).await?;
-                ledger.set_remaining(record.deal_id, remaining).await?;
-                ledger.set_balance(record.buyer_id, after, now).await?;
+                // Written at flush with the batch's other orders (a failed batch is
+                // forgotten whole, see `rolled_back`).
                 apply_to_deal(deal, &event);
-                let mut balance = balance;
-                apply_to_balance(&mut balance, &event);
-                self.batch_balances.insert(record.buyer_id, balance);
+                let remaining = deal.remaining;
+                let mut after = balance;
+                apply_to_balance(&mut after, &event);
+                self.batch_balances.insert(record.buyer_id, after);
+                self.changed_deals.insert(record.deal_id);
+                self.changed_balances.insert(record.buyer_id);
+                let placed = receipt(&record);
+                self.new_orders.push(record);
                 OrderOutcome::Placed(OrderPlaced {
-                    order: receipt(&record),
+                    order: placed,
                     remaining,
                     points_balance: after,
                 })
@@ -220,13 +227,11 @@ impl DealsWriter {
             let mut balance = self.balance(buyer_id, tx).await?;
             apply_to_balance(&mut balance, &event);
             let deal = self.deal(record.deal_id, tx).await?.ok_or(EngineError::NotFound)?;
-            let remaining = deal.remaining + record.quantity;
-            let mut ledger = tx.ledger.deals();
-            ledger.set_order_status(order_id, state.status, now).await?;
-            ledger.set_remaining(record.deal_id, remaining).await?;
-            ledger.set_balance(buyer_id, balance, now).await?;
             apply_to_deal(deal, &event);
             self.batch_balances.insert(buyer_id, balance);
+            self.changed_deals.insert(record.deal_id);
+            self.changed_balances.insert(buyer_id);
+            tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
         } else {
             tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
         }
@@ -245,10 +250,9 @@ impl DealsWriter {
             return Ok(TopUpOutcome::OverCap { balance });
         }
         let after = balance + top_up.amount;
-        let mut ledger = tx.ledger.deals();
-        ledger.record_top_up(Uuid::now_v7(), top_up.user_id, top_up.amount, now).await?;
-        ledger.set_balance(top_up.user_id, after, now).await?;
+        tx.ledger.deals().record_top_up(Uuid::now_v7(), top_up.user_id, top_up.amount, now).await?;
         self.batch_balances.insert(top_up.user_id, after);
+        self.changed_balances.insert(top_up.user_id);
         Ok(TopUpOutcome::Added { balance: after })
     }
 }
@@ -266,13 +270,43 @@ fn receipt(record: &OrderRecord) -> OrderReceipt {
     }
 }
 
+#[async_trait]
 impl AppWriter for DealsWriter {
+    /// The batch's orders, then the stock and balances it changed: a few multi-row statements
+    /// however many orders the batch holds.
+    async fn flush(
+        &mut self,
+        ledger: &mut SqliteLedger,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut deals = ledger.deals();
+        deals.insert_orders(&self.new_orders).await?;
+        let remaining: Vec<(Uuid, i64)> = self
+            .changed_deals
+            .iter()
+            .filter_map(|id| self.batch_deals.get(id).map(|deal| (*id, deal.remaining)))
+            .collect();
+        deals.save_remaining(&remaining).await?;
+        let balances: Vec<(Uuid, i64)> = self
+            .changed_balances
+            .iter()
+            .filter_map(|id| self.batch_balances.get(id).map(|balance| (*id, *balance)))
+            .collect();
+        deals.save_balances(&balances, now).await
+    }
+
     fn committed(&mut self) {
         self.deals.extend(self.batch_deals.drain());
         self.balances.extend(self.batch_balances.drain());
+        self.new_orders.clear();
+        self.changed_deals.clear();
+        self.changed_balances.clear();
     }
 
     fn rolled_back(&mut self) {
+        self.new_orders.clear();
+        self.changed_deals.clear();
+        self.changed_balances.clear();
         for id in self.batch_deals.keys() {
             self.deals.remove(id);
         }

@@ -7,7 +7,7 @@ use surge_engine::deals::OrderCommands;
 use surge_engine::embedded::EmbeddedEngine;
 use surge_engine::redis::{DistributedOrders, Shards};
 use surge_engine::workers::BackgroundJob;
-use surge_http::deals::{DealsServices, DealsState};
+use surge_http::deals::{DealsServices, DealsState, nearby_cache};
 use surge_store::db::{PgDb, SqliteDb};
 use surge_store::deals::DealStore;
 use surge_store::deals::postgres::PgDeals;
@@ -42,6 +42,7 @@ pub fn state(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> DealsState {
         clock: clock.clone(),
         store: ports.store.clone(),
         orders: ports.orders.clone(),
+        nearby: Arc::new(nearby_cache()),
     })
 }
 

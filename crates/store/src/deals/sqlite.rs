@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
 };
-use crate::ledger::SqliteLedger;
+use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
 use sqlx::SqliteConnection;
@@ -488,25 +488,6 @@ impl DealLedger<'_> {
         Ok(balance.map_or(0, |(b,)| b))
     }
 
-    pub async fn set_balance(
-        &mut self,
-        user_id: Uuid,
-        balance: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "insert into point_accounts (user_id, balance, updated_at) values (?, ?, ?)
-             on conflict (user_id) do update set balance = excluded.balance,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(user_id)
-        .bind(balance)
-        .bind(to_micros(now))
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-
     pub async fn record_top_up(
         &mut self,
         id: Uuid,
@@ -526,32 +507,78 @@ impl DealLedger<'_> {
         Ok(())
     }
 
-    pub async fn set_remaining(&mut self, deal_id: Uuid, remaining: i64) -> StoreResult<()> {
-        sqlx::query("update deals set remaining = ? where id = ?")
-            .bind(remaining)
-            .bind(deal_id)
-            .execute(&mut *self.conn)
-            .await?;
+    /// A batch's new orders, in multi-row INSERTs of power-of-two sizes (the handful of
+    /// distinct statements stay prepared).
+    pub async fn insert_orders(&mut self, orders: &[OrderRecord]) -> StoreResult<()> {
+        let mut rest = orders;
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
+                     created_at, updated_at) ",
+            );
+            builder.push_values(chunk, |mut row, order| {
+                row.push_bind(order.id)
+                    .push_bind(order.deal_id)
+                    .push_bind(order.store_id)
+                    .push_bind(order.buyer_id)
+                    .push_bind(order.quantity)
+                    .push_bind(order.total)
+                    .push_bind(order.status.as_str())
+                    .push_bind(to_micros(order.created_at))
+                    .push_bind(to_micros(order.created_at));
+            });
+            builder.build().execute(&mut *self.conn).await?;
+        }
         Ok(())
     }
 
-    pub async fn insert_order(&mut self, order: &OrderRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
-                 created_at, updated_at)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(order.id)
-        .bind(order.deal_id)
-        .bind(order.store_id)
-        .bind(order.buyer_id)
-        .bind(order.quantity)
-        .bind(order.total)
-        .bind(order.status.as_str())
-        .bind(to_micros(order.created_at))
-        .bind(to_micros(order.created_at))
-        .execute(&mut *self.conn)
-        .await?;
+    /// The stock a batch left in each deal it changed, one statement per chunk.
+    pub async fn save_remaining(&mut self, deals: &[(Uuid, i64)]) -> StoreResult<()> {
+        let mut rest = deals;
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> =
+                QueryBuilder::new("with changed (id, remaining) as (");
+            builder.push_values(chunk, |mut row, (id, remaining)| {
+                row.push_bind(*id).push_bind(*remaining);
+            });
+            builder.push(
+                ") update deals set remaining = changed.remaining
+                 from changed where deals.id = changed.id",
+            );
+            builder.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    /// The balances a batch changed, one statement per chunk.
+    pub async fn save_balances(
+        &mut self,
+        balances: &[(Uuid, i64)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let now = to_micros(now);
+        let mut rest = balances;
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> =
+                QueryBuilder::new("insert into point_accounts (user_id, balance, updated_at) ");
+            builder.push_values(chunk, |mut row, (user_id, balance)| {
+                row.push_bind(*user_id).push_bind(*balance).push_bind(now);
+            });
+            builder.push(
+                " on conflict (user_id) do update set balance = excluded.balance,
+                     updated_at = excluded.updated_at",
+            );
+            builder.build().execute(&mut *self.conn).await?;
+        }
         Ok(())
     }
 
