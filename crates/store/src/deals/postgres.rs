@@ -13,7 +13,7 @@ use super::sqlite::category_from;
 use super::{
     DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
 };
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 use surge_core::deals::orders::{
     DealState, OrderEvent, OrderRejection, OrderState, OrderStatus, PlaceOrder, apply_to_order,
     decide_cancel, decide_order, decide_pickup,
@@ -452,9 +452,10 @@ impl PgDeals {
         let decided = match decide_order(&deal, balance, order, now) {
             Err(rejection) => Err(rejection),
             Ok(event) => {
-                let (quantity, total) = match event {
-                    OrderEvent::Placed { quantity, total, .. } => (quantity, total),
-                    _ => unreachable!("decide_order only places"),
+                let OrderEvent::Placed { quantity, total, .. } = event else {
+                    return Err(StoreError::Other(sqlx::Error::Protocol(
+                        "the order rule answered something else than a placed order".into(),
+                    )));
                 };
                 let record = OrderRecord {
                     id: order.order_id,
