@@ -1,6 +1,9 @@
 //! Deals' wiring: the stores, deals, favourites and points repository on each backend.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use surge_core::idempotency;
 
 use surge_engine::clock::Clock;
 use surge_engine::deals::OrderCommands;
@@ -18,6 +21,9 @@ use surge_store::deals::sqlite::SqliteDeals;
 pub struct DealsPorts {
     pub store: Arc<dyn DealStore>,
     pub orders: Arc<dyn OrderCommands>,
+    /// Where the distributed backend keeps orders' `Idempotency-Key` answers (the embedded
+    /// writer purges its own).
+    keyed_answers: Option<PgDeals>,
 }
 
 /// Orders run in the embedded writer, with the other apps' commands.
@@ -25,6 +31,7 @@ pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine) -> DealsPorts {
     DealsPorts {
         store: Arc::new(SqliteDeals::new(db.pool.clone())),
         orders: Arc::new(engine.orders()),
+        keyed_answers: None,
     }
 }
 
@@ -33,6 +40,7 @@ pub fn distributed(db: &PgDb, shards: &Shards, clock: Arc<dyn Clock>) -> DealsPo
     let store = PgDeals::new(db.pool.clone());
     DealsPorts {
         orders: Arc::new(DistributedOrders::new(store.clone(), shards.clone(), clock)),
+        keyed_answers: Some(store.clone()),
         store: Arc::new(store),
     }
 }
@@ -46,7 +54,23 @@ pub fn state(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> DealsState {
     })
 }
 
-/// Deals have no background jobs yet.
-pub fn jobs(_ports: &DealsPorts) -> Vec<BackgroundJob> {
-    Vec::new()
+/// How often the distributed backend forgets orders' `Idempotency-Key` answers past the window.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// On the distributed backend, the purge of orders' `Idempotency-Key` answers (one replica,
+/// under its lease).
+pub fn jobs(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> Vec<BackgroundJob> {
+    let Some(store) = ports.keyed_answers.clone() else { return Vec::new() };
+    let clock = clock.clone();
+    vec![BackgroundJob::every("order-keys-purge", PURGE_INTERVAL, move || {
+        let (store, clock) = (store.clone(), clock.clone());
+        async move {
+            let before = clock.now() - idempotency::window();
+            match store.purge_keyed_answers(before).await {
+                Ok(purged) if purged > 0 => tracing::info!(purged, "old order keys forgotten"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "cannot purge old order keys"),
+            }
+        }
+    })]
 }

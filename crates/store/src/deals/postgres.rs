@@ -509,6 +509,16 @@ impl PgDeals {
         Ok(Some(Keyed::Decided(answer)))
     }
 
+    /// Forgets the `Idempotency-Key` answers of orders older than `before` (past the window,
+    /// nothing reads them any more); how many.
+    pub async fn purge_keyed_answers(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("delete from idempotency_keys where created_at <= $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Cancels (the buyer's own order: stock and points go back) or picks up (the store's
     /// owner) an order, in one transaction with the same lock order as [`Self::place_order`].
     pub async fn change_order(
