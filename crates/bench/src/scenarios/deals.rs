@@ -5,7 +5,9 @@
 //!    ratio to the ceiling is the order engine's throughput (stock and points in one step);
 //! 2. the nearby search on the demo city (5,000 stores; `serve --demo`): stores within 1 km of
 //!    Seoul City Hall, nearest first, closed loop — every request computes its distances;
-//! 3. the stock rush: 2,000 order requests at once from 200 buyers (one unit each, a limit of
+//! 3. uncached nearby searches: 1 km around 2,000 distinct points of the city, each a cache
+//!    miss, 8 connections: the latency of computing a page;
+//! 4. the stock rush: 2,000 order requests at once from 200 buyers (one unit each, a limit of
 //!    one per buyer) on a deal of 100 units: requests/s, p99, the time until the last unit was
 //!    sold, and the invariants (exactly 100 sold, none to the same buyer twice, 0 left).
 
@@ -52,6 +54,64 @@ pub struct DealsArgs {
     /// Units of the rush's deal.
     #[arg(long, default_value_t = 100)]
     rush_units: i64,
+    /// Distinct (uncached) nearby searches whose latency is measured, one at a time per
+    /// connection.
+    #[arg(long, default_value_t = 2_000)]
+    uncached_searches: usize,
+    /// Connections the uncached searches share.
+    #[arg(long, default_value_t = 8)]
+    uncached_connections: usize,
+}
+
+#[derive(Serialize)]
+struct UncachedReport {
+    searches: usize,
+    connections: usize,
+    errors: usize,
+    latency: LatencySummary,
+}
+
+/// Nearby searches that each miss the cache: 1 km around points spread over the demo city
+/// (a reproducible spiral around the centre), each asked once.
+async fn uncached_nearby(endpoint: &Endpoint, args: &DealsArgs) -> Result<UncachedReport> {
+    let paths: Vec<String> = (0..args.uncached_searches)
+        .map(|n| {
+            let turn = n as f64 * 2.399_963; // the golden angle: an even spread
+            let reach = 0.08 * (n as f64 / args.uncached_searches.max(1) as f64).sqrt();
+            let (lat, lng) = (37.5663 + reach * turn.cos(), 126.9779 + reach * turn.sin());
+            format!("{API}/stores/nearby?lat={lat:.6}&lng={lng:.6}&radius_m=1000&limit=20")
+        })
+        .collect();
+    let paths = Arc::new(paths);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connections = args.uncached_connections.max(1);
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (endpoint, paths, next) = (endpoint.clone(), paths.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = endpoint.connect().await?;
+            let (mut latency, mut errors) = (Histogram::new(), 0);
+            loop {
+                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(path) = paths.get(at) else { break };
+                let req = endpoint.request(Method::GET, path, None, None)?;
+                let started = Instant::now();
+                let reply = conn.send(req).await?;
+                latency.record(started.elapsed());
+                if reply.status != StatusCode::OK {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latency, errors))
+        }));
+    }
+    let (mut latency, mut errors) = (Histogram::new(), 0);
+    for worker in workers {
+        let (worker_latency, worker_errors) = worker.await.context("search worker panicked")??;
+        latency.merge(&worker_latency);
+        errors += worker_errors;
+    }
+    Ok(UncachedReport { searches: paths.len(), connections, errors, latency: latency.summary() })
 }
 
 /// `POST /deals/{id}/orders` for one unit, connection `i` on deal `i mod 40`.
@@ -104,6 +164,7 @@ struct DealsJson<'a> {
     orders_vs_ceiling: f64,
     nearby: &'a PhaseReport,
     nearby_vs_ceiling: f64,
+    uncached_nearby: &'a UncachedReport,
     stock_rush: &'a RushReport,
     checks: &'a [Check],
 }
@@ -203,6 +264,7 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
     let (nearby, details) =
         healthz::get_phase(endpoint, plan, NEARBY, "nearby, 1 km (demo city)").await;
     report::print_details(details);
+    let uncached = uncached_nearby(endpoint, args).await?;
     let (rush, mut checks) = stock_rush(endpoint, &owner, &rushers, args).await?;
 
     let ratio = |report: &PhaseReport| report.requests_per_sec / ceiling.requests_per_sec.max(1.0);
@@ -216,6 +278,11 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
         nearby.errors == 0,
         format!("{} errors", nearby.errors),
     ));
+    checks.push(Check::new(
+        "uncached nearby without errors",
+        uncached.errors == 0,
+        format!("{} errors", uncached.errors),
+    ));
     if json {
         report::print_json(&DealsJson {
             scenario: "deals",
@@ -224,6 +291,7 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
             orders_vs_ceiling: ratio(&orders),
             nearby: &nearby,
             nearby_vs_ceiling: ratio(&nearby),
+            uncached_nearby: &uncached,
             stock_rush: &rush,
             checks: &checks,
         })?;
@@ -233,6 +301,19 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
             "\norders = {:.1}% of the ceiling (target ≥ 40% embedded); nearby = {:.1}%\n",
             100.0 * ratio(&orders),
             100.0 * ratio(&nearby)
+        );
+        println!(
+            "| uncached nearby (1 km, distinct points) | searches | connections | p50 ms | p99 ms | max ms | errors |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| demo city | {} | {} | {} | {} | {} | {} |\n",
+            uncached.searches,
+            uncached.connections,
+            report::ms(uncached.latency.p50_ms),
+            report::ms(uncached.latency.p99_ms),
+            report::ms(uncached.latency.max_ms),
+            uncached.errors
         );
         println!(
             "| stock rush | requests | buyers | units | requests/s | p99 ms | sold out after | sold | 409/402 | errors |"
