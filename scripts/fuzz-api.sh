@@ -13,10 +13,17 @@ EXAMPLES=${SURGE_FUZZ_EXAMPLES:-25}
 surge=${1:-target/debug/surge}
 [ -x "$surge" ] || cargo build -q -p surge
 
-if ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+# The CLI from Python's own scripts directory: a freshly installed console script need not be
+# on PATH yet (pyenv, for one, only finds it after a rehash).
+st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
+if ! "$st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
   python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+command -v curl >/dev/null || {
+  echo "error: curl is needed to set up the fuzzing run; install the curl package" >&2
+  exit 1
+}
 
 dir=$(mktemp -d -t surge-fuzz-XXXXXX)
 server=
@@ -77,7 +84,7 @@ export SURGE_FUZZ_AUCTION SURGE_FUZZ_THEATER SURGE_FUZZ_MOVIE SURGE_FUZZ_SCREENI
 status=0
 # Run from the scratch dir: Schemathesis keeps its cache in the working directory.
 hooks_dir=$(pwd)/scripts/fuzz
-(cd "$dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" st run "$base/api/openapi.json" \
+(cd "$dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" "$st" run "$base/api/openapi.json" \
   --checks all \
   --header "Authorization: Bearer $token" \
   --max-examples "$EXAMPLES" \
