@@ -3,10 +3,10 @@
 //! orders are decided against, so they go through the same engine.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use surge_core::deals::orders::{OrderRejection, OrderStatus};
+use surge_core::deals::orders::OrderRejection;
 use surge_core::idempotency::IdempotencyKey;
+pub use surge_store::deals::OrderRecord;
 use uuid::Uuid;
 
 use crate::EngineError;
@@ -20,23 +20,10 @@ pub struct PlaceOrderRequest {
     pub idempotency: Option<IdempotencyKey>,
 }
 
-/// An order as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderReceipt {
-    pub id: Uuid,
-    pub deal_id: Uuid,
-    pub store_id: Uuid,
-    pub buyer_id: Uuid,
-    pub quantity: i64,
-    pub total: i64,
-    pub status: OrderStatus,
-    pub created_at: DateTime<Utc>,
-}
-
 /// A placed order, with what is left of the deal and of the buyer's points after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPlaced {
-    pub order: OrderReceipt,
+    pub order: OrderRecord,
     pub remaining: i64,
     pub points_balance: i64,
 }
@@ -81,7 +68,7 @@ pub trait OrderCommands: Send + Sync {
     async fn change_order(
         &self,
         change: OrderChange,
-    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError>;
+    ) -> Result<Result<OrderRecord, OrderRejection>, EngineError>;
     async fn top_up(
         &self,
         user_id: Uuid,

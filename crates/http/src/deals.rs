@@ -25,7 +25,7 @@ use surge_core::idempotency::IdempotencyKey as EngineKey;
 use surge_core::validation::FieldErrors;
 use surge_engine::clock::Clock;
 use surge_engine::deals::{
-    OrderChange, OrderCommands, OrderOutcome, OrderReceipt, PlaceOrderRequest, TopUpOutcome,
+    OrderChange, OrderCommands, OrderOutcome, PlaceOrderRequest, TopUpOutcome,
 };
 use surge_store::deals::{DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord};
 use utoipa::{IntoParams, ToSchema};
@@ -545,21 +545,6 @@ pub struct Order {
     /// `confirmed`, `cancelled` or `picked_up`.
     pub status: String,
     pub created_at: DateTime<Utc>,
-}
-
-impl From<OrderReceipt> for Order {
-    fn from(order: OrderReceipt) -> Self {
-        Order {
-            id: order.id,
-            deal_id: order.deal_id,
-            store_id: order.store_id,
-            buyer_id: order.buyer_id,
-            quantity: order.quantity,
-            total_price: order.total,
-            status: order.status.as_str().to_owned(),
-            created_at: order.created_at,
-        }
-    }
 }
 
 impl From<OrderRecord> for Order {

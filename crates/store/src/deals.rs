@@ -71,8 +71,8 @@ pub struct DealRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// An order as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An order as stored, and as the engines answer it (kept as-is for idempotent replays).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderRecord {
     pub id: Uuid,
     pub deal_id: Uuid,

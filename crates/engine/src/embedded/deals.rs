@@ -27,8 +27,7 @@ use super::apps::Apps;
 use super::writer::{AppWriter, Job, Tx, WriterCommand, submit};
 use crate::EngineError;
 use crate::deals::{
-    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, OrderReceipt, PlaceOrderRequest,
-    TopUpOutcome,
+    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
 };
 
 /// Deals and balances kept in memory; past this the cache starts over (states reload).
@@ -62,7 +61,7 @@ impl OrderCommands for EmbeddedOrders {
     async fn change_order(
         &self,
         change: OrderChange,
-    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError> {
+    ) -> Result<Result<OrderRecord, OrderRejection>, EngineError> {
         submit(&self.jobs, change).await
     }
 
@@ -173,7 +172,7 @@ impl DealsWriter {
                 self.batch_balances.insert(record.buyer_id, after);
                 self.changed_deals.insert(record.deal_id);
                 self.changed_balances.insert(record.buyer_id);
-                let placed = receipt(&record);
+                let placed = record.clone();
                 self.new_orders.push(record);
                 OrderOutcome::Placed(OrderPlaced {
                     order: placed,
@@ -190,7 +189,7 @@ impl DealsWriter {
         &mut self,
         change: OrderChange,
         tx: &mut Tx<'_>,
-    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError> {
+    ) -> Result<Result<OrderRecord, OrderRejection>, EngineError> {
         let now = tx.now();
         let (order_id, actor, pickup) = match change {
             OrderChange::Cancel { order_id, buyer_id } => (order_id, buyer_id, false),
@@ -236,7 +235,7 @@ impl DealsWriter {
             tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
         }
         record.status = state.status;
-        Ok(Ok(receipt(&record)))
+        Ok(Ok(record))
     }
 
     async fn top_up(
@@ -254,19 +253,6 @@ impl DealsWriter {
         self.batch_balances.insert(top_up.user_id, after);
         self.changed_balances.insert(top_up.user_id);
         Ok(TopUpOutcome::Added { balance: after })
-    }
-}
-
-fn receipt(record: &OrderRecord) -> OrderReceipt {
-    OrderReceipt {
-        id: record.id,
-        deal_id: record.deal_id,
-        store_id: record.store_id,
-        buyer_id: record.buyer_id,
-        quantity: record.quantity,
-        total: record.total,
-        status: record.status,
-        created_at: record.created_at,
     }
 }
 
@@ -329,7 +315,7 @@ impl WriterCommand for PlaceOrderRequest {
 
 #[async_trait]
 impl WriterCommand for OrderChange {
-    type Output = Result<OrderReceipt, OrderRejection>;
+    type Output = Result<OrderRecord, OrderRejection>;
 
     async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<Self::Output, EngineError> {
         apps.deals.change(self, tx).await

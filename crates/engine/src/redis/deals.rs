@@ -21,8 +21,7 @@ use super::shards::Shards;
 use crate::EngineError;
 use crate::clock::Clock;
 use crate::deals::{
-    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, OrderReceipt, PlaceOrderRequest,
-    TopUpOutcome,
+    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
 };
 
 #[derive(Clone)]
@@ -38,23 +37,10 @@ impl DistributedOrders {
     }
 }
 
-fn receipt(record: &OrderRecord) -> OrderReceipt {
-    OrderReceipt {
-        id: record.id,
-        deal_id: record.deal_id,
-        store_id: record.store_id,
-        buyer_id: record.buyer_id,
-        quantity: record.quantity,
-        total: record.total,
-        status: record.status,
-        created_at: record.created_at,
-    }
-}
-
 fn outcome(decided: &Result<Placed, OrderRejection>) -> OrderOutcome {
     match decided {
         Ok(placed) => OrderOutcome::Placed(OrderPlaced {
-            order: receipt(&placed.order),
+            order: placed.order.clone(),
             remaining: placed.remaining,
             points_balance: placed.balance,
         }),
@@ -107,13 +93,13 @@ impl OrderCommands for DistributedOrders {
     async fn change_order(
         &self,
         change: OrderChange,
-    ) -> Result<Result<OrderReceipt, OrderRejection>, EngineError> {
+    ) -> Result<Result<OrderRecord, OrderRejection>, EngineError> {
         let (order_id, actor, pickup) = match change {
             OrderChange::Cancel { order_id, buyer_id } => (order_id, buyer_id, false),
             OrderChange::Pickup { order_id, owner_id } => (order_id, owner_id, true),
         };
         let changed = self.store.change_order(order_id, actor, pickup, self.clock.now()).await?;
-        Ok(changed.map(|record| receipt(&record)))
+        Ok(changed)
     }
 
     async fn top_up(
