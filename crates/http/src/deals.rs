@@ -27,7 +27,7 @@ use surge_engine::clock::Clock;
 use surge_engine::deals::{
     OrderChange, OrderCommands, OrderOutcome, PlaceOrderRequest, TopUpOutcome,
 };
-use surge_store::deals::{DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord};
+use surge_store::deals::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -247,7 +247,7 @@ pub async fn create_store(
         lng: request.lng,
         address: request.address,
     })?;
-    let store = NewStore {
+    let store = StoreRecord {
         id: Uuid::now_v7(),
         owner_id: user.id,
         name: valid.name,
@@ -257,16 +257,7 @@ pub async fn create_store(
         created_at: state.clock.now(),
     };
     state.store.create_store(store.clone()).await?;
-    let record = StoreRecord {
-        id: store.id,
-        owner_id: store.owner_id,
-        name: store.name,
-        category: store.category,
-        place: store.place,
-        address: store.address,
-        created_at: store.created_at,
-    };
-    Ok(created(format!("/api/v1/stores/{}", record.id), Store::from(record)))
+    Ok(created(format!("/api/v1/stores/{}", store.id), Store::from(store)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -448,19 +439,7 @@ pub async fn create_deal(
         created_at: now,
     };
     state.store.create_deal(deal.clone()).await?;
-    let record = DealRecord {
-        id: deal.id,
-        store_id,
-        title: deal.title,
-        original_price: deal.original_price,
-        deal_price: deal.deal_price,
-        quantity: deal.quantity,
-        remaining: deal.quantity,
-        per_user_limit: deal.per_user_limit,
-        starts_at: deal.starts_at,
-        ends_at: deal.ends_at,
-        created_at: deal.created_at,
-    };
+    let record = DealRecord::from(deal);
     Ok(created(format!("/api/v1/deals/{}", record.id), Deal::from_record(record, now)))
 }
 

@@ -18,18 +18,7 @@ use crate::StoreResult;
 pub mod postgres;
 pub mod sqlite;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewStore {
-    pub id: Uuid,
-    pub owner_id: Uuid,
-    pub name: String,
-    pub category: Category,
-    pub place: Place,
-    pub address: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A store as the API shows it.
+/// A store: as it is created, stored and shown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreRecord {
     pub id: Uuid,
@@ -53,6 +42,25 @@ pub struct NewDeal {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+}
+
+impl From<NewDeal> for DealRecord {
+    /// The deal as it is stored when created: every unit left.
+    fn from(deal: NewDeal) -> Self {
+        DealRecord {
+            id: deal.id,
+            store_id: deal.store_id,
+            title: deal.title,
+            original_price: deal.original_price,
+            deal_price: deal.deal_price,
+            quantity: deal.quantity,
+            remaining: deal.quantity,
+            per_user_limit: deal.per_user_limit,
+            starts_at: deal.starts_at,
+            ends_at: deal.ends_at,
+            created_at: deal.created_at,
+        }
+    }
 }
 
 /// A deal with what is left of it.
@@ -106,7 +114,7 @@ pub enum TopUp {
 
 #[async_trait]
 pub trait DealStore: Send + Sync {
-    async fn create_store(&self, store: NewStore) -> StoreResult<()>;
+    async fn create_store(&self, store: StoreRecord) -> StoreResult<()>;
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>>;
     /// The stores whose place lies in one of `boxes` (of `category`, when given), through the
     /// spatial index; in no particular order.
@@ -127,7 +135,7 @@ pub trait DealStore: Send + Sync {
 
     async fn create_deal(&self, deal: NewDeal) -> StoreResult<()>;
     /// Many stores in one transaction (a demo city; an import).
-    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()>;
+    async fn create_stores(&self, stores: &[StoreRecord]) -> StoreResult<()>;
     /// Many deals in one transaction.
     async fn create_deals(&self, deals: &[NewDeal]) -> StoreResult<()>;
     /// The stores of `owner_id` with no deal live at `now`.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use surge_core::deals::{Category, EARTH_RADIUS_M, Place};
-use surge_store::deals::{DealStore, NewDeal, NewStore};
+use surge_store::deals::{DealStore, NewDeal, StoreRecord};
 use uuid::Uuid;
 
 /// Where the demo city is: Seoul City Hall.
@@ -17,7 +17,7 @@ const SPREAD_M: f64 = 10_000.0;
 /// Makes the demo stores (the first time) and gives every one without a live deal a new one.
 pub async fn seed(store: &dyn DealStore, owner: Uuid, now: DateTime<Utc>) -> anyhow::Result<()> {
     if store.store_count(owner).await? == 0 {
-        let stores: Vec<NewStore> = (0..STORES).map(|n| demo_store(n, owner, now)).collect();
+        let stores: Vec<StoreRecord> = (0..STORES).map(|n| demo_store(n, owner, now)).collect();
         store.create_stores(&stores).await?;
     }
     let bare = store.stores_without_live_deals(owner, now).await?;
@@ -30,7 +30,7 @@ pub async fn seed(store: &dyn DealStore, owner: Uuid, now: DateTime<Utc>) -> any
 
 /// A reproducible spread: the n-th store's distance and bearing from the centre come from a
 /// fixed mix of `n` (no randomness, so every demo looks the same).
-fn demo_store(n: usize, owner: Uuid, now: DateTime<Utc>) -> NewStore {
+fn demo_store(n: usize, owner: Uuid, now: DateTime<Utc>) -> StoreRecord {
     let mix = |salt: u64| {
         let mut x = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
         x ^= x >> 31;
@@ -44,7 +44,7 @@ fn demo_store(n: usize, owner: Uuid, now: DateTime<Utc>) -> NewStore {
     let lat = CENTER.lat + (angle * bearing.cos()).to_degrees();
     let lng = CENTER.lng + (angle * bearing.sin() / CENTER.lat.to_radians().cos()).to_degrees();
     let category = Category::ALL[n % Category::ALL.len()];
-    NewStore {
+    StoreRecord {
         id: Uuid::now_v7(),
         owner_id: owner,
         name: format!("{} {}", label(category), n + 1),
@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn demo_stores_spread_within_the_city_over_every_category() {
         let owner = Uuid::now_v7();
-        let stores: Vec<NewStore> = (0..STORES).map(|n| demo_store(n, owner, Utc::now())).collect();
+        let stores: Vec<StoreRecord> =
+            (0..STORES).map(|n| demo_store(n, owner, Utc::now())).collect();
         let farthest = stores.iter().map(|s| distance_m(CENTER, s.place)).fold(0.0, f64::max);
         assert!(farthest <= SPREAD_M * 1.001, "{farthest}");
         let near = stores.iter().filter(|s| distance_m(CENTER, s.place) <= 1_000.0).count();

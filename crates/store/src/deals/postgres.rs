@@ -10,9 +10,7 @@ use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
 use super::sqlite::category_from;
-use super::{
-    DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
-};
+use super::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord, TopUp, status_from};
 use crate::{StoreError, StoreResult};
 use surge_core::deals::orders::{
     DealState, OrderEvent, OrderRejection, OrderState, OrderStatus, PlaceOrder, apply_to_order,
@@ -116,11 +114,11 @@ fn push_stores_in(
 
 #[async_trait]
 impl DealStore for PgDeals {
-    async fn create_store(&self, store: NewStore) -> StoreResult<()> {
+    async fn create_store(&self, store: StoreRecord) -> StoreResult<()> {
         self.create_stores(std::slice::from_ref(&store)).await
     }
 
-    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()> {
+    async fn create_stores(&self, stores: &[StoreRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         // 1,000 rows (8,000 parameters) per statement: far below PostgreSQL's 65,535.
         for chunk in stores.chunks(1_000) {

@@ -9,9 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
-use super::{
-    DealRecord, DealStore, NewDeal, NewStore, OrderRecord, StoreRecord, TopUp, status_from,
-};
+use super::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord, TopUp, status_from};
 use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
 use crate::time::{from_micros, to_micros};
 use crate::{StoreError, StoreResult};
@@ -118,11 +116,11 @@ fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: 
 
 #[async_trait]
 impl DealStore for SqliteDeals {
-    async fn create_store(&self, store: NewStore) -> StoreResult<()> {
+    async fn create_store(&self, store: StoreRecord) -> StoreResult<()> {
         self.create_stores(std::slice::from_ref(&store)).await
     }
 
-    async fn create_stores(&self, stores: &[NewStore]) -> StoreResult<()> {
+    async fn create_stores(&self, stores: &[StoreRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for store in stores {
             let rowid = sqlx::query(

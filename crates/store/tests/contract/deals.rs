@@ -1,7 +1,7 @@
 //! Deals: stores in boxes through the spatial index, live deals, favourites, points.
 
 use surge_core::deals::{Category, GeoBox, Place, boxes_around};
-use surge_store::deals::{NewDeal, NewStore, TopUp};
+use surge_store::deals::{NewDeal, StoreRecord, TopUp};
 use uuid::Uuid;
 
 use crate::support::{Backend, HOUR, MINUTE, t};
@@ -18,7 +18,7 @@ contract!(
 async fn store(b: &Backend, owner: Uuid, place: Place, category: Category) -> Uuid {
     let id = Uuid::now_v7();
     b.deals
-        .create_store(NewStore {
+        .create_store(StoreRecord {
             id,
             owner_id: owner,
             name: "Corner shop".into(),
