@@ -14,6 +14,7 @@ use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
 use crate::StoreResult;
+use crate::sql::DbTime;
 
 pub mod postgres;
 pub mod sqlite;
@@ -92,7 +93,85 @@ pub struct OrderRecord {
     pub created_at: DateTime<Utc>,
 }
 
-pub(crate) fn status_from(text: &str) -> crate::StoreResult<OrderStatus> {
+/// The columns and rows both backends read; each decodes its own time type (see
+/// [`crate::sql::DbTime`]).
+pub(crate) const STORE_COLUMNS: &str =
+    "s.id, s.owner_id, s.name, s.category, s.lat, s.lng, s.address, s.created_at";
+pub(crate) type StoreRow<T> = (Uuid, Uuid, String, String, f64, f64, String, T);
+
+pub(crate) fn store_record<T: DbTime>(row: StoreRow<T>) -> StoreResult<StoreRecord> {
+    let (id, owner_id, name, category, lat, lng, address, created_at) = row;
+    Ok(StoreRecord {
+        id,
+        owner_id,
+        name,
+        category: category_from(&category)?,
+        place: Place { lat, lng },
+        address,
+        created_at: created_at.utc(),
+    })
+}
+
+fn category_from(text: &str) -> StoreResult<Category> {
+    Category::parse(text).ok_or_else(|| {
+        crate::StoreError::Other(sqlx::Error::Decode(
+            format!("unknown store category {text:?}").into(),
+        ))
+    })
+}
+
+pub(crate) const DEAL_COLUMNS: &str = "id, store_id, title, original_price, deal_price, quantity, \
+     remaining, per_user_limit, starts_at, ends_at, created_at";
+pub(crate) type DealRow<T> = (Uuid, Uuid, String, i64, i64, i64, i64, i64, T, T, T);
+
+pub(crate) fn deal_record<T: DbTime>(row: DealRow<T>) -> DealRecord {
+    let (
+        id,
+        store_id,
+        title,
+        original_price,
+        deal_price,
+        quantity,
+        remaining,
+        per_user_limit,
+        starts_at,
+        ends_at,
+        created_at,
+    ) = row;
+    DealRecord {
+        id,
+        store_id,
+        title,
+        original_price,
+        deal_price,
+        quantity,
+        remaining,
+        per_user_limit,
+        starts_at: starts_at.utc(),
+        ends_at: ends_at.utc(),
+        created_at: created_at.utc(),
+    }
+}
+
+pub(crate) const ORDER_COLUMNS: &str =
+    "id, deal_id, store_id, buyer_id, quantity, total, status, created_at";
+pub(crate) type OrderRow<T> = (Uuid, Uuid, Uuid, Uuid, i64, i64, String, T);
+
+pub(crate) fn order_record<T: DbTime>(row: OrderRow<T>) -> StoreResult<OrderRecord> {
+    let (id, deal_id, store_id, buyer_id, quantity, total, status, created_at) = row;
+    Ok(OrderRecord {
+        id,
+        deal_id,
+        store_id,
+        buyer_id,
+        quantity,
+        total,
+        status: status_from(&status)?,
+        created_at: created_at.utc(),
+    })
+}
+
+fn status_from(text: &str) -> crate::StoreResult<OrderStatus> {
     match text {
         "confirmed" => Ok(OrderStatus::Confirmed),
         "cancelled" => Ok(OrderStatus::Cancelled),

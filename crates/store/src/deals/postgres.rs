@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use surge_core::deals::{Category, GeoBox, Place};
+use surge_core::deals::{Category, GeoBox};
 use uuid::Uuid;
 
-use super::sqlite::category_from;
-use super::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord, TopUp, status_from};
+use super::{
+    DEAL_COLUMNS, DealRecord, DealRow, DealStore, NewDeal, ORDER_COLUMNS, OrderRecord, OrderRow,
+    STORE_COLUMNS, StoreRecord, StoreRow, TopUp, deal_record, order_record, store_record,
+};
 use crate::{StoreError, StoreResult};
 use surge_core::deals::orders::{
     DealState, OrderEvent, OrderRejection, OrderState, OrderStatus, PlaceOrder, apply_to_order,
@@ -25,59 +27,6 @@ pub struct PgDeals {
 impl PgDeals {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-const STORE_COLUMNS: &str =
-    "s.id, s.owner_id, s.name, s.category, s.lat, s.lng, s.address, s.created_at";
-
-type StoreRow = (Uuid, Uuid, String, String, f64, f64, String, DateTime<Utc>);
-
-fn store_record(row: StoreRow) -> StoreResult<StoreRecord> {
-    let (id, owner_id, name, category, lat, lng, address, created_at) = row;
-    Ok(StoreRecord {
-        id,
-        owner_id,
-        name,
-        category: category_from(&category)?,
-        place: Place { lat, lng },
-        address,
-        created_at,
-    })
-}
-
-const DEAL_COLUMNS: &str = "id, store_id, title, original_price, deal_price, quantity, remaining, \
-     per_user_limit, starts_at, ends_at, created_at";
-
-type DealRow =
-    (Uuid, Uuid, String, i64, i64, i64, i64, i64, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
-
-fn deal_record(row: DealRow) -> DealRecord {
-    let (
-        id,
-        store_id,
-        title,
-        original_price,
-        deal_price,
-        quantity,
-        remaining,
-        per_user_limit,
-        starts_at,
-        ends_at,
-        created_at,
-    ) = row;
-    DealRecord {
-        id,
-        store_id,
-        title,
-        original_price,
-        deal_price,
-        quantity,
-        remaining,
-        per_user_limit,
-        starts_at,
-        ends_at,
-        created_at,
     }
 }
 
@@ -193,7 +142,7 @@ impl DealStore for PgDeals {
     }
 
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>> {
-        let row: Option<StoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<StoreRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {STORE_COLUMNS} from stores s where s.id = $1"
         )))
         .bind(id)
@@ -209,7 +158,8 @@ impl DealStore for PgDeals {
     ) -> StoreResult<Vec<StoreRecord>> {
         let mut query = QueryBuilder::new("");
         push_stores_in(&mut query, boxes, category);
-        let rows: Vec<StoreRow> = query.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<StoreRow<DateTime<Utc>>> =
+            query.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(store_record).collect()
     }
 
@@ -245,7 +195,7 @@ impl DealStore for PgDeals {
     }
 
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {
-        let row: Option<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<DealRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {DEAL_COLUMNS} from deals where id = $1"
         )))
         .bind(id)
@@ -255,7 +205,7 @@ impl DealStore for PgDeals {
     }
 
     async fn live_deals(&self, store_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<DealRecord>> {
-        let rows: Vec<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<DealRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {DEAL_COLUMNS} from deals
              where store_id = $1 and remaining > 0 and starts_at <= $2 and ends_at > $2
              order by ends_at, id"
@@ -292,7 +242,7 @@ impl DealStore for PgDeals {
     }
 
     async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
-        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders where id = $1"
         )))
         .bind(id)
@@ -307,7 +257,7 @@ impl DealStore for PgDeals {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>> {
-        let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders
              where store_id = $1 and ($2::uuid is null or id < $2)
              order by id desc limit $3"
@@ -376,24 +326,6 @@ impl DealStore for PgDeals {
         tx.commit().await?;
         Ok(TopUp::Added { balance })
     }
-}
-
-const ORDER_COLUMNS: &str = "id, deal_id, store_id, buyer_id, quantity, total, status, created_at";
-
-type OrderRow = (Uuid, Uuid, Uuid, Uuid, i64, i64, String, DateTime<Utc>);
-
-fn order_record(row: OrderRow) -> StoreResult<OrderRecord> {
-    let (id, deal_id, store_id, buyer_id, quantity, total, status, created_at) = row;
-    Ok(OrderRecord {
-        id,
-        deal_id,
-        store_id,
-        buyer_id,
-        quantity,
-        total,
-        status: status_from(&status)?,
-        created_at,
-    })
 }
 
 /// An `Idempotency-Key` request, recorded in the same transaction as its effect.
@@ -533,7 +465,7 @@ impl PgDeals {
         let Some(deal) = lock_deal(&mut tx, order.deal_id, None).await? else {
             return Ok(Err(OrderRejection::NotFound));
         };
-        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders where id = $1 for update"
         )))
         .bind(order_id)

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use surge_core::deals::{Category, GeoBox, Place};
+use surge_core::deals::{Category, GeoBox};
 use uuid::Uuid;
 
-use super::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord, TopUp, status_from};
+use super::{
+    DEAL_COLUMNS, DealRecord, DealRow, DealStore, NewDeal, ORDER_COLUMNS, OrderRecord, OrderRow,
+    STORE_COLUMNS, StoreRecord, StoreRow, TopUp, deal_record, order_record, store_record,
+};
+use crate::StoreResult;
 use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
 use crate::time::{from_micros, to_micros};
-use crate::{StoreError, StoreResult};
 use sqlx::SqliteConnection;
 use surge_core::deals::orders::{DealState, OrderStatus};
 
@@ -24,64 +27,6 @@ pub struct SqliteDeals {
 impl SqliteDeals {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-const STORE_COLUMNS: &str =
-    "s.id, s.owner_id, s.name, s.category, s.lat, s.lng, s.address, s.created_at";
-
-type StoreRow = (Uuid, Uuid, String, String, f64, f64, String, i64);
-
-fn store_record(row: StoreRow) -> StoreResult<StoreRecord> {
-    let (id, owner_id, name, category, lat, lng, address, created_at) = row;
-    Ok(StoreRecord {
-        id,
-        owner_id,
-        name,
-        category: category_from(&category)?,
-        place: Place { lat, lng },
-        address,
-        created_at: from_micros(created_at),
-    })
-}
-
-pub(crate) fn category_from(text: &str) -> StoreResult<Category> {
-    Category::parse(text).ok_or_else(|| {
-        StoreError::Other(sqlx::Error::Decode(format!("unknown store category {text:?}").into()))
-    })
-}
-
-const DEAL_COLUMNS: &str = "id, store_id, title, original_price, deal_price, quantity, remaining, \
-     per_user_limit, starts_at, ends_at, created_at";
-
-type DealRow = (Uuid, Uuid, String, i64, i64, i64, i64, i64, i64, i64, i64);
-
-fn deal_record(row: DealRow) -> DealRecord {
-    let (
-        id,
-        store_id,
-        title,
-        original_price,
-        deal_price,
-        quantity,
-        remaining,
-        per_user_limit,
-        starts_at,
-        ends_at,
-        created_at,
-    ) = row;
-    DealRecord {
-        id,
-        store_id,
-        title,
-        original_price,
-        deal_price,
-        quantity,
-        remaining,
-        per_user_limit,
-        starts_at: from_micros(starts_at),
-        ends_at: from_micros(ends_at),
-        created_at: from_micros(created_at),
     }
 }
 
@@ -191,7 +136,7 @@ impl DealStore for SqliteDeals {
     }
 
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>> {
-        let row: Option<StoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<StoreRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {STORE_COLUMNS} from stores s where s.id = ?"
         )))
         .bind(id)
@@ -207,7 +152,7 @@ impl DealStore for SqliteDeals {
     ) -> StoreResult<Vec<StoreRecord>> {
         let mut query = QueryBuilder::new("");
         push_stores_in(&mut query, boxes, category);
-        let rows: Vec<StoreRow> = query.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<StoreRow<i64>> = query.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(store_record).collect()
     }
 
@@ -247,7 +192,7 @@ impl DealStore for SqliteDeals {
     }
 
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {
-        let row: Option<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<DealRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {DEAL_COLUMNS} from deals where id = ?"
         )))
         .bind(id)
@@ -258,7 +203,7 @@ impl DealStore for SqliteDeals {
 
     async fn live_deals(&self, store_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<DealRecord>> {
         let now = to_micros(now);
-        let rows: Vec<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<DealRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {DEAL_COLUMNS} from deals
              where store_id = ? and remaining > 0 and starts_at <= ? and ends_at > ?
              order by ends_at, id"
@@ -296,7 +241,7 @@ impl DealStore for SqliteDeals {
     }
 
     async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
-        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<OrderRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders where id = ?"
         )))
         .bind(id)
@@ -311,7 +256,7 @@ impl DealStore for SqliteDeals {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>> {
-        let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<OrderRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders
              where store_id = ? and (? is null or id < ?)
              order by id desc limit ?"
@@ -411,24 +356,6 @@ async fn top_up_in(
     .fetch_one(&mut *conn)
     .await?;
     Ok(TopUp::Added { balance })
-}
-
-const ORDER_COLUMNS: &str = "id, deal_id, store_id, buyer_id, quantity, total, status, created_at";
-
-type OrderRow = (Uuid, Uuid, Uuid, Uuid, i64, i64, String, i64);
-
-fn order_record(row: OrderRow) -> StoreResult<OrderRecord> {
-    let (id, deal_id, store_id, buyer_id, quantity, total, status, created_at) = row;
-    Ok(OrderRecord {
-        id,
-        deal_id,
-        store_id,
-        buyer_id,
-        quantity,
-        total,
-        status: status_from(&status)?,
-        created_at: from_micros(created_at),
-    })
 }
 
 impl SqliteLedger {
@@ -581,7 +508,7 @@ impl DealLedger<'_> {
     }
 
     pub async fn order(&mut self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
-        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<OrderRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders where id = ?"
         )))
         .bind(id)
