@@ -248,6 +248,9 @@ pub trait DealStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>>;
 
+    /// The stores the user marked as favourites.
+    async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+
     /// The user's points (0 before any top-up).
     async fn balance(&self, user_id: Uuid) -> StoreResult<i64>;
     /// Adds `amount` points (recorded as top-up `id`), unless the balance would pass `cap`.

@@ -618,6 +618,20 @@ async fn cancel_returns_stock_and_points_and_pickup_is_the_owners() {
         "not_store_owner",
     )
     .await;
+
+    // Once the deal has ended, an order can no longer be cancelled.
+    let later_deal = live_deal(&app, &owner, json!({})).await;
+    let placed =
+        expect_json(order(&app, &buyer.access_token, &later_deal, json!(1)).await, 201).await;
+    let third = string(&placed["order"]["id"]);
+    app.advance(Duration::hours(2));
+    let buyer = app.login_again(&buyer).await; // the old access token has expired too
+    expect_error(
+        post(format!("/orders/{third}/cancel"), buyer.access_token.clone()).await,
+        409,
+        "deal_ended",
+    )
+    .await;
 }
 
 /// The closing-time rush: 2,000 buyers tap "order" at once on 100 units, one each. Exactly

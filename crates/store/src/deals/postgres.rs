@@ -270,6 +270,16 @@ impl DealStore for PgDeals {
         rows.into_iter().map(order_record).collect()
     }
 
+    async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "select store_id from store_favorites where user_id = $1 order by store_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     async fn balance(&self, user_id: Uuid) -> StoreResult<i64> {
         let balance: Option<(i64,)> =
             sqlx::query_as("select balance from point_accounts where user_id = $1")

@@ -124,7 +124,10 @@ async fn favourites_are_set_and_cleared_idempotently(b: &Backend) {
     let shop = store(b, owner, Place { lat: 2.0, lng: 2.0 }, Category::Korean).await;
     for favorite in [true, true, false, false, true] {
         b.deals.set_favorite(fan, shop, favorite, t(0)).await.unwrap();
+        let expected = if favorite { vec![shop] } else { Vec::new() };
+        assert_eq!(b.deals.favorites(fan).await.unwrap(), expected, "after {favorite}");
     }
+    assert!(b.deals.favorites(owner).await.unwrap().is_empty());
 }
 
 async fn top_ups_add_up_and_stop_at_the_cap(b: &Backend) {
