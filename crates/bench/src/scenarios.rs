@@ -100,3 +100,41 @@ pub async fn create_auctions(
     }
     Ok(ids)
 }
+
+/// GETs each of `paths` once, `connections` at a time, one request in flight per connection
+/// (each a cache miss when the paths differ): the latency of every answer and how many were
+/// not 200.
+pub async fn distinct_gets(
+    endpoint: &Endpoint,
+    paths: Vec<String>,
+    connections: usize,
+) -> Result<(crate::histogram::Histogram, usize)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let paths = std::sync::Arc::new(paths);
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (endpoint, paths, next) = (endpoint.clone(), paths.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = endpoint.connect().await?;
+            let (mut latency, mut errors) = (crate::histogram::Histogram::new(), 0);
+            while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let req = endpoint.request(hyper::Method::GET, path, None, None)?;
+                let started = std::time::Instant::now();
+                let reply = conn.send(req).await?;
+                latency.record(started.elapsed());
+                if reply.status != hyper::StatusCode::OK {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latency, errors))
+        }));
+    }
+    let (mut latency, mut errors) = (crate::histogram::Histogram::new(), 0);
+    for worker in workers {
+        let (worker_latency, worker_errors) = worker.await.context("GET worker panicked")??;
+        latency.merge(&worker_latency);
+        errors += worker_errors;
+    }
+    Ok((latency, errors))
+}

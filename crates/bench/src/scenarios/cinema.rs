@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -33,7 +32,7 @@ use crate::client::Endpoint;
 use crate::histogram::{Histogram, LatencySummary};
 use crate::load;
 use crate::report::{self, Check, PhaseReport};
-use crate::scenarios::{PhaseArgs, healthz, run_tag, signup_accounts};
+use crate::scenarios::{PhaseArgs, distinct_gets, healthz, run_tag, signup_accounts};
 use crate::server::AdminCommand;
 
 /// The bench's admin account (granted with `surge admin grant`).
@@ -247,36 +246,11 @@ async fn uncached_searches(
     titles: &[String],
     args: &CinemaArgs,
 ) -> Result<UncachedReport> {
-    let searches = Arc::new(distinct_searches(titles, args.uncached_searches));
-    let next = Arc::new(AtomicUsize::new(0));
+    let searches = distinct_searches(titles, args.uncached_searches);
+    let count = searches.len();
     let connections = args.uncached_connections.max(1);
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let (endpoint, searches, next) = (endpoint.clone(), searches.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut conn = endpoint.connect().await?;
-            let (mut latency, mut errors) = (Histogram::new(), 0);
-            loop {
-                let at = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = searches.get(at) else { break };
-                let req = endpoint.request(Method::GET, path, None, None)?;
-                let started = Instant::now();
-                let reply = conn.send(req).await?;
-                latency.record(started.elapsed());
-                if reply.status != StatusCode::OK {
-                    errors += 1;
-                }
-            }
-            anyhow::Ok((latency, errors))
-        }));
-    }
-    let (mut latency, mut errors) = (Histogram::new(), 0);
-    for worker in workers {
-        let (worker_latency, worker_errors) = worker.await.context("search worker panicked")??;
-        latency.merge(&worker_latency);
-        errors += worker_errors;
-    }
-    Ok(UncachedReport { searches: searches.len(), connections, errors, latency: latency.summary() })
+    let (latency, errors) = distinct_gets(endpoint, searches, connections).await?;
+    Ok(UncachedReport { searches: count, connections, errors, latency: latency.summary() })
 }
 
 #[derive(Deserialize)]

@@ -30,7 +30,7 @@ use crate::client::{Endpoint, Reply};
 use crate::histogram::{Histogram, LatencySummary};
 use crate::load::{self, Outcome, Workload};
 use crate::report::{self, Check, PhaseReport};
-use crate::scenarios::{PhaseArgs, healthz, run_tag, signup_accounts};
+use crate::scenarios::{PhaseArgs, distinct_gets, healthz, run_tag, signup_accounts};
 
 /// Deals the order phase spreads its connections over.
 const DEALS: usize = 40;
@@ -82,36 +82,10 @@ async fn uncached_nearby(endpoint: &Endpoint, args: &DealsArgs) -> Result<Uncach
             format!("{API}/stores/nearby?lat={lat:.6}&lng={lng:.6}&radius_m=1000&limit=20")
         })
         .collect();
-    let paths = Arc::new(paths);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = paths.len();
     let connections = args.uncached_connections.max(1);
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let (endpoint, paths, next) = (endpoint.clone(), paths.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut conn = endpoint.connect().await?;
-            let (mut latency, mut errors) = (Histogram::new(), 0);
-            loop {
-                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(path) = paths.get(at) else { break };
-                let req = endpoint.request(Method::GET, path, None, None)?;
-                let started = Instant::now();
-                let reply = conn.send(req).await?;
-                latency.record(started.elapsed());
-                if reply.status != StatusCode::OK {
-                    errors += 1;
-                }
-            }
-            anyhow::Ok((latency, errors))
-        }));
-    }
-    let (mut latency, mut errors) = (Histogram::new(), 0);
-    for worker in workers {
-        let (worker_latency, worker_errors) = worker.await.context("search worker panicked")??;
-        latency.merge(&worker_latency);
-        errors += worker_errors;
-    }
-    Ok(UncachedReport { searches: paths.len(), connections, errors, latency: latency.summary() })
+    let (latency, errors) = distinct_gets(endpoint, paths, connections).await?;
+    Ok(UncachedReport { searches: count, connections, errors, latency: latency.summary() })
 }
 
 /// `POST /deals/{id}/orders` for one unit, connection `i` on deal `i mod 40`.
