@@ -4,13 +4,13 @@
 # admin so every operation is reached. Passes only with 0 failures: no 5xx, no status or
 # shape the document does not list, no request the document calls valid refused.
 #
-#   scripts/fuzz-api.sh [path/to/surge]     (default: target/debug/surge, built if missing)
+#   scripts/fuzz-api.sh [path/to/surge]     (default: the debug build, built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${SURGE_FUZZ_EXAMPLES:-25}
-surge=${1:-target/debug/surge}
+surge=${1:-${CARGO_TARGET_DIR:-target}/debug/surge}
 [ -x "$surge" ] || cargo build -q -p surge
 
 # The CLI from Python's own scripts directory: a freshly installed console script need not be

@@ -46,7 +46,7 @@ else
 fi
 
 step "API fuzzing: Schemathesis, every check, from the OpenAPI document (embedded server)"
-scripts/fuzz-api.sh target/debug/surge
+scripts/fuzz-api.sh "${CARGO_TARGET_DIR:-target}/debug/surge"
 
 api_suite_on redis
 api_suite_on redis-cluster
