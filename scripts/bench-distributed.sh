@@ -11,6 +11,11 @@
 #   3. redis-benchmark running the peer's bid script (GET the auction key, compare, SET … EX
 #      259200, XADD to the stream) with as many connections, on the same Redis.
 #
+# With --deals it runs the deals scenario instead (`surge-bench deals`: orders on deals with
+# ample stock, cached and uncached nearby searches and the stock rush, next to one replica's
+# /healthz ceiling), its connections spread over the replicas, on the demo city seeded through
+# the first replica (`serve --demo`).
+#
 # With --cinema it runs the cinema scenario instead (`surge-bench cinema`: cached and uncached
 # "now showing" next to one replica's /healthz ceiling, then the 2,000-user seat rush spread over
 # the replicas), on the demo catalog seeded into PostgreSQL with `surge seed cinema`.
@@ -20,6 +25,7 @@
 #
 # Usage: scripts/bench-distributed.sh [--connections N] [--auctions N] [--duration-secs N]
 #                                     [--warmup-secs N] [--replicas N] [--shards N] [--cinema]
+#                                     [--deals]
 # Exit status: 0 every check passed, 1 a check failed, 2 the run could not be carried out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +38,7 @@ WARMUP=2
 REPLICAS=2
 SHARDS=16
 CINEMA=0
+DEALS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) CONNECTIONS=$2; shift 2 ;;
@@ -41,6 +48,7 @@ while [ $# -gt 0 ]; do
     --replicas) REPLICAS=$2; shift 2 ;;
     --shards) SHARDS=$2; shift 2 ;;
     --cinema) CINEMA=1; shift ;;
+    --deals) DEALS=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -174,6 +182,8 @@ fi
 URLS=()
 for i in $(seq 0 $((REPLICAS - 1))); do
   port=$(free_port)
+  demo=()
+  [ "$DEALS" = 1 ] && [ "$i" = 0 ] && demo=(--demo)
   SURGE_DATABASE_URL="$DATABASE_URL" \
   SURGE_REDIS_URL="$REDIS_URL" \
   SURGE_JWT_SIGNING_KEY_FILE="$WORK/jwt.pem" \
@@ -184,7 +194,7 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   SURGE_DISTRIBUTED__SHARDS="$SHARDS" \
   SURGE_LOG_FORMAT=json \
   RUST_LOG=warn \
-    "$SURGE" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data" \
+    "$SURGE" serve "${demo[@]}" --listen "127.0.0.1:$port" --data-dir "$WORK/data" \
     >"$WORK/r$i.log" 2>&1 &
   REPLICA_PIDS+=($!)
   URLS+=("http://127.0.0.1:$port")
@@ -201,6 +211,16 @@ if [ "$CINEMA" = 1 ]; then
   SURGE_DATABASE_URL="$DATABASE_URL" "$BENCH" --server-bin "$SURGE" --url "$(IFS=,; echo "${URLS[*]}")" cinema --connections "$CONNECTIONS" \
     --duration-secs "$DURATION" --warmup-secs "$WARMUP" || cinema_rc=$?
   exit "$cinema_rc"
+fi
+
+if [ "$DEALS" = 1 ]; then
+  say "deals: ${#URLS[@]} replicas on PostgreSQL + Redis"
+  echo "### Deals, distributed (${#URLS[@]} replicas, PostgreSQL + Redis) — $STARTED_AT"
+  echo
+  deals_rc=0
+  "$BENCH" --url "$(IFS=,; echo "${URLS[*]}")" deals --connections "$CONNECTIONS" \
+    --duration-secs "$DURATION" --warmup-secs "$WARMUP" || deals_rc=$?
+  exit "$deals_rc"
 fi
 
 STORM_ARGS=(--connections "$CONNECTIONS" --auctions "$AUCTIONS" --duration-secs "$DURATION"

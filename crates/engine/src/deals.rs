@@ -1,12 +1,15 @@
 //! The deals port: orders as contended commands that take a deal's stock and the buyer's
-//! points together, or neither; cancel and pickup; and top-ups, which change the balance
-//! orders are decided against, so they go through the same engine.
+//! points together, or neither; cancel and pickup; top-ups, which change the balance orders
+//! are decided against; and the writes that make live events (posting a deal, changing a
+//! favourite), so each backend publishes them to [`feed::DealsHub`] once committed.
+
+pub mod feed;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use surge_core::deals::orders::OrderRejection;
 use surge_core::idempotency::IdempotencyKey;
-pub use surge_store::deals::OrderRecord;
+pub use surge_store::deals::{DealPosted, NewDeal, OrderRecord};
 use uuid::Uuid;
 
 use crate::EngineError;
@@ -55,12 +58,13 @@ pub enum TopUpOutcome {
     },
 }
 
-/// Executes order commands. Implementations must decide each with the rules of
-/// [`surge_core::deals::orders`] against the deal's and the buyer's current state in one
-/// atomic step (or a saga that converges to one), make an accepted command durable before it
-/// is answered, and give a keyed request at most one effect.
+/// Executes the deals' commands. Implementations must decide each order command with the
+/// rules of [`surge_core::deals::orders`] against the deal's and the buyer's current state in
+/// one atomic step (or a saga that converges to one), make an accepted command durable before
+/// it is answered, give a keyed request at most one effect, and keep each live event with the
+/// command and publish it once committed.
 #[async_trait]
-pub trait OrderCommands: Send + Sync {
+pub trait DealCommands: Send + Sync {
     /// `Err(NotFound)` when the deal does not exist.
     async fn place_order(&self, request: PlaceOrderRequest) -> Result<OrderOutcome, EngineError>;
     /// The order after the change, or why it was refused (`NotFound` for an unknown order or a
@@ -75,4 +79,14 @@ pub trait OrderCommands: Send + Sync {
         amount: i64,
         cap: i64,
     ) -> Result<TopUpOutcome, EngineError>;
+    /// Posts a deal (the store's owner was checked by the caller), numbered after the last one
+    /// posted anywhere; announced to favourites streams.
+    async fn post_deal(&self, deal: NewDeal) -> Result<DealPosted, EngineError>;
+    /// Makes the store a favourite of the user, or not (idempotent); announced when it changed.
+    async fn set_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+    ) -> Result<(), EngineError>;
 }

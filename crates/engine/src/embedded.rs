@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use auctions::EmbeddedAuctions;
 pub use cinema::EmbeddedReservations;
-pub use deals::EmbeddedOrders;
+pub use deals::EmbeddedDeals;
 pub use fanout::Fanout;
 pub use ratelimit::InProcessRateLimiter;
 
@@ -33,6 +33,7 @@ use self::apps::Apps;
 use self::writer::{Job, Writer};
 use crate::EngineError;
 use crate::clock::Clock;
+use crate::deals::feed::DealsHub;
 
 /// Commands queued ahead of the writer before senders wait: a burst far larger than one batch
 /// is absorbed, a sustained overload pushes back on the HTTP handlers.
@@ -56,6 +57,7 @@ impl EmbeddedEngine {
     pub async fn start(
         db: &SqliteDb,
         fanout: Arc<Fanout<AuctionEvent>>,
+        deals_hub: Arc<DealsHub>,
         clock: Arc<dyn Clock>,
         max_batch: usize,
     ) -> Result<(Self, WriterTask), EngineError> {
@@ -63,7 +65,7 @@ impl EmbeddedEngine {
         let apps = Apps {
             auctions: auctions::AuctionsWriter::restore(&mut ledger, fanout).await?,
             cinema: cinema::CinemaWriter::default(),
-            deals: deals::DealsWriter::default(),
+            deals: deals::DealsWriter::new(deals_hub),
         };
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
         let auctions = EmbeddedAuctions::new(jobs.clone(), &apps.auctions, clock.clone());
@@ -82,9 +84,9 @@ impl EmbeddedEngine {
         EmbeddedReservations::new(self.jobs.clone(), store)
     }
 
-    /// Orders, cancels, pickups and top-ups.
-    pub fn orders(&self) -> EmbeddedOrders {
-        EmbeddedOrders::new(self.jobs.clone())
+    /// Orders, cancels, pickups, top-ups, deals posted and favourites.
+    pub fn deals(&self) -> EmbeddedDeals {
+        EmbeddedDeals::new(self.jobs.clone())
     }
 
     /// Asks the writer to forget expired idempotency records.

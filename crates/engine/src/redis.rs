@@ -14,7 +14,7 @@
 //! - [`idempotency`]: `Idempotency-Key`s owned by the user across every shard.
 //! - [`auctions`]: auction hot state and the scripts that change it.
 //! - [`cinema`]: the [`crate::cinema::ReservationCommands`] port on screenings' hot state.
-//! - [`deals`]: the [`crate::deals::OrderCommands`] port, for now in PostgreSQL transactions.
+//! - [`deals`]: the [`crate::deals::DealCommands`] port, for now in PostgreSQL transactions.
 //! - [`stream`]: the shard streams' entries.
 //! - [`commands`]: the [`crate::auctions::AuctionCommands`] port on Redis.
 //! - [`batcher`]: group commit of one auction's concurrent bids into one script call.
@@ -54,7 +54,7 @@ pub use auctions::{RedisAuctions, RedisBidResult};
 pub use cinema::DistributedReservations;
 pub use commands::DistributedAuctions;
 pub use connection::RedisConnection;
-pub use deals::DistributedOrders;
+pub use deals::DistributedDeals;
 pub use keys::KeySpace;
 pub use ratelimit::RedisRateLimiter;
 pub use reads::LiveAuctionStore;

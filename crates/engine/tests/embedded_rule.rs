@@ -59,8 +59,15 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(dir.path(), Durability::Normal).await.unwrap();
     let clock = Arc::new(FrozenClock::at(start()));
-    let (engine, _writer) =
-        EmbeddedEngine::start(&db, Arc::new(Fanout::new(16)), clock.clone(), 64).await.unwrap();
+    let (engine, _writer) = EmbeddedEngine::start(
+        &db,
+        Arc::new(Fanout::new(16)),
+        Arc::new(surge_engine::deals::feed::DealsHub::new(16)),
+        clock.clone(),
+        64,
+    )
+    .await
+    .unwrap();
     let engine = engine.auctions();
     let users = SqliteUsers::new(db.pool.clone());
     let mut people = Vec::new();

@@ -4,6 +4,10 @@
 //! index walk), computes the exact great-circle distances here, keeps those within the
 //! radius, and pages them nearest first by `(distance, id)`: a keyset cursor, so pages never
 //! skip or repeat a store.
+//!
+//! The live streams (a store's orders, the favourite stores' new deals) are in [`events`].
+
+pub mod events;
 
 use std::sync::Arc;
 
@@ -24,10 +28,12 @@ use surge_core::deals::{
 use surge_core::idempotency::IdempotencyKey as EngineKey;
 use surge_core::validation::FieldErrors;
 use surge_engine::clock::Clock;
+use surge_engine::deals::feed::DealsHub;
 use surge_engine::deals::{
-    OrderChange, OrderCommands, OrderOutcome, PlaceOrderRequest, TopUpOutcome,
+    DealCommands, OrderChange, OrderOutcome, PlaceOrderRequest, TopUpOutcome,
 };
 use surge_store::deals::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord};
+use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -59,6 +65,8 @@ where
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/orders/{id}/pickup", post(pickup_order))
         .route("/api/v1/stores/{id}/orders", get(store_orders))
+        .route("/api/v1/stores/{id}/events", get(events::store_stream))
+        .route("/api/v1/me/events", get(events::my_stream))
 }
 
 /// What the deals handlers reach (extracted as `State<DealsState>`). Cloning is cheap.
@@ -83,8 +91,15 @@ impl std::ops::Deref for DealsState {
 pub struct DealsServices {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn DealStore>,
-    /// Orders, cancels, pickups and top-ups: the contended commands.
-    pub orders: Arc<dyn OrderCommands>,
+    /// Orders, cancels, pickups and top-ups (the contended commands), and the writes that make
+    /// live events (deals posted, favourites).
+    pub commands: Arc<dyn DealCommands>,
+    /// The live events the streams read.
+    pub hub: Arc<DealsHub>,
+    /// How often an idle stream sends a heartbeat.
+    pub sse_heartbeat: std::time::Duration,
+    /// Cancelled at shutdown: ends the streams.
+    pub shutdown: CancellationToken,
     /// Nearby pages by query, for [`NEARBY_CACHE`]: a crowd at one place asks the same.
     pub nearby: Arc<TwoTierCache<JsonBody>>,
 }
@@ -438,9 +453,8 @@ pub async fn create_deal(
         ends_at: valid.ends_at,
         created_at: now,
     };
-    state.store.create_deal(deal.clone()).await?;
-    let record = DealRecord::from(deal);
-    Ok(created(format!("/api/v1/deals/{}", record.id), Deal::from_record(record, now)))
+    let posted = state.commands.post_deal(deal).await?;
+    Ok(created(format!("/api/v1/deals/{}", posted.deal.id), Deal::from_record(posted.deal, now)))
 }
 
 /// A deal and what is left of it.
@@ -463,7 +477,7 @@ pub async fn add_favorite(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     state.store.store(id).await?.ok_or(ApiError::NotFound)?;
-    state.store.set_favorite(user.id, id, true, state.clock.now()).await?;
+    state.commands.set_favorite(user.id, id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -476,7 +490,7 @@ pub async fn remove_favorite(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     state.store.store(id).await?.ok_or(ApiError::NotFound)?;
-    state.store.set_favorite(user.id, id, false, state.clock.now()).await?;
+    state.commands.set_favorite(user.id, id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -497,7 +511,7 @@ pub async fn top_up(
 ) -> ApiResult<Json<Points>> {
     validate_top_up(request.amount)?;
     // Through the order engine: the balance it decides orders against is never behind.
-    match state.orders.top_up(user.id, request.amount, MAX_MONEY).await? {
+    match state.commands.top_up(user.id, request.amount, MAX_MONEY).await? {
         TopUpOutcome::Added { balance } => Ok(Json(Points { balance })),
         TopUpOutcome::OverCap { .. } => Err(ApiError::field(
             "amount",
@@ -601,7 +615,7 @@ pub async fn place_order(
         key,
     });
     let outcome = state
-        .orders
+        .commands
         .place_order(PlaceOrderRequest {
             deal_id,
             buyer_id: user.id,
@@ -634,7 +648,7 @@ pub async fn cancel_order(
     user: AuthUser,
 ) -> ApiResult<Json<Order>> {
     let change = OrderChange::Cancel { order_id, buyer_id: user.id };
-    match state.orders.change_order(change).await? {
+    match state.commands.change_order(change).await? {
         Ok(order) => Ok(Json(Order::from(order))),
         Err(rejection) => Err(order_error(rejection)),
     }
@@ -651,7 +665,7 @@ pub async fn pickup_order(
     user: AuthUser,
 ) -> ApiResult<Json<Order>> {
     let change = OrderChange::Pickup { order_id, owner_id: user.id };
-    match state.orders.change_order(change).await? {
+    match state.commands.change_order(change).await? {
         Ok(order) => Ok(Json(Order::from(order))),
         Err(rejection) => Err(order_error(rejection)),
     }

@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod proxies;
 pub mod response;
 pub mod serve;
+pub mod sse;
 pub mod state;
 pub mod users;
 

@@ -156,7 +156,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     deals::seed(state.deals.store.as_ref(), carol.id, state.clock.now()).await?;
     // Points to spend on deals.
     for user in [alice, bob] {
-        state.deals.orders.top_up(user.id, 100_000, surge_core::MAX_MONEY).await?;
+        state.deals.commands.top_up(user.id, 100_000, surge_core::MAX_MONEY).await?;
     }
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",

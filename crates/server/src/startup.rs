@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::local::LocalFileSystem;
 use surge_core::auctions::AuctionEvent;
 use surge_engine::clock::{Clock, SystemClock};
+use surge_engine::deals::feed::DealsHub;
 use surge_engine::embedded::{EmbeddedEngine, Fanout, InProcessRateLimiter, WriterTask};
 use surge_engine::ratelimit::{Quota, RateLimiter};
 use surge_engine::redis::connection::{durability_warnings, redact};
@@ -104,6 +105,11 @@ impl AppPorts {
         jobs.extend(cinema::jobs(&self.cinema));
         jobs.extend(deals::jobs(&self.deals, clock));
         jobs
+    }
+
+    /// Every app's jobs that run in every process (a replica's relays of live events).
+    fn local_jobs(&self) -> Vec<BackgroundJob> {
+        deals::local_jobs(&self.deals)
     }
 }
 
@@ -267,11 +273,14 @@ impl Application {
             access_ttl: chrono::Duration::seconds(settings.auth.access_token_ttl_secs as i64),
             refresh_ttl: chrono::Duration::seconds(settings.auth.refresh_token_ttl_secs as i64),
         };
-        let fanout = Arc::new(Fanout::new(settings.auctions.sse_buffer));
+        let feeds = Feeds {
+            auctions: Arc::new(Fanout::new(settings.auctions.sse_buffer)),
+            deals: Arc::new(DealsHub::new(settings.auctions.sse_buffer)),
+        };
         let (ports, backend) = match selected {
-            Selected::Embedded => embedded(&settings, fanout, clock.clone()).await?,
+            Selected::Embedded => embedded(&settings, feeds, clock.clone()).await?,
             Selected::Distributed { database_url, redis_urls } => {
-                distributed(&settings, database_url, redis_urls, fanout, clock).await?
+                distributed(&settings, database_url, redis_urls, feeds, clock).await?
             }
         };
         let clock = ports.clock.clone();
@@ -294,16 +303,22 @@ impl Application {
         let shared = auctions::Shared { clock: &clock, images: &ports.images, shutdown: &shutdown };
         let tokens = Arc::new(TokenService::new(&key, token_settings, clock.clone()));
         let revoked = Arc::new(RevokedSessions::new(tokens.access_ttl()));
-        let local_jobs = vec![
+        let mut local_jobs = vec![
             metrics_upkeep(),
             revoked_sessions_watch(revoked.clone(), ports.refresh_tokens.clone(), clock.clone()),
         ];
+        local_jobs.extend(ports.apps.local_jobs());
         let auth =
             Authenticator::new(tokens.clone(), ports.users.clone(), nicknames.clone(), revoked);
         let state = AppState::new(Services {
             auctions: auctions::state(&apps.auctions, shared, &settings),
             cinema: cinema::state(&apps.cinema, &clock, &ports.limiter, &settings),
-            deals: deals::state(&apps.deals, &clock),
+            deals: deals::state(
+                &apps.deals,
+                &clock,
+                Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
+                &shutdown,
+            ),
             clock: clock.clone(),
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
@@ -419,17 +434,29 @@ pub async fn seed_cinema(settings: &Settings) -> anyhow::Result<usize> {
     }
 }
 
+/// The live feeds of this process, which each backend publishes to.
+struct Feeds {
+    auctions: Arc<Fanout<AuctionEvent>>,
+    deals: Arc<DealsHub>,
+}
+
 async fn embedded(
     settings: &Settings,
-    fanout: Arc<Fanout<AuctionEvent>>,
+    feeds: Feeds,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Ports, Backend)> {
+    let Feeds { auctions: fanout, deals: deals_hub } = feeds;
     let db = SqliteDb::open(&settings.data_dir, settings.writer.synchronous)
         .await
         .context("cannot open the SQLite database")?;
-    let (engine, writer) =
-        EmbeddedEngine::start(&db, fanout.clone(), clock.clone(), settings.writer.max_batch)
-            .await?;
+    let (engine, writer) = EmbeddedEngine::start(
+        &db,
+        fanout.clone(),
+        deals_hub.clone(),
+        clock.clone(),
+        settings.writer.max_batch,
+    )
+    .await?;
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
@@ -439,7 +466,7 @@ async fn embedded(
         apps: AppPorts {
             auctions: auctions::embedded(&db, &engine, fanout),
             cinema: cinema::embedded(&db, &engine, settings),
-            deals: deals::embedded(&db, &engine),
+            deals: deals::embedded(&db, &engine, deals_hub),
         },
         clock,
     };
@@ -450,9 +477,10 @@ async fn distributed(
     settings: &Settings,
     database_url: &str,
     redis_urls: Vec<String>,
-    fanout: Arc<Fanout<AuctionEvent>>,
+    feeds: Feeds,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Ports, Backend)> {
+    let Feeds { auctions: fanout, deals: deals_hub } = feeds;
     let db = PgDb::connect(database_url)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(database_url)))?;
@@ -474,7 +502,7 @@ async fn distributed(
     let apps = AppPorts {
         auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
-        deals: deals::distributed(&db, &shards, clock.clone()),
+        deals: deals::distributed(&db, &shards, clock.clone(), deals_hub),
     };
     let replica = Replica {
         shards,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use surge_core::deals::orders::OrderStatus;
+use surge_core::deals::orders::{OrderEvent, OrderStatus};
 use surge_core::deals::{Category, GeoBox, Place};
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ impl From<NewDeal> for DealRecord {
 }
 
 /// A deal with what is left of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DealRecord {
     pub id: Uuid,
     pub store_id: Uuid,
@@ -91,6 +91,33 @@ pub struct OrderRecord {
     pub total: i64,
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
+}
+
+/// One of a store's live events: an order placed or cancelled at one of its deals (the order
+/// rule's own event), numbered without gaps per store so an owner's stream can resume after
+/// the last one it showed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreEvent {
+    pub store_id: Uuid,
+    pub seq: i64,
+    pub event: OrderEvent,
+}
+
+/// A deal as it was posted, numbered in posting order across every store: a favourites stream
+/// resumes after the last deal it showed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DealPosted {
+    pub seq: i64,
+    pub deal: DealRecord,
+}
+
+/// What every favourites stream reads, in one order: deals posted anywhere, and favourites
+/// changed (so a stream follows its user's favourites without asking the database per deal).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Announcement {
+    DealPosted(DealPosted),
+    FavoriteChanged { user_id: Uuid, store_id: Uuid, favorite: bool },
 }
 
 /// The columns and rows both backends read; each decodes its own time type (see
@@ -182,6 +209,63 @@ fn status_from(text: &str) -> crate::StoreResult<OrderStatus> {
     }
 }
 
+pub(crate) const STORE_EVENT_COLUMNS: &str =
+    "store_id, seq, kind, order_id, deal_id, buyer_id, quantity, total, at";
+pub(crate) type StoreEventRow<T> = (Uuid, i64, String, Uuid, Uuid, Uuid, i64, i64, T);
+
+/// How a store event is kept: its kind's name and the order's facts.
+pub(crate) struct StoreEventColumns {
+    pub kind: &'static str,
+    pub order_id: Uuid,
+    pub deal_id: Uuid,
+    pub buyer_id: Uuid,
+    pub quantity: i64,
+    pub total: i64,
+    pub at: DateTime<Utc>,
+}
+
+impl StoreEvent {
+    /// The columns the event is kept in; `None` for the events a store's stream does not show
+    /// (a pickup).
+    pub(crate) fn columns(&self) -> Option<StoreEventColumns> {
+        let (kind, order_id, deal_id, buyer_id, quantity, total, at) = match self.event {
+            OrderEvent::Placed { order_id, deal_id, buyer_id, quantity, total, at } => {
+                ("order_created", order_id, deal_id, buyer_id, quantity, total, at)
+            }
+            OrderEvent::Cancelled { order_id, deal_id, buyer_id, quantity, total, at } => {
+                ("order_cancelled", order_id, deal_id, buyer_id, quantity, total, at)
+            }
+            OrderEvent::PickedUp { .. } => return None,
+        };
+        Some(StoreEventColumns { kind, order_id, deal_id, buyer_id, quantity, total, at })
+    }
+}
+
+pub(crate) fn store_event<T: DbTime>(row: StoreEventRow<T>) -> StoreResult<StoreEvent> {
+    let (store_id, seq, kind, order_id, deal_id, buyer_id, quantity, total, at) = row;
+    let at = at.utc();
+    let event = match kind.as_str() {
+        "order_created" => OrderEvent::Placed { order_id, deal_id, buyer_id, quantity, total, at },
+        "order_cancelled" => {
+            OrderEvent::Cancelled { order_id, deal_id, buyer_id, quantity, total, at }
+        }
+        other => {
+            return Err(crate::StoreError::Other(sqlx::Error::Decode(
+                format!("unknown store event kind {other:?}").into(),
+            )));
+        }
+    };
+    Ok(StoreEvent { store_id, seq, event })
+}
+
+/// A posted deal's row: the deal's columns, then its number.
+pub(crate) type DealPostedRow<T> = (Uuid, Uuid, String, i64, i64, i64, i64, i64, T, T, T, i64);
+
+pub(crate) fn deal_posted<T: DbTime>(row: DealPostedRow<T>) -> DealPosted {
+    let (a, b, c, d, e, f, g, h, i, j, k, seq) = row;
+    DealPosted { seq, deal: deal_record((a, b, c, d, e, f, g, h, i, j, k)) }
+}
+
 /// What a top-up led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopUp {
@@ -247,6 +331,26 @@ pub trait DealStore: Send + Sync {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>>;
+
+    /// A store's events after number `after`, in order, at most `limit`.
+    async fn store_events_after(
+        &self,
+        store_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoreEvent>>;
+    /// The number of the store's latest event (0 before any).
+    async fn last_store_event(&self, store_id: Uuid) -> StoreResult<i64>;
+    /// The deals posted after number `after` in the user's favourite stores, in order, at most
+    /// `limit`.
+    async fn favorite_deals_after(
+        &self,
+        user_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DealPosted>>;
+    /// The number of the latest deal posted anywhere (0 before any).
+    async fn last_deal_seq(&self) -> StoreResult<i64>;
 
     /// The stores the user marked as favourites.
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;

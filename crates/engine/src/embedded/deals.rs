@@ -6,9 +6,14 @@
 //! each buyer holds, and each buyer's balance — loaded on first use and changed in place in
 //! the batch; after the COMMIT the batch's copies become the cached state, after a failed batch
 //! they are forgotten.
+//!
+//! Each order placed or cancelled is kept as its store's next event in the same batch, and the
+//! batch's events (and its posted deals and changed favourites) go to [`DealsHub`] once the
+//! batch has committed: a stream never shows what a failed batch forgot.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,7 +23,7 @@ use surge_core::deals::orders::{
     apply_to_order, decide_cancel, decide_order, decide_pickup,
 };
 use surge_store::StoreError;
-use surge_store::deals::OrderRecord;
+use surge_store::deals::{Announcement, DealPosted, DealRecord, NewDeal, OrderRecord, StoreEvent};
 use surge_store::ledger::SqliteLedger;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -26,8 +31,9 @@ use uuid::Uuid;
 use super::apps::Apps;
 use super::writer::{AppWriter, Job, Tx, WriterCommand, submit};
 use crate::EngineError;
+use crate::deals::feed::DealsHub;
 use crate::deals::{
-    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
+    DealCommands, OrderChange, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
 };
 
 /// Deals and balances kept in memory; past this the cache starts over (states reload).
@@ -35,11 +41,11 @@ const MAX_CACHED: usize = 100_000;
 
 /// The embedded order engine: a handle to the writer.
 #[derive(Clone)]
-pub struct EmbeddedOrders {
+pub struct EmbeddedDeals {
     jobs: mpsc::Sender<Job>,
 }
 
-impl EmbeddedOrders {
+impl EmbeddedDeals {
     pub(crate) fn new(jobs: mpsc::Sender<Job>) -> Self {
         Self { jobs }
     }
@@ -52,8 +58,15 @@ pub(crate) struct TopUp {
     cap: i64,
 }
 
+/// A favourite set or cleared, as the writer runs it.
+pub(crate) struct SetFavorite {
+    user_id: Uuid,
+    store_id: Uuid,
+    favorite: bool,
+}
+
 #[async_trait]
-impl OrderCommands for EmbeddedOrders {
+impl DealCommands for EmbeddedDeals {
     async fn place_order(&self, request: PlaceOrderRequest) -> Result<OrderOutcome, EngineError> {
         submit(&self.jobs, request).await
     }
@@ -73,23 +86,82 @@ impl OrderCommands for EmbeddedOrders {
     ) -> Result<TopUpOutcome, EngineError> {
         submit(&self.jobs, TopUp { user_id, amount, cap }).await
     }
+
+    async fn post_deal(&self, deal: NewDeal) -> Result<DealPosted, EngineError> {
+        submit(&self.jobs, deal).await
+    }
+
+    async fn set_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+    ) -> Result<(), EngineError> {
+        submit(&self.jobs, SetFavorite { user_id, store_id, favorite }).await
+    }
 }
 
 /// The deals' and balances' state in the writer; never behind disk.
-#[derive(Default)]
 pub(crate) struct DealsWriter {
+    hub: Arc<DealsHub>,
     deals: HashMap<Uuid, DealState>,
     balances: HashMap<Uuid, i64>,
+    /// The number of each store's latest event (only the writer numbers them).
+    store_seqs: HashMap<Uuid, i64>,
     /// Changed by this batch; the cached state after COMMIT, forgotten if it fails.
     batch_deals: HashMap<Uuid, DealState>,
     batch_balances: HashMap<Uuid, i64>,
-    /// What the batch writes at flush: new orders, and the deals and balances it changed.
+    batch_store_seqs: HashMap<Uuid, i64>,
+    /// What the batch writes at flush: new orders, the deals and balances it changed, and its
+    /// store events.
     new_orders: Vec<OrderRecord>,
     changed_deals: HashSet<Uuid>,
     changed_balances: HashSet<Uuid>,
+    store_events: Vec<StoreEvent>,
+    /// Published once the batch has committed.
+    announcements: Vec<Announcement>,
 }
 
 impl DealsWriter {
+    pub(crate) fn new(hub: Arc<DealsHub>) -> Self {
+        Self {
+            hub,
+            deals: HashMap::new(),
+            balances: HashMap::new(),
+            store_seqs: HashMap::new(),
+            batch_deals: HashMap::new(),
+            batch_balances: HashMap::new(),
+            batch_store_seqs: HashMap::new(),
+            new_orders: Vec::new(),
+            changed_deals: HashSet::new(),
+            changed_balances: HashSet::new(),
+            store_events: Vec::new(),
+            announcements: Vec::new(),
+        }
+    }
+
+    /// Keeps `event` as the store's next event (written at flush, published after COMMIT).
+    async fn record_store_event(
+        &mut self,
+        store_id: Uuid,
+        event: OrderEvent,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), EngineError> {
+        let last = match self.batch_store_seqs.get(&store_id) {
+            Some(seq) => *seq,
+            None => match self.store_seqs.get(&store_id) {
+                Some(seq) => *seq,
+                None => tx.ledger.deals().last_store_event(store_id).await?,
+            },
+        };
+        if self.store_seqs.len() >= MAX_CACHED {
+            self.store_seqs.clear();
+        }
+        self.batch_store_seqs.insert(store_id, last + 1);
+        self.store_events.push(StoreEvent { store_id, seq: last + 1, event });
+        Ok(())
+    }
+
     /// The deal as this batch changes it: the cached state, else loaded (on the writer's
     /// connection, so it includes this batch's writes). `None` for an unknown deal.
     async fn deal(
@@ -167,6 +239,7 @@ impl DealsWriter {
                 // forgotten whole, see `rolled_back`).
                 apply_to_deal(deal, &event);
                 let remaining = deal.remaining;
+                let store_id = deal.store_id;
                 let mut after = balance;
                 apply_to_balance(&mut after, &event);
                 self.batch_balances.insert(record.buyer_id, after);
@@ -174,6 +247,7 @@ impl DealsWriter {
                 self.changed_balances.insert(record.buyer_id);
                 let placed = record.clone();
                 self.new_orders.push(record);
+                self.record_store_event(store_id, event, tx).await?;
                 OrderOutcome::Placed(OrderPlaced {
                     order: placed,
                     remaining,
@@ -231,6 +305,7 @@ impl DealsWriter {
             self.changed_deals.insert(record.deal_id);
             self.changed_balances.insert(buyer_id);
             tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
+            self.record_store_event(record.store_id, event, tx).await?;
         } else {
             tx.ledger.deals().set_order_status(order_id, state.status, now).await?;
         }
@@ -253,6 +328,39 @@ impl DealsWriter {
         self.batch_balances.insert(top_up.user_id, after);
         self.changed_balances.insert(top_up.user_id);
         Ok(TopUpOutcome::Added { balance: after })
+    }
+
+    async fn post_deal(
+        &mut self,
+        deal: NewDeal,
+        tx: &mut Tx<'_>,
+    ) -> Result<DealPosted, EngineError> {
+        let seq = tx.ledger.deals().insert_deal(&deal).await?;
+        let posted = DealPosted { seq, deal: DealRecord::from(deal) };
+        self.announcements.push(Announcement::DealPosted(posted.clone()));
+        Ok(posted)
+    }
+
+    async fn set_favorite(
+        &mut self,
+        change: SetFavorite,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), EngineError> {
+        let SetFavorite { user_id, store_id, favorite } = change;
+        let now = tx.now();
+        if tx.ledger.deals().set_favorite(user_id, store_id, favorite, now).await? {
+            self.announcements.push(Announcement::FavoriteChanged { user_id, store_id, favorite });
+        }
+        Ok(())
+    }
+
+    /// Forgets what the batch planned to write and publish.
+    fn clear_batch(&mut self) {
+        self.new_orders.clear();
+        self.changed_deals.clear();
+        self.changed_balances.clear();
+        self.store_events.clear();
+        self.announcements.clear();
     }
 }
 
@@ -278,21 +386,24 @@ impl AppWriter for DealsWriter {
             .iter()
             .filter_map(|id| self.batch_balances.get(id).map(|balance| (*id, *balance)))
             .collect();
-        deals.save_balances(&balances, now).await
+        deals.save_balances(&balances, now).await?;
+        deals.insert_store_events(&self.store_events).await
     }
 
     fn committed(&mut self) {
         self.deals.extend(self.batch_deals.drain());
         self.balances.extend(self.batch_balances.drain());
-        self.new_orders.clear();
-        self.changed_deals.clear();
-        self.changed_balances.clear();
+        self.store_seqs.extend(self.batch_store_seqs.drain());
+        self.hub.publish_store_events(self.store_events.drain(..));
+        for announcement in self.announcements.drain(..) {
+            self.hub.announce(announcement);
+        }
+        self.clear_batch();
     }
 
     fn rolled_back(&mut self) {
-        self.new_orders.clear();
-        self.changed_deals.clear();
-        self.changed_balances.clear();
+        self.clear_batch();
+        self.batch_store_seqs.clear();
         for id in self.batch_deals.keys() {
             self.deals.remove(id);
         }
@@ -328,5 +439,23 @@ impl WriterCommand for TopUp {
 
     async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<TopUpOutcome, EngineError> {
         apps.deals.top_up(self, tx).await
+    }
+}
+
+#[async_trait]
+impl WriterCommand for NewDeal {
+    type Output = DealPosted;
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<DealPosted, EngineError> {
+        apps.deals.post_deal(self, tx).await
+    }
+}
+
+#[async_trait]
+impl WriterCommand for SetFavorite {
+    type Output = ();
+
+    async fn execute(self, apps: &mut Apps, tx: &mut Tx<'_>) -> Result<(), EngineError> {
+        apps.deals.set_favorite(self, tx).await
     }
 }

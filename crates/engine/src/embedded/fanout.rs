@@ -56,6 +56,17 @@ impl<E> Fanout<E> {
         channels.by_entity.get(&entity).is_some_and(|sender| sender.receiver_count() > 0)
     }
 
+    /// Sends `make()` to the subscribers of every watched entity (a notice that concerns them
+    /// all).
+    pub fn publish_everywhere(&self, make: impl Fn() -> E) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for (entity, sender) in &channels.by_entity {
+            if sender.receiver_count() > 0 {
+                let _ = sender.send(Arc::new(Published::new(*entity, make())));
+            }
+        }
+    }
+
     /// Whether anyone here listens to anything.
     pub fn has_watchers(&self) -> bool {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());

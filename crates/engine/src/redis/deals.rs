@@ -3,6 +3,10 @@
 //! any number of replicas, bounded by those row locks under a rush. The Redis saga of
 //! ARCHITECTURE.md ("Orders") is what will take them off PostgreSQL's critical path.
 //!
+//! Each command keeps its live events in its transaction and notifies them; every replica
+//! listens ([`relay_notices`]) and publishes them to its own [`DealsHub`], so a stream on any
+//! replica shows every replica's orders.
+//!
 //! An `Idempotency-Key` is claimed for the user in Redis first (so one key names one request
 //! across every app and shard, as everywhere), and its answer is kept in PostgreSQL in the
 //! order's own transaction.
@@ -12,26 +16,29 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use surge_core::deals::orders::{OrderRejection, PlaceOrder};
 use surge_core::idempotency;
+use surge_store::deals::postgres::DealsNotice;
 use surge_store::deals::postgres::{Keyed, KeyedRequest, PgDeals, Placed};
-use surge_store::deals::{DealStore, OrderRecord, TopUp};
+use surge_store::deals::{DealPosted, DealStore, NewDeal, OrderRecord, TopUp};
 use uuid::Uuid;
 
 use super::idempotency as redis_idempotency;
 use super::shards::Shards;
 use crate::EngineError;
 use crate::clock::Clock;
+use crate::deals::feed::DealsHub;
 use crate::deals::{
-    OrderChange, OrderCommands, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
+    DealCommands, OrderChange, OrderOutcome, OrderPlaced, PlaceOrderRequest, TopUpOutcome,
 };
+use crate::workers::BackgroundJob;
 
 #[derive(Clone)]
-pub struct DistributedOrders {
+pub struct DistributedDeals {
     store: PgDeals,
     shards: Shards,
     clock: Arc<dyn Clock>,
 }
 
-impl DistributedOrders {
+impl DistributedDeals {
     pub fn new(store: PgDeals, shards: Shards, clock: Arc<dyn Clock>) -> Self {
         Self { store, shards, clock }
     }
@@ -49,7 +56,7 @@ fn outcome(decided: &Result<Placed, OrderRejection>) -> OrderOutcome {
 }
 
 #[async_trait]
-impl OrderCommands for DistributedOrders {
+impl DealCommands for DistributedDeals {
     async fn place_order(&self, request: PlaceOrderRequest) -> Result<OrderOutcome, EngineError> {
         let now = self.clock.now();
         if let Some(key) = &request.idempotency {
@@ -115,4 +122,57 @@ impl OrderCommands for DistributedOrders {
             },
         )
     }
+
+    async fn post_deal(&self, deal: NewDeal) -> Result<DealPosted, EngineError> {
+        Ok(self.store.post_deal(deal).await?)
+    }
+
+    async fn set_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+    ) -> Result<(), EngineError> {
+        Ok(self.store.change_favorite(user_id, store_id, favorite, self.clock.now()).await?)
+    }
+}
+
+/// How long the relay waits before listening again after it could not.
+const RELISTEN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// On every replica: publishes the deals' live events of every replica's commits to this
+/// replica's hub. After a lost connection it listens again and has every stream catch up from
+/// the store (what was notified meanwhile is lost to this listener, never to the tables).
+pub fn relay_notices(store: PgDeals, hub: Arc<DealsHub>) -> BackgroundJob {
+    BackgroundJob::new("deals-notices", move || {
+        let (store, hub) = (store.clone(), hub.clone());
+        async move {
+            loop {
+                let mut notices = match store.notices().await {
+                    Ok(notices) => notices,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot listen to deals notices; retrying");
+                        tokio::time::sleep(RELISTEN_DELAY).await;
+                        continue;
+                    }
+                };
+                // Listening (again): whatever was missed before is read from the store.
+                hub.resync();
+                loop {
+                    match notices.next().await {
+                        Ok(Some(DealsNotice::Store(event))) => hub.publish_store_events([event]),
+                        Ok(Some(DealsNotice::Announcement(announcement))) => {
+                            hub.announce(announcement)
+                        }
+                        Ok(None) => hub.resync(),
+                        Err(error) => {
+                            tracing::warn!(error = %error, "deals notices interrupted; listening again");
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(RELISTEN_DELAY).await;
+            }
+        }
+    })
 }

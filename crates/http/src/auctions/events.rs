@@ -11,17 +11,14 @@
 //! one process feed thousands of subscribers.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use surge_core::auctions::AuctionEvent;
 use surge_engine::feed::Published;
@@ -31,13 +28,12 @@ use uuid::Uuid;
 use super::AuctionsState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::sse::{self, HEARTBEAT, SubscriberGauge};
 
 /// Bids read from the store per replay query.
 const REPLAY_PAGE: u32 = 500;
 /// Most queued events coalesced into one chunk.
 const MAX_COALESCED: usize = 64;
-/// The heartbeat comment.
-const HEARTBEAT: &[u8] = b":\n\n";
 
 #[derive(Debug, Deserialize)]
 pub struct EventsParams {
@@ -55,11 +51,7 @@ pub async fn stream(
     Query(params): Query<EventsParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
-    let after = last_event_id.or(params.after_seq).map(|seq| seq.max(0));
+    let after = sse::resume_after(&headers, params.after_seq);
     let live = state.feed.subscribe(auction_id);
     let auction = state.store.get(auction_id).await?.ok_or(ApiError::NotFound)?;
     let closing = auction.closed.then(|| {
@@ -86,16 +78,9 @@ pub async fn stream(
     };
     let chunks = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), feed))
-    })
-    .take_until(state.shutdown.clone().cancelled_owned());
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        // Tells reverse proxies not to buffer the stream.
-        (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
-    ];
-    Ok((headers, Body::from_stream(chunks)).into_response())
+        Some((chunk, feed))
+    });
+    Ok(sse::response(chunks, state.shutdown.clone()))
 }
 
 struct Feed {
@@ -255,30 +240,5 @@ fn sse_frame(auction_id: Uuid, event: &AuctionEvent) -> Bytes {
             ("closed", serde_json::json!({ "winner": winner, "final_price": final_price }))
         }
     };
-    let data = data.to_string();
-    let mut frame = String::with_capacity(data.len() + 40);
-    frame.push_str("event: ");
-    frame.push_str(kind);
-    frame.push_str("\nid: ");
-    frame.push_str(&event.seq().to_string());
-    frame.push_str("\ndata: ");
-    frame.push_str(&data);
-    frame.push_str("\n\n");
-    Bytes::from(frame)
-}
-
-/// Counts open SSE streams in `surge_sse_subscribers` for as long as it lives.
-struct SubscriberGauge;
-
-impl SubscriberGauge {
-    fn new() -> Self {
-        metrics::gauge!("surge_sse_subscribers").increment(1.0);
-        SubscriberGauge
-    }
-}
-
-impl Drop for SubscriberGauge {
-    fn drop(&mut self) {
-        metrics::gauge!("surge_sse_subscribers").decrement(1.0);
-    }
+    sse::frame(kind, event.seq(), &data)
 }

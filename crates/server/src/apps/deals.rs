@@ -1,14 +1,18 @@
-//! Deals' wiring: the stores, deals, favourites and points repository on each backend.
+//! Deals' wiring: the stores, deals, favourites and points repository and the deals commands on
+//! each backend, the live events hub, and the jobs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use surge_core::idempotency;
+use tokio_util::sync::CancellationToken;
 
 use surge_engine::clock::Clock;
-use surge_engine::deals::OrderCommands;
+use surge_engine::deals::DealCommands;
+use surge_engine::deals::feed::DealsHub;
 use surge_engine::embedded::EmbeddedEngine;
-use surge_engine::redis::{DistributedOrders, Shards};
+use surge_engine::redis::deals::relay_notices;
+use surge_engine::redis::{DistributedDeals, Shards};
 use surge_engine::workers::BackgroundJob;
 use surge_http::deals::{DealsServices, DealsState, nearby_cache};
 use surge_store::db::{PgDb, SqliteDb};
@@ -20,36 +24,65 @@ use surge_store::deals::sqlite::SqliteDeals;
 #[derive(Clone)]
 pub struct DealsPorts {
     pub store: Arc<dyn DealStore>,
-    pub orders: Arc<dyn OrderCommands>,
+    pub commands: Arc<dyn DealCommands>,
+    /// The live events of this process's streams.
+    pub hub: Arc<DealsHub>,
     /// Where the distributed backend keeps orders' `Idempotency-Key` answers (the embedded
     /// writer purges its own).
     keyed_answers: Option<PgDeals>,
+    /// What every process runs (not under a lease): a replica's relay of every replica's live
+    /// events.
+    local_jobs: Vec<BackgroundJob>,
 }
 
 /// Orders run in the embedded writer, with the other apps' commands.
-pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine) -> DealsPorts {
+/// `hub` is the one the writer publishes to.
+pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine, hub: Arc<DealsHub>) -> DealsPorts {
     DealsPorts {
         store: Arc::new(SqliteDeals::new(db.pool.clone())),
-        orders: Arc::new(engine.orders()),
+        commands: Arc::new(engine.deals()),
+        hub,
         keyed_answers: None,
+        local_jobs: Vec::new(),
     }
 }
 
 /// Orders run as PostgreSQL transactions for now (see `surge_engine::redis::deals`).
-pub fn distributed(db: &PgDb, shards: &Shards, clock: Arc<dyn Clock>) -> DealsPorts {
+pub fn distributed(
+    db: &PgDb,
+    shards: &Shards,
+    clock: Arc<dyn Clock>,
+    hub: Arc<DealsHub>,
+) -> DealsPorts {
     let store = PgDeals::new(db.pool.clone());
     DealsPorts {
-        orders: Arc::new(DistributedOrders::new(store.clone(), shards.clone(), clock)),
+        commands: Arc::new(DistributedDeals::new(store.clone(), shards.clone(), clock)),
         keyed_answers: Some(store.clone()),
+        local_jobs: vec![relay_notices(store.clone(), hub.clone())],
+        hub,
         store: Arc::new(store),
     }
 }
 
-pub fn state(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> DealsState {
+/// The jobs every process runs.
+pub fn local_jobs(ports: &DealsPorts) -> Vec<BackgroundJob> {
+    ports.local_jobs.clone()
+}
+
+/// `heartbeat` and `shutdown` as the auction streams have them.
+pub fn state(
+    ports: &DealsPorts,
+    clock: &Arc<dyn Clock>,
+    heartbeat: Duration,
+    shutdown: &CancellationToken,
+) -> DealsState {
     DealsState::new(DealsServices {
         clock: clock.clone(),
         store: ports.store.clone(),
-        orders: ports.orders.clone(),
+        commands: ports.commands.clone(),
+        hub: ports.hub.clone(),
+        sse_heartbeat: heartbeat,
+        shutdown: shutdown.clone(),
         nearby: Arc::new(nearby_cache()),
     })
 }

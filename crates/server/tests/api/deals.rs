@@ -14,7 +14,7 @@ const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// A place of this test's own, far from every other test's stores (the suite may share one
 /// database): somewhere between 60° S and 60° N.
-fn home() -> (f64, f64) {
+pub(crate) fn home() -> (f64, f64) {
     let bits = uuid::Uuid::new_v4().as_u128();
     let lat = (bits % 120_000) as f64 / 1000.0 - 60.0;
     let lng = ((bits >> 32) % 340_000) as f64 / 1000.0 - 170.0;
@@ -45,7 +45,12 @@ fn store_body((lat, lng): (f64, f64), category: &str) -> Value {
         "address": "Mangwon-ro 1, Seoul"})
 }
 
-async fn open_store(app: &TestApp, owner: &TestUser, place: (f64, f64), category: &str) -> Value {
+pub(crate) async fn open_store(
+    app: &TestApp,
+    owner: &TestUser,
+    place: (f64, f64),
+    category: &str,
+) -> Value {
     let response =
         app.post_json("/stores", Some(&owner.access_token), &store_body(place, category)).await;
     expect_json(response, 201).await
@@ -56,7 +61,7 @@ fn deal_body() -> Value {
         "quantity": 10, "ends_at": rfc3339(Utc::now() + Duration::hours(2))})
 }
 
-async fn post_deal(
+pub(crate) async fn post_deal(
     app: &TestApp,
     owner: &TestUser,
     store_id: &str,
@@ -384,7 +389,7 @@ async fn points_start_at_zero_and_top_ups_add_up() {
 // ---- orders ----
 
 /// A store of `owner`'s with one live deal (price 500, 10 units, 2 per buyer unless patched).
-async fn live_deal(app: &TestApp, owner: &TestUser, patch: Value) -> String {
+pub(crate) async fn live_deal(app: &TestApp, owner: &TestUser, patch: Value) -> String {
     let store_id = string(&open_store(app, owner, home(), "dessert").await["id"]);
     let body = merged(
         json!({"title": "Boxes", "original_price": 1000, "deal_price": 500, "quantity": 10,
@@ -394,13 +399,18 @@ async fn live_deal(app: &TestApp, owner: &TestUser, patch: Value) -> String {
     string(&expect_json(post_deal(app, owner, &store_id, &body).await, 201).await["id"])
 }
 
-async fn top_up(app: &TestApp, token: &str, amount: i64) -> Value {
+pub(crate) async fn top_up(app: &TestApp, token: &str, amount: i64) -> Value {
     let response =
         app.post_json("/me/points/top-up", Some(token), &json!({"amount": amount})).await;
     expect_json(response, 200).await
 }
 
-async fn order(app: &TestApp, token: &str, deal_id: &str, quantity: Value) -> reqwest::Response {
+pub(crate) async fn order(
+    app: &TestApp,
+    token: &str,
+    deal_id: &str,
+    quantity: Value,
+) -> reqwest::Response {
     app.post_json(&format!("/deals/{deal_id}/orders"), Some(token), &json!({"quantity": quantity}))
         .await
 }

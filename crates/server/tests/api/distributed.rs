@@ -6,6 +6,7 @@
 //! least the highest acknowledged one — and nothing went to the dead-letter table.
 
 mod clocks;
+mod deal_events;
 mod deployment;
 mod faults;
 mod order_rush;

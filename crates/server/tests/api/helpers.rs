@@ -480,10 +480,22 @@ impl Api {
         query: &str,
         last_event_id: Option<&str>,
     ) -> Response {
-        let mut request = self
-            .client
-            .get(self.url(&format!("/auctions/{auction_id}/events{query}")))
-            .header("accept", "text/event-stream");
+        self.open_stream(&format!("/auctions/{auction_id}/events{query}"), None, last_event_id)
+            .await
+    }
+
+    /// Opens any event stream at `path` (signed in with `token`, when given), optionally with
+    /// a `Last-Event-ID` header. Returns as soon as the response head has arrived.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Response {
+        let mut request = self.client.get(self.url(path)).header("accept", "text/event-stream");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -491,6 +503,16 @@ impl Api {
             .await
             .expect("the event stream did not answer in time")
             .expect("request to Surge failed")
+    }
+
+    /// Opens the event stream at `path`; it must answer 200 `text/event-stream`.
+    pub async fn stream(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> EventStream {
+        EventStream::new(self.open_stream(path, token, last_event_id).await)
     }
 
     /// Opens the event stream of an auction; it must answer 200 `text/event-stream`.

@@ -8,6 +8,7 @@ mod binary;
 mod cinema;
 mod connections;
 mod crash;
+mod deal_events;
 mod deals;
 mod distributed;
 mod errors;

@@ -1,17 +1,25 @@
 //! PostgreSQL implementation of the deals repository. Store places are indexed by a GiST index
 //! on `point(lng, lat)` (built-in geometric types: no extension needed), searched with `<@ box`.
+//!
+//! The commands that make live events (orders placed and cancelled, deals posted, favourites
+//! changed) keep them and `NOTIFY` them on [`NOTICE_CHANNEL`] in their own transaction:
+//! PostgreSQL delivers a notification to every listening replica only if, and once, the
+//! transaction commits, in commit order ([`DealsNotices`]).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use surge_core::deals::{Category, GeoBox};
 use uuid::Uuid;
 
 use super::{
-    DEAL_COLUMNS, DealRecord, DealRow, DealStore, NewDeal, ORDER_COLUMNS, OrderRecord, OrderRow,
-    STORE_COLUMNS, StoreRecord, StoreRow, TopUp, deal_record, order_record, store_record,
+    Announcement, DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
+    ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
+    StoreEventRow, StoreRecord, StoreRow, TopUp, deal_posted, deal_record, order_record,
+    store_event, store_record,
 };
 use crate::{StoreError, StoreResult};
 use surge_core::deals::orders::{
@@ -92,26 +100,7 @@ impl DealStore for PgDeals {
 
     async fn create_deals(&self, deals: &[NewDeal]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in deals.chunks(1_000) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "insert into deals (id, store_id, title, original_price, deal_price, quantity,
-                     remaining, per_user_limit, starts_at, ends_at, created_at) ",
-            );
-            query.push_values(chunk, |mut row, deal| {
-                row.push_bind(deal.id)
-                    .push_bind(deal.store_id)
-                    .push_bind(&deal.title)
-                    .push_bind(deal.original_price)
-                    .push_bind(deal.deal_price)
-                    .push_bind(deal.quantity)
-                    .push_bind(deal.quantity)
-                    .push_bind(deal.per_user_limit)
-                    .push_bind(deal.starts_at)
-                    .push_bind(deal.ends_at)
-                    .push_bind(deal.created_at);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
+        insert_deals(&mut tx, deals).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -224,21 +213,8 @@ impl DealStore for PgDeals {
         favorite: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let query = if favorite {
-            sqlx::query(
-                "insert into store_favorites (user_id, store_id, created_at) values ($1, $2, $3)
-                 on conflict (user_id, store_id) do nothing",
-            )
-            .bind(user_id)
-            .bind(store_id)
-            .bind(now)
-        } else {
-            sqlx::query("delete from store_favorites where user_id = $1 and store_id = $2")
-                .bind(user_id)
-                .bind(store_id)
-        };
-        query.execute(&self.pool).await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        set_favorite_in(&mut conn, user_id, store_id, favorite, now).await.map(drop)
     }
 
     async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
@@ -268,6 +244,58 @@ impl DealStore for PgDeals {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(order_record).collect()
+    }
+
+    async fn store_events_after(
+        &self,
+        store_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoreEvent>> {
+        let rows: Vec<StoreEventRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {STORE_EVENT_COLUMNS} from store_events
+                 where store_id = $1 and seq > $2 order by seq limit $3"
+        )))
+        .bind(store_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(store_event).collect()
+    }
+
+    async fn last_store_event(&self, store_id: Uuid) -> StoreResult<i64> {
+        let seq: Option<(i64,)> = sqlx::query_as("select event_seq from stores where id = $1")
+            .bind(store_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.map_or(0, |(seq,)| seq))
+    }
+
+    async fn favorite_deals_after(
+        &self,
+        user_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DealPosted>> {
+        let rows: Vec<DealPostedRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {DEAL_COLUMNS}, seq from deals
+                 where seq > $1
+                   and store_id in (select store_id from store_favorites where user_id = $2)
+                 order by seq limit $3"
+        )))
+        .bind(after)
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(deal_posted).collect())
+    }
+
+    async fn last_deal_seq(&self) -> StoreResult<i64> {
+        let (seq,): (i64,) =
+            sqlx::query_as("select coalesce(max(seq), 0) from deals").fetch_one(&self.pool).await?;
+        Ok(seq)
     }
 
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
@@ -431,6 +459,7 @@ impl PgDeals {
                     now,
                 )
                 .await?;
+                record_store_event(&mut tx, record.store_id, event).await?;
                 Ok(Placed { order: record, remaining, balance: balance - total })
             }
         };
@@ -520,6 +549,7 @@ impl PgDeals {
                 now,
             )
             .await?;
+            record_store_event(&mut tx, deal.store_id, event).await?;
         }
         let mut changed = state;
         apply_to_order(&mut changed, &event);
@@ -533,6 +563,182 @@ impl PgDeals {
         order.status = changed.status;
         Ok(Ok(order))
     }
+}
+
+impl PgDeals {
+    /// Posts a deal, numbered after the last one, and announces it to every replica.
+    pub async fn post_deal(&self, deal: NewDeal) -> StoreResult<DealPosted> {
+        let mut tx = self.pool.begin().await?;
+        let seqs = insert_deals(&mut tx, std::slice::from_ref(&deal)).await?;
+        let posted = DealPosted { seq: seqs[0], deal: DealRecord::from(deal) };
+        notify(&mut tx, &DealsNotice::Announcement(Announcement::DealPosted(posted.clone())))
+            .await?;
+        tx.commit().await?;
+        Ok(posted)
+    }
+
+    /// Makes the store a favourite of the user, or not, and tells every replica when that
+    /// changed something.
+    pub async fn change_favorite(
+        &self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if set_favorite_in(&mut tx, user_id, store_id, favorite, now).await? {
+            let changed = Announcement::FavoriteChanged { user_id, store_id, favorite };
+            notify(&mut tx, &DealsNotice::Announcement(changed)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts listening to the live events of every replica's commands.
+    pub async fn notices(&self) -> StoreResult<DealsNotices> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTICE_CHANNEL).await?;
+        Ok(DealsNotices { listener })
+    }
+}
+
+/// The channel the deals' live events are notified on.
+pub const NOTICE_CHANNEL: &str = "surge_deals";
+
+/// A live event as it travels between replicas.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealsNotice {
+    Store(StoreEvent),
+    Announcement(Announcement),
+}
+
+/// The live events of every replica's committed commands, in commit order.
+pub struct DealsNotices {
+    listener: PgListener,
+}
+
+impl DealsNotices {
+    /// The next event; `Ok(None)` when the connection was lost and has been made again: events
+    /// committed meanwhile were missed (they are in the tables), so whoever shows them must
+    /// catch up from there.
+    pub async fn next(&mut self) -> StoreResult<Option<DealsNotice>> {
+        loop {
+            let Some(notification) = self.listener.try_recv().await? else { return Ok(None) };
+            match serde_json::from_str(notification.payload()) {
+                Ok(notice) => return Ok(Some(notice)),
+                Err(error) => tracing::warn!(error = %error, "an unreadable deals notice; skipped"),
+            }
+        }
+    }
+}
+
+async fn notify(conn: &mut sqlx::PgConnection, notice: &DealsNotice) -> StoreResult<()> {
+    let payload = serde_json::to_string(notice).map_err(|e| {
+        StoreError::Other(sqlx::Error::Protocol(format!("a deals notice does not encode: {e}")))
+    })?;
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(NOTICE_CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Keeps an order event as the store's next event (taking the number locks the store's row
+/// until the commit, so the store's events commit in number order) and notifies it.
+async fn record_store_event(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    store_id: Uuid,
+    event: OrderEvent,
+) -> StoreResult<()> {
+    let (seq,): (i64,) = sqlx::query_as(
+        "update stores set event_seq = event_seq + 1 where id = $1 returning event_seq",
+    )
+    .bind(store_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let event = StoreEvent { store_id, seq, event };
+    let Some(columns) = event.columns() else { return Ok(()) };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into store_events ({STORE_EVENT_COLUMNS})
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )))
+    .bind(store_id)
+    .bind(seq)
+    .bind(columns.kind)
+    .bind(columns.order_id)
+    .bind(columns.deal_id)
+    .bind(columns.buyer_id)
+    .bind(columns.quantity)
+    .bind(columns.total)
+    .bind(columns.at)
+    .execute(&mut **tx)
+    .await?;
+    notify(tx, &DealsNotice::Store(event)).await
+}
+
+/// Inserts deals numbered after the last one posted; their numbers. The advisory lock holds
+/// until the commit, so deals commit in number order (a stream that resumes after number `n`
+/// never misses a deal committed later with a smaller one).
+async fn insert_deals(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    deals: &[NewDeal],
+) -> StoreResult<Vec<i64>> {
+    sqlx::query("select pg_advisory_xact_lock(hashtext('surge.deals.seq'))")
+        .execute(&mut **tx)
+        .await?;
+    let (last,): (i64,) =
+        sqlx::query_as("select coalesce(max(seq), 0) from deals").fetch_one(&mut **tx).await?;
+    let seqs: Vec<i64> = (1..=deals.len() as i64).map(|n| last + n).collect();
+    let numbered: Vec<(&NewDeal, i64)> = deals.iter().zip(seqs.iter().copied()).collect();
+    for chunk in numbered.chunks(1_000) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "insert into deals (id, store_id, title, original_price, deal_price, quantity,
+                 remaining, per_user_limit, starts_at, ends_at, created_at, seq) ",
+        );
+        query.push_values(chunk, |mut row, (deal, seq)| {
+            row.push_bind(deal.id)
+                .push_bind(deal.store_id)
+                .push_bind(&deal.title)
+                .push_bind(deal.original_price)
+                .push_bind(deal.deal_price)
+                .push_bind(deal.quantity)
+                .push_bind(deal.quantity)
+                .push_bind(deal.per_user_limit)
+                .push_bind(deal.starts_at)
+                .push_bind(deal.ends_at)
+                .push_bind(deal.created_at)
+                .push_bind(*seq);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(seqs)
+}
+
+/// Makes the store a favourite of the user, or not; `false` when that changed nothing.
+async fn set_favorite_in(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    store_id: Uuid,
+    favorite: bool,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let query = if favorite {
+        sqlx::query(
+            "insert into store_favorites (user_id, store_id, created_at) values ($1, $2, $3)
+             on conflict (user_id, store_id) do nothing",
+        )
+        .bind(user_id)
+        .bind(store_id)
+        .bind(now)
+    } else {
+        sqlx::query("delete from store_favorites where user_id = $1 and store_id = $2")
+            .bind(user_id)
+            .bind(store_id)
+    };
+    Ok(query.execute(conn).await?.rows_affected() > 0)
 }
 
 /// Takes the key for this request, or answers as the key's first request did. A concurrent

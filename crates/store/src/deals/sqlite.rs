@@ -10,8 +10,10 @@ use surge_core::deals::{Category, GeoBox};
 use uuid::Uuid;
 
 use super::{
-    DEAL_COLUMNS, DealRecord, DealRow, DealStore, NewDeal, ORDER_COLUMNS, OrderRecord, OrderRow,
-    STORE_COLUMNS, StoreRecord, StoreRow, TopUp, deal_record, order_record, store_record,
+    DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
+    ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
+    StoreEventRow, StoreRecord, StoreRow, TopUp, deal_posted, deal_record, order_record,
+    store_event, store_record,
 };
 use crate::StoreResult;
 use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
@@ -188,7 +190,7 @@ impl DealStore for SqliteDeals {
 
     async fn create_deal(&self, deal: NewDeal) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_deal(&mut conn, &deal).await
+        insert_deal(&mut conn, &deal).await.map(drop)
     }
 
     async fn deal(&self, id: Uuid) -> StoreResult<Option<DealRecord>> {
@@ -223,21 +225,8 @@ impl DealStore for SqliteDeals {
         favorite: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let query = if favorite {
-            sqlx::query(
-                "insert into store_favorites (user_id, store_id, created_at) values (?, ?, ?)
-                 on conflict (user_id, store_id) do nothing",
-            )
-            .bind(user_id)
-            .bind(store_id)
-            .bind(to_micros(now))
-        } else {
-            sqlx::query("delete from store_favorites where user_id = ? and store_id = ?")
-                .bind(user_id)
-                .bind(store_id)
-        };
-        query.execute(&self.pool).await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        set_favorite_in(&mut conn, user_id, store_id, favorite, now).await.map(drop)
     }
 
     async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>> {
@@ -268,6 +257,54 @@ impl DealStore for SqliteDeals {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(order_record).collect()
+    }
+
+    async fn store_events_after(
+        &self,
+        store_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoreEvent>> {
+        let rows: Vec<StoreEventRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {STORE_EVENT_COLUMNS} from store_events
+             where store_id = ? and seq > ? order by seq limit ?"
+        )))
+        .bind(store_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(store_event).collect()
+    }
+
+    async fn last_store_event(&self, store_id: Uuid) -> StoreResult<i64> {
+        let mut conn = self.pool.acquire().await?;
+        last_store_event_in(&mut conn, store_id).await
+    }
+
+    async fn favorite_deals_after(
+        &self,
+        user_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DealPosted>> {
+        let rows: Vec<DealPostedRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {DEAL_COLUMNS}, seq from deals
+             where seq > ? and store_id in (select store_id from store_favorites where user_id = ?)
+             order by seq limit ?"
+        )))
+        .bind(after)
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(deal_posted).collect())
+    }
+
+    async fn last_deal_seq(&self) -> StoreResult<i64> {
+        let (seq,): (i64,) =
+            sqlx::query_as("select coalesce(max(seq), 0) from deals").fetch_one(&self.pool).await?;
+        Ok(seq)
     }
 
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
@@ -308,11 +345,15 @@ impl DealStore for SqliteDeals {
     }
 }
 
-async fn insert_deal(conn: &mut sqlx::SqliteConnection, deal: &NewDeal) -> StoreResult<()> {
-    sqlx::query(
+/// Inserts a deal numbered after the last one posted (one statement: SQLite runs one writer at
+/// a time, so no two deals get the same number); its number.
+async fn insert_deal(conn: &mut sqlx::SqliteConnection, deal: &NewDeal) -> StoreResult<i64> {
+    let (seq,): (i64,) = sqlx::query_as(
         "insert into deals (id, store_id, title, original_price, deal_price, quantity,
-             remaining, per_user_limit, starts_at, ends_at, created_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             remaining, per_user_limit, starts_at, ends_at, created_at, seq)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+             (select coalesce(max(seq), 0) + 1 from deals))
+         returning seq",
     )
     .bind(deal.id)
     .bind(deal.store_id)
@@ -325,9 +366,42 @@ async fn insert_deal(conn: &mut sqlx::SqliteConnection, deal: &NewDeal) -> Store
     .bind(to_micros(deal.starts_at))
     .bind(to_micros(deal.ends_at))
     .bind(to_micros(deal.created_at))
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(seq)
+}
+
+async fn last_store_event_in(conn: &mut SqliteConnection, store_id: Uuid) -> StoreResult<i64> {
+    let (seq,): (i64,) =
+        sqlx::query_as("select coalesce(max(seq), 0) from store_events where store_id = ?")
+            .bind(store_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(seq)
+}
+
+/// Makes the store a favourite of the user, or not; `false` when that changed nothing.
+async fn set_favorite_in(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    store_id: Uuid,
+    favorite: bool,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let query = if favorite {
+        sqlx::query(
+            "insert into store_favorites (user_id, store_id, created_at) values (?, ?, ?)
+             on conflict (user_id, store_id) do nothing",
+        )
+        .bind(user_id)
+        .bind(store_id)
+        .bind(to_micros(now))
+    } else {
+        sqlx::query("delete from store_favorites where user_id = ? and store_id = ?")
+            .bind(user_id)
+            .bind(store_id)
+    };
+    Ok(query.execute(conn).await?.rows_affected() > 0)
 }
 
 async fn top_up_in(
@@ -525,6 +599,54 @@ impl DealLedger<'_> {
         .fetch_optional(&mut *self.conn)
         .await?;
         row.map(order_record).transpose()
+    }
+
+    /// Posts a deal; its number.
+    pub async fn insert_deal(&mut self, deal: &NewDeal) -> StoreResult<i64> {
+        insert_deal(self.conn, deal).await
+    }
+
+    /// Makes the store a favourite of the user, or not; `false` when that changed nothing.
+    pub async fn set_favorite(
+        &mut self,
+        user_id: Uuid,
+        store_id: Uuid,
+        favorite: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        set_favorite_in(self.conn, user_id, store_id, favorite, now).await
+    }
+
+    /// The number of the store's latest event (0 before any).
+    pub async fn last_store_event(&mut self, store_id: Uuid) -> StoreResult<i64> {
+        last_store_event_in(self.conn, store_id).await
+    }
+
+    /// A batch's store events (pickups are not kept), in multi-row INSERTs.
+    pub async fn insert_store_events(&mut self, events: &[StoreEvent]) -> StoreResult<()> {
+        let rows: Vec<_> =
+            events.iter().filter_map(|e| e.columns().map(|c| (e.store_id, e.seq, c))).collect();
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("insert into store_events ({STORE_EVENT_COLUMNS}) "));
+            builder.push_values(chunk, |mut row, (store_id, seq, event)| {
+                row.push_bind(*store_id)
+                    .push_bind(*seq)
+                    .push_bind(event.kind)
+                    .push_bind(event.order_id)
+                    .push_bind(event.deal_id)
+                    .push_bind(event.buyer_id)
+                    .push_bind(event.quantity)
+                    .push_bind(event.total)
+                    .push_bind(to_micros(event.at));
+            });
+            builder.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
     }
 
     pub async fn store_owner(&mut self, store_id: Uuid) -> StoreResult<Option<Uuid>> {

@@ -13,6 +13,7 @@ contract!(
     favourites_are_set_and_cleared_idempotently,
     top_ups_add_up_and_stop_at_the_cap,
     old_order_key_answers_are_purged,
+    deals_are_numbered_in_posting_order_and_replayed_per_favourites,
 );
 
 async fn store(b: &Backend, owner: Uuid, place: Place, category: Category) -> Uuid {
@@ -166,4 +167,32 @@ async fn old_order_key_answers_are_purged(b: &Backend) {
             .await
             .unwrap();
     assert_eq!(left, [("new".to_owned(),)]);
+}
+
+/// The favourites stream resumes after a deal's number: numbers grow with each deal posted
+/// (one at a time or many together), and the replay is the user's favourite stores' deals
+/// after the number, in order.
+async fn deals_are_numbered_in_posting_order_and_replayed_per_favourites(b: &Backend) {
+    let owner = b.user("owner").await;
+    let fan = b.user("fan").await;
+    let followed = store(b, owner, Place { lat: 3.0, lng: 3.0 }, Category::Chicken).await;
+    let other = store(b, owner, Place { lat: 3.1, lng: 3.0 }, Category::Chicken).await;
+    b.deals.set_favorite(fan, followed, true, t(0)).await.unwrap();
+    let before = b.deals.last_deal_seq().await.unwrap();
+    let first = deal(b, followed, 0, HOUR).await;
+    let _skipped = deal(b, other, 0, HOUR).await;
+    let second = deal(b, followed, 0, HOUR).await;
+    assert_eq!(b.deals.last_deal_seq().await.unwrap(), before + 3);
+
+    let replay = b.deals.favorite_deals_after(fan, before, 10).await.unwrap();
+    let ids: Vec<Uuid> = replay.iter().map(|posted| posted.deal.id).collect();
+    assert_eq!(ids, [first, second]);
+    assert_eq!(replay[0].seq, before + 1);
+    assert_eq!(replay[1].seq, before + 3);
+    let after_first = b.deals.favorite_deals_after(fan, before + 1, 10).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].deal.id, second);
+    assert!(b.deals.favorite_deals_after(owner, before, 10).await.unwrap().is_empty());
+    assert_eq!(b.deals.last_store_event(followed).await.unwrap(), 0);
+    assert!(b.deals.store_events_after(followed, 0, 10).await.unwrap().is_empty());
 }
