@@ -146,7 +146,10 @@ fn main() -> ExitCode {
             demo: true,
             env: vec![("SURGE_CINEMA__READ_LIMIT", "0".to_owned()), no_signup_limit],
         },
-        Command::Deals(_) => ServerOptions { demo: true, env: vec![no_signup_limit] },
+        Command::Deals(args) => ServerOptions {
+            demo: true,
+            env: vec![("SURGE_DEALS__DEMO_STORES", args.demo_stores.to_string()), no_signup_limit],
+        },
         _ => ServerOptions { env: vec![no_signup_limit], ..ServerOptions::default() },
     };
     let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);

@@ -361,19 +361,34 @@ async fn nearby_page(
     after: Option<NearbyCursor>,
 ) -> ApiResult<Page<NearbyStore>> {
     let candidates = state.store.stores_in(&boxes_around(center, radius), category).await?;
-    let mut within: Vec<(f64, StoreRecord)> = candidates
+    let mut within: Vec<(f64, Uuid)> = candidates
         .into_iter()
-        .map(|store| (distance_m(center, store.place), store))
+        .map(|store| (distance_m(center, store.place), store.id))
         .filter(|(distance, _)| *distance <= radius)
-        .filter(|(distance, store)| match &after {
+        .filter(|(distance, id)| match &after {
             None => true,
-            Some(after) => (*distance, store.id) > (f64::from_bits(after.d), after.id),
+            Some(after) => (*distance, *id) > (f64::from_bits(after.d), after.id),
         })
         .collect();
-    within.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.id.cmp(&y.id)));
-    within.truncate(limit as usize + 1);
-    let ids: Vec<Uuid> = within.iter().map(|(_, store)| store.id).collect();
-    let counts = state.store.live_deal_counts(&ids, state.clock.now()).await?;
+    // Only the page (and the one past it, which says whether there is more) is read whole.
+    let shown = (limit as usize + 1).min(within.len());
+    if shown < within.len() {
+        within.select_nth_unstable_by(shown, |(a, x), (b, y)| a.total_cmp(b).then(x.cmp(y)));
+        within.truncate(shown);
+    }
+    within.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.cmp(y)));
+    let ids: Vec<Uuid> = within.iter().map(|(_, id)| *id).collect();
+    let (records, counts) = tokio::try_join!(
+        state.store.stores(&ids),
+        state.store.live_deal_counts(&ids, state.clock.now())
+    )?;
+    let mut records: std::collections::HashMap<Uuid, StoreRecord> =
+        records.into_iter().map(|store| (store.id, store)).collect();
+    // A store is never deleted; one missing here would only be skipped.
+    let within: Vec<(f64, StoreRecord)> = within
+        .into_iter()
+        .filter_map(|(distance, id)| records.remove(&id).map(|store| (distance, store)))
+        .collect();
     Ok(pagination::page(
         within,
         limit,

@@ -27,6 +27,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub auctions: AuctionSettings,
     pub cinema: CinemaSettings,
+    pub deals: DealsSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
     pub distributed: DistributedSettings,
@@ -83,6 +84,14 @@ pub struct CinemaSettings {
     pub reservation_cooldown_secs: u64,
     /// How long a "now showing" answer is served from the cache (admin changes empty it).
     pub showing_cache_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DealsSettings {
+    /// Stores of the `--demo` city (made the first time; a benchmark of the nearby search at
+    /// scale raises it).
+    pub demo_stores: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +158,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             auctions: AuctionSettings::default(),
             cinema: CinemaSettings::default(),
+            deals: DealsSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
             distributed: DistributedSettings::default(),
@@ -201,6 +211,12 @@ impl Default for CinemaSettings {
             reservation_cooldown_secs: 300,
             showing_cache_secs: 10,
         }
+    }
+}
+
+impl Default for DealsSettings {
+    fn default() -> Self {
+        Self { demo_stores: 5_000 }
     }
 }
 
@@ -303,6 +319,7 @@ mod tests {
         assert_eq!(parsed.limits.uploads_per_hour, 2);
         assert_eq!(parsed.cinema.read_limit, 50);
         assert_eq!(parsed.cinema.read_block_secs, 3600);
+        assert_eq!(parsed.deals.demo_stores, 5_000);
     }
 
     #[test]

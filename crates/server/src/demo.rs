@@ -22,8 +22,9 @@ pub const DEMO_PASSWORD: &str = "surge-demo-pass";
 pub const DEMO_USERS: [(&str, &str); 3] =
     [("alice@surge.test", "alice"), ("bob@surge.test", "bob"), ("carol@surge.test", "carol")];
 
-/// Seeds demo data unless the demo accounts already exist.
-pub async fn seed(state: &AppState) -> anyhow::Result<()> {
+/// Seeds demo data unless the demo accounts already exist; the deals city has `demo_stores`
+/// stores.
+pub async fn seed(state: &AppState, demo_stores: usize) -> anyhow::Result<()> {
     let now = state.clock.now();
     let hash = passwords::hash(DEMO_PASSWORD.to_owned()).await?;
     let mut users = Vec::new();
@@ -46,8 +47,8 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
                     .await?;
                 // The stores' owner: carol, found again by her email.
                 if let Some(carol) = state.users.credentials_by_email(DEMO_USERS[2].0).await? {
-                    deals::seed(state.deals.store.as_ref(), carol.user.id, state.clock.now())
-                        .await?;
+                    let (owner, now) = (carol.user.id, state.clock.now());
+                    deals::seed(state.deals.store.as_ref(), owner, now, demo_stores).await?;
                 }
                 return Ok(());
             }
@@ -153,7 +154,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         }
     }
     cinema::seed(state.cinema.store.as_ref(), &state.cinema.showing, state.clock.now()).await?;
-    deals::seed(state.deals.store.as_ref(), carol.id, state.clock.now()).await?;
+    deals::seed(state.deals.store.as_ref(), carol.id, state.clock.now(), demo_stores).await?;
     // Points to spend on deals.
     for user in [alice, bob] {
         state.deals.commands.top_up(user.id, 100_000, surge_core::MAX_MONEY).await?;

@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { demo: seed_demo } => {
             let app = Application::build(settings.clone()).await?;
             if seed_demo {
-                demo::seed(app.state()).await?;
+                demo::seed(app.state(), settings.deals.demo_stores).await?;
             }
             tracing::info!(listen = %settings.listen, port = app.port(), data_dir = %settings.data_dir.display(), "surge is serving");
             app.run_until_stopped(shutdown_signal()).await

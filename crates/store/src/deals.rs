@@ -1,9 +1,10 @@
 //! Deals: stores and their places, deals, favourites and points.
 //!
-//! The nearby search asks the store for the stores whose place lies in a latitude/longitude
-//! box (index-backed on both backends: an R*Tree on SQLite, a GiST index on PostgreSQL); the
-//! exact great-circle distance, the radius and the order are decided by the caller, the same
-//! on both backends.
+//! The nearby search asks the store for the places of the stores in a latitude/longitude box
+//! (index-backed on both backends: an R*Tree on SQLite, a GiST index on PostgreSQL) — ids and
+//! coordinates only, however many there are — and then for the whole records of the page it
+//! shows; the exact great-circle distance, the radius and the order are decided by the caller,
+//! the same on both backends.
 
 use std::collections::HashMap;
 
@@ -120,6 +121,13 @@ pub enum Announcement {
     FavoriteChanged { user_id: Uuid, store_id: Uuid, favorite: bool },
 }
 
+/// Where a store is: what the nearby search ranks before it reads the stores it shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StorePlace {
+    pub id: Uuid,
+    pub place: Place,
+}
+
 /// The columns and rows both backends read; each decodes its own time type (see
 /// [`crate::sql::DbTime`]).
 pub(crate) const STORE_COLUMNS: &str =
@@ -137,6 +145,10 @@ pub(crate) fn store_record<T: DbTime>(row: StoreRow<T>) -> StoreResult<StoreReco
         address,
         created_at: created_at.utc(),
     })
+}
+
+pub(crate) fn store_place((id, lat, lng): (Uuid, f64, f64)) -> StorePlace {
+    StorePlace { id, place: Place { lat, lng } }
 }
 
 fn category_from(text: &str) -> StoreResult<Category> {
@@ -279,13 +291,15 @@ pub enum TopUp {
 pub trait DealStore: Send + Sync {
     async fn create_store(&self, store: StoreRecord) -> StoreResult<()>;
     async fn store(&self, id: Uuid) -> StoreResult<Option<StoreRecord>>;
-    /// The stores whose place lies in one of `boxes` (of `category`, when given), through the
+    /// The places of the stores in one of `boxes` (of `category`, when given), through the
     /// spatial index; in no particular order.
     async fn stores_in(
         &self,
         boxes: &[GeoBox],
         category: Option<Category>,
-    ) -> StoreResult<Vec<StoreRecord>>;
+    ) -> StoreResult<Vec<StorePlace>>;
+    /// The stores of `ids` that exist, in no particular order.
+    async fn stores(&self, ids: &[Uuid]) -> StoreResult<Vec<StoreRecord>>;
     /// The plan of [`DealStore::stores_in`] for `boxes`, one line per step: the tests check it
     /// walks the spatial index.
     async fn stores_in_plan(&self, boxes: &[GeoBox]) -> StoreResult<Vec<String>>;

@@ -61,6 +61,10 @@ pub struct DealsArgs {
     /// Connections the uncached searches share.
     #[arg(long, default_value_t = 8)]
     uncached_connections: usize,
+    /// Stores of the demo city, for the server the bench starts (`deals.demo_stores`): the
+    /// nearby search at scale (e.g. 100000).
+    #[arg(long, default_value_t = 5_000)]
+    pub demo_stores: usize,
 }
 
 #[derive(Serialize)]

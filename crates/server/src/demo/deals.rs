@@ -1,4 +1,5 @@
-//! The demo city for deals: 5,000 stores of every category within 10 km of Seoul City Hall,
+//! The demo city for deals: 5,000 stores (`deals.demo_stores`) of every category within 10 km of
+//! Seoul City Hall,
 //! owned by the demo account carol, each with a deal live now (renewed at every start, so the
 //! map is never empty), and points for alice and bob to spend.
 
@@ -9,22 +10,29 @@ use uuid::Uuid;
 
 /// Where the demo city is: Seoul City Hall.
 pub const CENTER: Place = Place { lat: 37.5663, lng: 126.9779 };
-/// How many demo stores there are.
-pub const STORES: usize = 5_000;
 /// How far from the centre they spread, in metres.
 const SPREAD_M: f64 = 10_000.0;
 
 /// Makes the demo stores (the first time) and gives every one without a live deal a new one.
-pub async fn seed(store: &dyn DealStore, owner: Uuid, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn seed(
+    store: &dyn DealStore,
+    owner: Uuid,
+    now: DateTime<Utc>,
+    stores: usize,
+) -> anyhow::Result<()> {
     if store.store_count(owner).await? == 0 {
-        let stores: Vec<StoreRecord> = (0..STORES).map(|n| demo_store(n, owner, now)).collect();
+        let stores: Vec<StoreRecord> = (0..stores).map(|n| demo_store(n, owner, now)).collect();
         store.create_stores(&stores).await?;
     }
     let bare = store.stores_without_live_deals(owner, now).await?;
     let deals: Vec<NewDeal> =
         bare.iter().enumerate().map(|(n, store_id)| demo_deal(n, *store_id, now)).collect();
     store.create_deals(&deals).await?;
-    tracing::info!(stores = STORES, new_deals = deals.len(), "demo deals ready");
+    tracing::info!(
+        stores = store.store_count(owner).await?,
+        new_deals = deals.len(),
+        "demo deals ready"
+    );
     Ok(())
 }
 
@@ -98,7 +106,7 @@ mod tests {
     fn demo_stores_spread_within_the_city_over_every_category() {
         let owner = Uuid::now_v7();
         let stores: Vec<StoreRecord> =
-            (0..STORES).map(|n| demo_store(n, owner, Utc::now())).collect();
+            (0..5_000).map(|n| demo_store(n, owner, Utc::now())).collect();
         let farthest = stores.iter().map(|s| distance_m(CENTER, s.place)).fold(0.0, f64::max);
         assert!(farthest <= SPREAD_M * 1.001, "{farthest}");
         let near = stores.iter().filter(|s| distance_m(CENTER, s.place) <= 1_000.0).count();

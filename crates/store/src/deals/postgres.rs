@@ -18,8 +18,8 @@ use uuid::Uuid;
 use super::{
     Announcement, DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
     ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
-    StoreEventRow, StoreRecord, StoreRow, TopUp, deal_posted, deal_record, order_record,
-    store_event, store_record,
+    StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
+    order_record, store_event, store_place, store_record,
 };
 use crate::{StoreError, StoreResult};
 use surge_core::deals::orders::{
@@ -44,7 +44,7 @@ fn push_stores_in(
     boxes: &[GeoBox],
     category: Option<Category>,
 ) {
-    query.push(format!("select {STORE_COLUMNS} from stores s where ("));
+    query.push("select s.id, s.lat, s.lng from stores s where (");
     for (n, b) in boxes.iter().enumerate() {
         if n > 0 {
             query.push(" or ");
@@ -144,11 +144,20 @@ impl DealStore for PgDeals {
         &self,
         boxes: &[GeoBox],
         category: Option<Category>,
-    ) -> StoreResult<Vec<StoreRecord>> {
+    ) -> StoreResult<Vec<StorePlace>> {
         let mut query = QueryBuilder::new("");
         push_stores_in(&mut query, boxes, category);
-        let rows: Vec<StoreRow<DateTime<Utc>>> =
-            query.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(Uuid, f64, f64)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(store_place).collect())
+    }
+
+    async fn stores(&self, ids: &[Uuid]) -> StoreResult<Vec<StoreRecord>> {
+        let rows: Vec<StoreRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {STORE_COLUMNS} from stores s where s.id = any($1)"
+        )))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(store_record).collect()
     }
 

@@ -12,11 +12,12 @@ use uuid::Uuid;
 use super::{
     DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
     ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
-    StoreEventRow, StoreRecord, StoreRow, TopUp, deal_posted, deal_record, order_record,
-    store_event, store_record,
+    StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
+    order_record, store_event, store_place, store_record,
 };
 use crate::StoreResult;
 use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
+use crate::sql::Dialect;
 use crate::time::{from_micros, to_micros};
 use sqlx::SqliteConnection;
 use surge_core::deals::orders::{DealState, OrderStatus};
@@ -35,7 +36,7 @@ impl SqliteDeals {
 /// The box search: the R*Tree finds the rowids, the join brings the stores.
 fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: Option<Category>) {
     query.push(format!(
-        "select {STORE_COLUMNS} from store_places p join stores s on s.rowid = p.id where ("
+        "select s.id, s.lat, s.lng from store_places p join stores s on s.rowid = p.id where ("
     ));
     for (n, b) in boxes.iter().enumerate() {
         if n > 0 {
@@ -151,9 +152,19 @@ impl DealStore for SqliteDeals {
         &self,
         boxes: &[GeoBox],
         category: Option<Category>,
-    ) -> StoreResult<Vec<StoreRecord>> {
+    ) -> StoreResult<Vec<StorePlace>> {
         let mut query = QueryBuilder::new("");
         push_stores_in(&mut query, boxes, category);
+        let rows: Vec<(Uuid, f64, f64)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(store_place).collect())
+    }
+
+    async fn stores(&self, ids: &[Uuid]) -> StoreResult<Vec<StoreRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::new(format!("select {STORE_COLUMNS} from stores s where "));
+        Sqlite::push_one_of(&mut query, "s.id", ids);
         let rows: Vec<StoreRow<i64>> = query.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(store_record).collect()
     }

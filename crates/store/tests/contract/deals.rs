@@ -70,6 +70,13 @@ async fn a_box_search_finds_exactly_the_stores_inside_and_filters_by_category(b:
     assert_eq!(meat.iter().map(|s| s.id).collect::<Vec<_>>(), [edge]);
     assert_eq!(meat[0].place, Place { lat: 10.5, lng: 20.5 }, "places read back exactly");
     assert!(b.deals.stores_in(&[], None).await.unwrap().is_empty());
+
+    // The page's stores are then read whole by id; unknown ids are left out.
+    let shown = b.deals.stores(&[inside, Uuid::now_v7()]).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!((shown[0].id, shown[0].category), (inside, Category::Snack));
+    assert_eq!(shown[0].name, "Corner shop");
+    assert!(b.deals.stores(&[]).await.unwrap().is_empty());
 }
 
 /// Two thousand stores over a country; a 1 km search reaches them only through the spatial
