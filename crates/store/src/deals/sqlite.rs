@@ -35,9 +35,9 @@ impl SqliteDeals {
 
 /// The box search: the R*Tree finds the rowids, the join brings the stores.
 fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: Option<Category>) {
-    query.push(format!(
-        "select s.id, s.lat, s.lng from store_places p join stores s on s.rowid = p.id where ("
-    ));
+    query.push(
+        "select s.id, s.lat, s.lng from store_places p join stores s on s.rowid = p.id where (",
+    );
     for (n, b) in boxes.iter().enumerate() {
         if n > 0 {
             query.push(" or ");
