@@ -13,7 +13,7 @@ use super::{
     DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
     ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
     StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
-    order_record, store_event, store_place, store_record,
+    order_record, store_event, store_record,
 };
 use crate::StoreResult;
 use crate::ledger::{ROWS_PER_INSERT, SqliteLedger};
@@ -33,11 +33,17 @@ impl SqliteDeals {
     }
 }
 
+/// The places of the box search, as one row: `(count, "hex id lat lng,…")`. One row, because
+/// the driver hands each row over from SQLite's thread on its own, and a 1 km search in a
+/// dense city finds a thousand stores; the coordinates are printed with 17 significant digits,
+/// which read back as the very same doubles.
+const PLACES_HEAD: &str = "select count(*), coalesce(group_concat(hex(s.id) || ' ' || \
+     printf('%!.17g', s.lat) || ' ' || printf('%!.17g', s.lng), ','), '')";
+
 /// The box search: the R*Tree finds the rowids, the join brings the stores.
 fn push_stores_in(query: &mut QueryBuilder<Sqlite>, boxes: &[GeoBox], category: Option<Category>) {
-    query.push(
-        "select s.id, s.lat, s.lng from store_places p join stores s on s.rowid = p.id where (",
-    );
+    query.push(PLACES_HEAD);
+    query.push(" from store_places p join stores s on s.rowid = p.id where (");
     for (n, b) in boxes.iter().enumerate() {
         if n > 0 {
             query.push(" or ");
@@ -155,8 +161,16 @@ impl DealStore for SqliteDeals {
     ) -> StoreResult<Vec<StorePlace>> {
         let mut query = QueryBuilder::new("");
         push_stores_in(&mut query, boxes, category);
-        let rows: Vec<(Uuid, f64, f64)> = query.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(store_place).collect())
+        let (count, places): (i64, String) = query.build_query_as().fetch_one(&self.pool).await?;
+        let mut found = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        for place in places.split(',').filter(|place| !place.is_empty()) {
+            found.push(parse_place(place).ok_or_else(|| {
+                crate::StoreError::Other(sqlx::Error::Decode(
+                    format!("a store place does not read: {place:?}").into(),
+                ))
+            })?);
+        }
+        Ok(found)
     }
 
     async fn stores(&self, ids: &[Uuid]) -> StoreResult<Vec<StoreRecord>> {
@@ -380,6 +394,22 @@ async fn insert_deal(conn: &mut sqlx::SqliteConnection, deal: &NewDeal) -> Store
     .fetch_one(conn)
     .await?;
     Ok(seq)
+}
+
+/// `"<hex id> <lat> <lng>"`, as [`PLACES_HEAD`] prints it.
+fn parse_place(text: &str) -> Option<StorePlace> {
+    let mut parts = text.split(' ');
+    let id = Uuid::from_slice(&hex_bytes(parts.next()?)?).ok()?;
+    let lat = parts.next()?.parse().ok()?;
+    let lng = parts.next()?.parse().ok()?;
+    Some(StorePlace { id, place: surge_core::deals::Place { lat, lng } })
+}
+
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok()).collect()
 }
 
 async fn last_store_event_in(conn: &mut SqliteConnection, store_id: Uuid) -> StoreResult<i64> {

@@ -14,6 +14,7 @@ contract!(
     top_ups_add_up_and_stop_at_the_cap,
     old_order_key_answers_are_purged,
     deals_are_numbered_in_posting_order_and_replayed_per_favourites,
+    the_box_search_reads_every_place_back_to_the_last_bit,
 );
 
 async fn store(b: &Backend, owner: Uuid, place: Place, category: Category) -> Uuid {
@@ -202,4 +203,37 @@ async fn deals_are_numbered_in_posting_order_and_replayed_per_favourites(b: &Bac
     assert!(b.deals.favorite_deals_after(owner, before, 10).await.unwrap().is_empty());
     assert_eq!(b.deals.last_store_event(followed).await.unwrap(), 0);
     assert!(b.deals.store_events_after(followed, 0, 10).await.unwrap().is_empty());
+}
+
+/// Distances, the radius and page boundaries are computed from the places the box search
+/// returns: they must be the stored doubles exactly, whatever their digits.
+async fn the_box_search_reads_every_place_back_to_the_last_bit(b: &Backend) {
+    let owner = b.user("owner").await;
+    let mut made = std::collections::HashMap::new();
+    for n in 0..200u32 {
+        // Reproducible but irregular coordinates near (-30.1, 140.2), full of digits.
+        let wobble = |salt: u32| f64::from(n.wrapping_mul(2_654_435_761) ^ salt) / 4.294_967_296e9;
+        let place = Place { lat: -30.1 + wobble(7) * 0.01, lng: 140.2 + wobble(13) * 0.01 };
+        made.insert(store(b, owner, place, Category::Other).await, place);
+    }
+    let the_box = [GeoBox { min_lat: -30.2, max_lat: -30.0, min_lng: 140.1, max_lng: 140.3 }];
+    let found = b.deals.stores_in(&the_box, None).await.unwrap();
+    assert_eq!(found.len(), made.len());
+    for store in found {
+        let place = made[&store.id];
+        assert_eq!(
+            store.place.lat.to_bits(),
+            place.lat.to_bits(),
+            "{} vs {}",
+            store.place.lat,
+            place.lat
+        );
+        assert_eq!(
+            store.place.lng.to_bits(),
+            place.lng.to_bits(),
+            "{} vs {}",
+            store.place.lng,
+            place.lng
+        );
+    }
 }
