@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auctions::AuctionEvent;
 use crate::cinema::ReservationEvent;
+use crate::deals::orders::{OrderEvent, PointsEvent};
 
 /// An event of one entity (an auction, a screening, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,10 @@ impl<E> Event<E> {
 pub enum AppEvent {
     Auction(Event<AuctionEvent>),
     Cinema(Event<ReservationEvent>),
+    /// A deal's orders (the entity is the deal).
+    Order(Event<OrderEvent>),
+    /// A user's points (the entity is the user).
+    Points(Event<PointsEvent>),
 }
 
 impl AppEvent {
@@ -39,6 +44,8 @@ impl AppEvent {
         match self {
             AppEvent::Auction(event) => event.entity,
             AppEvent::Cinema(event) => event.entity,
+            AppEvent::Order(event) => event.entity,
+            AppEvent::Points(event) => event.entity,
         }
     }
 }

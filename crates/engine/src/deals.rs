@@ -89,4 +89,21 @@ pub trait DealCommands: Send + Sync {
         store_id: Uuid,
         favorite: bool,
     ) -> Result<(), EngineError>;
+
+    /// A deal's units left, when the engine knows them ahead of the store (the distributed
+    /// engine's hot state, which PostgreSQL follows a moment later); `None`: read the store.
+    async fn live_remaining(&self, _deal_id: Uuid) -> Result<Option<i64>, EngineError> {
+        Ok(None)
+    }
+
+    /// The orders of these deals as the engine knows them ahead of the store (every order of a
+    /// deal with hot state, its status current); empty when the store is current.
+    async fn live_orders(&self, _deal_ids: &[Uuid]) -> Result<Vec<OrderRecord>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    /// A user's balance, when the engine knows it ahead of the store; `None`: read the store.
+    async fn live_balance(&self, _user_id: Uuid) -> Result<Option<i64>, EngineError> {
+        Ok(None)
+    }
 }

@@ -412,11 +412,24 @@ pub async fn get_store(
 ) -> ApiResult<Json<StoreWithDeals>> {
     let store = state.store.store(id).await?.ok_or(ApiError::NotFound)?;
     let now = state.clock.now();
-    let deals = state.store.live_deals(id, now).await?;
-    Ok(Json(StoreWithDeals {
-        store: Store::from(store),
-        deals: deals.into_iter().map(|deal| Deal::from_record(deal, now)).collect(),
-    }))
+    let mut deals = Vec::new();
+    for deal in state.store.live_deals(id, now).await? {
+        let deal = Deal::from_record(with_live_stock(&state, deal).await?, now);
+        // Sold out a moment ago (the store follows the engine): no longer live.
+        if deal.live {
+            deals.push(deal);
+        }
+    }
+    Ok(Json(StoreWithDeals { store: Store::from(store), deals }))
+}
+
+/// The deal with its units left as the engine knows them now (the store may follow a moment
+/// later on the distributed backend).
+async fn with_live_stock(state: &DealsState, mut deal: DealRecord) -> ApiResult<DealRecord> {
+    if let Some(remaining) = state.commands.live_remaining(deal.id).await? {
+        deal.remaining = remaining;
+    }
+    Ok(deal)
 }
 
 /// The store, when the caller owns it: 404 for no such store, 403 for someone else's.
@@ -480,6 +493,7 @@ pub async fn get_deal(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Deal>> {
     let deal = state.store.deal(id).await?.ok_or(ApiError::NotFound)?;
+    let deal = with_live_stock(&state, deal).await?;
     Ok(Json(Deal::from_record(deal, state.clock.now())))
 }
 
@@ -513,7 +527,11 @@ pub async fn remove_favorite(
 #[utoipa::path(get, path = "/api/v1/me/points", tag = "deals", security(("bearer" = [])),
     responses((status = 200, body = Points)))]
 pub async fn points(State(state): State<DealsState>, user: AuthUser) -> ApiResult<Json<Points>> {
-    Ok(Json(Points { balance: state.store.balance(user.id).await? }))
+    let balance = match state.commands.live_balance(user.id).await? {
+        Some(balance) => balance,
+        None => state.store.balance(user.id).await?,
+    };
+    Ok(Json(Points { balance }))
 }
 
 /// Add points to the caller's balance.
@@ -699,7 +717,20 @@ pub async fn store_orders(
     owned_store(&state, &user, store_id).await?;
     let limit = pagination::limit(params.limit)?;
     let before = params.cursor.as_deref().map(pagination::decode_cursor::<Uuid>).transpose()?;
-    let orders = state.store.store_orders(store_id, before, limit + 1).await?;
+    let mut orders = state.store.store_orders(store_id, before, limit + 1).await?;
+    // On the distributed backend the newest orders and statuses may not be in the store yet:
+    // the engine's copy of every hot deal's orders wins.
+    let live = state.commands.live_orders(&state.store.deal_ids(store_id).await?).await?;
+    if !live.is_empty() {
+        let mut merged: std::collections::BTreeMap<Uuid, OrderRecord> =
+            orders.into_iter().map(|order| (order.id, order)).collect();
+        merged.extend(
+            live.into_iter()
+                .filter(|order| before.is_none_or(|before| order.id < before))
+                .map(|order| (order.id, order)),
+        );
+        orders = merged.into_values().rev().take(limit as usize + 1).collect();
+    }
     Ok(Json(pagination::page(
         orders,
         limit,

@@ -103,7 +103,7 @@ impl AppPorts {
     fn jobs(&self, clock: &Arc<dyn Clock>, settings: &Settings) -> Vec<BackgroundJob> {
         let mut jobs = auctions::jobs(&self.auctions, clock, settings);
         jobs.extend(cinema::jobs(&self.cinema));
-        jobs.extend(deals::jobs(&self.deals, clock));
+        jobs.extend(deals::jobs(&self.deals));
         jobs
     }
 

@@ -88,6 +88,30 @@ pub enum OrderEvent {
     },
 }
 
+/// What happens to a buyer's points, as the distributed engine keeps it in the buyer's own shard
+/// (the points half of an order lives apart from the stock half there; see ARCHITECTURE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PointsEvent {
+    /// An order's total, taken.
+    Debited {
+        order_id: Uuid,
+        amount: i64,
+        at: DateTime<Utc>,
+    },
+    /// A cancelled order's total, given back.
+    Credited {
+        order_id: Uuid,
+        amount: i64,
+        at: DateTime<Utc>,
+    },
+    ToppedUp {
+        top_up_id: Uuid,
+        amount: i64,
+        at: DateTime<Utc>,
+    },
+}
+
 /// Why an order command was refused. Each maps to one API error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "snake_case")]

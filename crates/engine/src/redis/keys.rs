@@ -64,6 +64,36 @@ impl KeySpace {
         self.in_shard(self.shard_of(reservation_id), &format!("reservation:{reservation_id}"))
     }
 
+    /// A deal's hot state hash: stock, window, price, per-user limit, the units each buyer
+    /// holds, the holds of orders under way and the deal's orders.
+    pub fn deal(&self, deal_id: Uuid) -> String {
+        self.in_shard(self.shard_of(deal_id), &format!("deal:{deal_id}"))
+    }
+
+    /// Which deal a recent order belongs to (in the order's own shard, which the distributed
+    /// engine picks to be the deal's).
+    pub fn order(&self, order_id: Uuid) -> String {
+        self.in_shard(self.shard_of(order_id), &format!("order:{order_id}"))
+    }
+
+    /// A user's points (in the user's shard).
+    pub fn account(&self, user_id: Uuid) -> String {
+        self.in_shard(self.shard_of(user_id), &format!("account:{user_id}"))
+    }
+
+    /// One order's mark in its buyer's shard: `debit` (its points were taken), `void` (they
+    /// never will be) or `credit` (they were given back).
+    pub fn points_mark(&self, user_id: Uuid, mark: &str, order_id: Uuid) -> String {
+        self.in_shard(self.shard_of(user_id), &format!("points:{mark}:{order_id}"))
+    }
+
+    /// The orders of `shard`'s deals whose saga is under way (`hold|<deal>|<order>`: stock
+    /// reserved, points not yet known; `refund|<deal>|<order>`: cancelled, points not yet
+    /// returned), scored by when the recovery sweep may finish them.
+    pub fn orders_under_way(&self, shard: u16) -> String {
+        self.in_shard(shard, "orders-under-way")
+    }
+
     /// The stream of `shard`'s events.
     pub fn events(&self, shard: u16) -> String {
         self.in_shard(shard, "events")

@@ -26,6 +26,12 @@ pub fn decode(flat: &[String]) -> Result<AppEvent, String> {
             super::auctions::decode_event(fields).map(AppEvent::Auction)
         }
         "reserved" | "cancelled" => super::cinema::decode_event(fields).map(AppEvent::Cinema),
+        "order_confirmed" | "order_cancelled" | "order_picked_up" => {
+            super::deals::decode_order_event(fields).map(AppEvent::Order)
+        }
+        "points_debited" | "points_credited" | "points_topped_up" => {
+            super::deals::decode_points_event(fields).map(AppEvent::Points)
+        }
         other => Err(format!("unknown event type `{other}`")),
     }
 }

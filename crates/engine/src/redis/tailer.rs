@@ -130,7 +130,7 @@ impl LiveFeeds {
     fn publish(&self, events: Vec<AppEvent>) {
         let auctions = events.into_iter().filter_map(|event| match event {
             AppEvent::Auction(event) => Some(event),
-            AppEvent::Cinema(_) => None,
+            AppEvent::Cinema(_) | AppEvent::Order(_) | AppEvent::Points(_) => None,
         });
         self.auctions.publish_each(auctions);
     }

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use surge_core::idempotency;
 use tokio_util::sync::CancellationToken;
 
 use surge_engine::clock::Clock;
 use surge_engine::deals::DealCommands;
 use surge_engine::deals::feed::DealsHub;
 use surge_engine::embedded::EmbeddedEngine;
-use surge_engine::redis::deals::relay_notices;
+use surge_engine::redis::deals::{orders_sweep, relay_notices};
 use surge_engine::redis::{DistributedDeals, Shards};
 use surge_engine::workers::BackgroundJob;
 use surge_http::deals::{DealsServices, DealsState, nearby_cache};
@@ -27,9 +26,8 @@ pub struct DealsPorts {
     pub commands: Arc<dyn DealCommands>,
     /// The live events of this process's streams.
     pub hub: Arc<DealsHub>,
-    /// Where the distributed backend keeps orders' `Idempotency-Key` answers (the embedded
-    /// writer purges its own).
-    keyed_answers: Option<PgDeals>,
+    /// The singleton jobs of the backend (the distributed orders' recovery sweep).
+    jobs: Vec<BackgroundJob>,
     /// What every process runs (not under a lease): a replica's relay of every replica's live
     /// events.
     local_jobs: Vec<BackgroundJob>,
@@ -42,12 +40,13 @@ pub fn embedded(db: &SqliteDb, engine: &EmbeddedEngine, hub: Arc<DealsHub>) -> D
         store: Arc::new(SqliteDeals::new(db.pool.clone())),
         commands: Arc::new(engine.deals()),
         hub,
-        keyed_answers: None,
+        jobs: Vec::new(),
         local_jobs: Vec::new(),
     }
 }
 
-/// Orders run as PostgreSQL transactions for now (see `surge_engine::redis::deals`).
+/// Orders run as a saga of Redis scripts across the deal's and the buyer's shards (see
+/// `surge_engine::redis::deals`).
 pub fn distributed(
     db: &PgDb,
     shards: &Shards,
@@ -55,9 +54,10 @@ pub fn distributed(
     hub: Arc<DealsHub>,
 ) -> DealsPorts {
     let store = PgDeals::new(db.pool.clone());
+    let commands = DistributedDeals::new(store.clone(), shards.clone(), clock);
     DealsPorts {
-        commands: Arc::new(DistributedDeals::new(store.clone(), shards.clone(), clock)),
-        keyed_answers: Some(store.clone()),
+        jobs: vec![orders_sweep(commands.clone())],
+        commands: Arc::new(commands),
         local_jobs: vec![relay_notices(store.clone(), hub.clone())],
         hub,
         store: Arc::new(store),
@@ -87,23 +87,8 @@ pub fn state(
     })
 }
 
-/// How often the distributed backend forgets orders' `Idempotency-Key` answers past the window.
-const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// On the distributed backend, the purge of orders' `Idempotency-Key` answers (one replica,
+/// The singleton jobs: on the distributed backend, the orders' recovery sweep (one replica,
 /// under its lease).
-pub fn jobs(ports: &DealsPorts, clock: &Arc<dyn Clock>) -> Vec<BackgroundJob> {
-    let Some(store) = ports.keyed_answers.clone() else { return Vec::new() };
-    let clock = clock.clone();
-    vec![BackgroundJob::every("order-keys-purge", PURGE_INTERVAL, move || {
-        let (store, clock) = (store.clone(), clock.clone());
-        async move {
-            let before = clock.now() - idempotency::window();
-            match store.purge_keyed_answers(before).await {
-                Ok(purged) if purged > 0 => tracing::info!(purged, "old order keys forgotten"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "cannot purge old order keys"),
-            }
-        }
-    })]
+pub fn jobs(ports: &DealsPorts) -> Vec<BackgroundJob> {
+    ports.jobs.clone()
 }

@@ -21,11 +21,11 @@ use super::{
     StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
     order_record, store_event, store_place, store_record,
 };
+use crate::events::ApplyError;
+use crate::events::postgres::classify;
 use crate::{StoreError, StoreResult};
-use surge_core::deals::orders::{
-    DealState, OrderEvent, OrderRejection, OrderState, OrderStatus, PlaceOrder, apply_to_order,
-    decide_cancel, decide_order, decide_pickup,
-};
+use surge_core::deals::orders::{DealState, OrderEvent, OrderStatus, PointsEvent};
+use surge_core::events::Event;
 
 #[derive(Clone)]
 pub struct PgDeals {
@@ -307,6 +307,14 @@ impl DealStore for PgDeals {
         Ok(seq)
     }
 
+    async fn deal_ids(&self, store_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as("select id from deals where store_id = $1")
+            .bind(store_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
         let rows: Vec<(Uuid,)> = sqlx::query_as(
             "select store_id from store_favorites where user_id = $1 order by store_id",
@@ -372,205 +380,6 @@ impl DealStore for PgDeals {
         .await?;
         tx.commit().await?;
         Ok(TopUp::Added { balance })
-    }
-}
-
-/// An `Idempotency-Key` request, recorded in the same transaction as its effect.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyedRequest<'a> {
-    pub user_id: Uuid,
-    pub key: &'a str,
-    pub request_hash: &'a [u8],
-    /// Records older than this are forgotten (a new request may take the key).
-    pub since: DateTime<Utc>,
-}
-
-/// A keyed command's answer: decided now, the first answer again, or the key taken by
-/// another request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Keyed<T> {
-    Decided(T),
-    Replay(String),
-    Reused,
-}
-
-/// A placed order, with the deal's stock and the buyer's balance after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placed {
-    pub order: OrderRecord,
-    pub remaining: i64,
-    pub balance: i64,
-}
-
-impl PgDeals {
-    /// Places an order in one transaction: the deal's row and then the buyer's account are
-    /// locked (every command locks in that order, so none deadlock), the rule decides, and the
-    /// order, the stock, the balance and the keyed answer (`render`'s text) are written
-    /// together. `None` when the deal does not exist (nothing is kept).
-    pub async fn place_order<T: Send>(
-        &self,
-        deal_id: Uuid,
-        order: &PlaceOrder,
-        keyed: Option<KeyedRequest<'_>>,
-        now: DateTime<Utc>,
-        render: impl FnOnce(&Result<Placed, OrderRejection>) -> (T, String) + Send,
-    ) -> StoreResult<Option<Keyed<T>>> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(keyed) = keyed
-            && let Some(answer) = claim_key(&mut tx, keyed, now).await?
-        {
-            tx.commit().await?;
-            return Ok(Some(answer));
-        }
-        let Some(deal) = lock_deal(&mut tx, deal_id, Some(order.buyer_id)).await? else {
-            return Ok(None);
-        };
-        let balance = lock_account(&mut tx, order.buyer_id, now).await?;
-        let decided = match decide_order(&deal, balance, order, now) {
-            Err(rejection) => Err(rejection),
-            Ok(event) => {
-                let OrderEvent::Placed { quantity, total, .. } = event else {
-                    return Err(StoreError::Other(sqlx::Error::Protocol(
-                        "the order rule answered something else than a placed order".into(),
-                    )));
-                };
-                let record = OrderRecord {
-                    id: order.order_id,
-                    deal_id,
-                    store_id: deal.store_id,
-                    buyer_id: order.buyer_id,
-                    quantity,
-                    total,
-                    status: OrderStatus::Confirmed,
-                    created_at: now,
-                };
-                sqlx::query(
-                    "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
-                         created_at, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, 'confirmed', $7, $7)",
-                )
-                .bind(record.id)
-                .bind(deal_id)
-                .bind(record.store_id)
-                .bind(record.buyer_id)
-                .bind(quantity)
-                .bind(total)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let remaining = deal.remaining - quantity;
-                set_stock_and_balance(
-                    &mut tx,
-                    deal_id,
-                    remaining,
-                    order.buyer_id,
-                    balance - total,
-                    now,
-                )
-                .await?;
-                record_store_event(&mut tx, record.store_id, event).await?;
-                Ok(Placed { order: record, remaining, balance: balance - total })
-            }
-        };
-        let (answer, text) = render(&decided);
-        if let Some(keyed) = keyed {
-            sqlx::query(
-                "update idempotency_keys set response = $3 where user_id = $1 and key = $2",
-            )
-            .bind(keyed.user_id)
-            .bind(keyed.key)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(Keyed::Decided(answer)))
-    }
-
-    /// Forgets the `Idempotency-Key` answers of orders older than `before` (past the window,
-    /// nothing reads them any more); how many.
-    pub async fn purge_keyed_answers(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("delete from idempotency_keys where created_at <= $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Cancels (the buyer's own order: stock and points go back) or picks up (the store's
-    /// owner) an order, in one transaction with the same lock order as [`Self::place_order`].
-    pub async fn change_order(
-        &self,
-        order_id: Uuid,
-        actor: Uuid,
-        pickup: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Result<OrderRecord, OrderRejection>> {
-        let Some(order) = self.order(order_id).await? else {
-            return Ok(Err(OrderRejection::NotFound));
-        };
-        let mut tx = self.pool.begin().await?;
-        let Some(deal) = lock_deal(&mut tx, order.deal_id, None).await? else {
-            return Ok(Err(OrderRejection::NotFound));
-        };
-        let row: Option<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "select {ORDER_COLUMNS} from orders where id = $1 for update"
-        )))
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut order) = row.map(order_record).transpose()? else {
-            return Ok(Err(OrderRejection::NotFound));
-        };
-        let state = OrderState {
-            id: order.id,
-            deal_id: order.deal_id,
-            buyer_id: order.buyer_id,
-            quantity: order.quantity,
-            total: order.total,
-            status: order.status,
-        };
-        let event = if pickup {
-            let owner: Option<(Uuid,)> =
-                sqlx::query_as("select owner_id from stores where id = $1")
-                    .bind(deal.store_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if owner.map(|(o,)| o) != Some(actor) {
-                return Ok(Err(OrderRejection::NotStoreOwner));
-            }
-            decide_pickup(&state, now)
-        } else {
-            decide_cancel(Some(&state), &deal, actor, now)
-        };
-        let event = match event {
-            Ok(event) => event,
-            Err(rejection) => return Ok(Err(rejection)),
-        };
-        if let OrderEvent::Cancelled { quantity, total, buyer_id, .. } = event {
-            let balance = lock_account(&mut tx, buyer_id, now).await?;
-            set_stock_and_balance(
-                &mut tx,
-                deal.id,
-                deal.remaining + quantity,
-                buyer_id,
-                balance + total,
-                now,
-            )
-            .await?;
-            record_store_event(&mut tx, deal.store_id, event).await?;
-        }
-        let mut changed = state;
-        apply_to_order(&mut changed, &event);
-        sqlx::query("update orders set status = $2, updated_at = $3 where id = $1")
-            .bind(order_id)
-            .bind(changed.status.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        order.status = changed.status;
-        Ok(Ok(order))
     }
 }
 
@@ -750,55 +559,6 @@ async fn set_favorite_in(
     Ok(query.execute(conn).await?.rows_affected() > 0)
 }
 
-/// Takes the key for this request, or answers as the key's first request did. A concurrent
-/// request with the same key waits on the row until the first one commits.
-async fn claim_key<T>(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    keyed: KeyedRequest<'_>,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Keyed<T>>> {
-    let inserted = sqlx::query(
-        "insert into idempotency_keys (user_id, key, request_hash, response, created_at)
-         values ($1, $2, $3, '', $4) on conflict (user_id, key) do nothing",
-    )
-    .bind(keyed.user_id)
-    .bind(keyed.key)
-    .bind(keyed.request_hash)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(None);
-    }
-    let (hash, response, created_at): (Vec<u8>, String, DateTime<Utc>) = sqlx::query_as(
-        "select request_hash, response, created_at from idempotency_keys
-         where user_id = $1 and key = $2 for update",
-    )
-    .bind(keyed.user_id)
-    .bind(keyed.key)
-    .fetch_one(&mut **tx)
-    .await?;
-    if created_at <= keyed.since || response.is_empty() {
-        // Forgotten (past the window): the key is this request's now.
-        sqlx::query(
-            "update idempotency_keys set request_hash = $3, response = '', created_at = $4
-             where user_id = $1 and key = $2",
-        )
-        .bind(keyed.user_id)
-        .bind(keyed.key)
-        .bind(keyed.request_hash)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(None);
-    }
-    if hash != keyed.request_hash {
-        return Ok(Some(Keyed::Reused));
-    }
-    Ok(Some(Keyed::Replay(response)))
-}
-
 /// The deal's row, locked, as the order rule sees it (with the units `buyer` holds, when
 /// given).
 async fn lock_deal(
@@ -844,46 +604,190 @@ async fn lock_deal(
     }))
 }
 
-/// The buyer's balance, its row made if missing and locked.
-async fn lock_account(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> StoreResult<i64> {
-    sqlx::query(
-        "insert into point_accounts (user_id, balance, updated_at) values ($1, 0, $2)
-         on conflict (user_id) do nothing",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let (balance,): (i64,) =
-        sqlx::query_as("select balance from point_accounts where user_id = $1 for update")
-            .bind(user_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(balance)
+/// What the distributed engine loads a deal's hot state from: the deal as the order rule sees
+/// it, and its orders (id, buyer, quantity, total, status, created at).
+pub struct DealHotCopy {
+    pub state: DealState,
+    pub orders: Vec<OrderRecord>,
 }
 
-async fn set_stock_and_balance(
+impl PgDeals {
+    /// The persisted copy of a deal's hot state (`None` for an unknown deal).
+    pub async fn deal_hot_copy(&self, deal_id: Uuid) -> StoreResult<Option<DealHotCopy>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let Some(mut state) = lock_deal(&mut tx, deal_id, None).await? else {
+            return Ok(None);
+        };
+        let rows: Vec<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {ORDER_COLUMNS} from orders where deal_id = $1"
+        )))
+        .bind(deal_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let orders: Vec<OrderRecord> =
+            rows.into_iter().map(order_record).collect::<Result<_, _>>()?;
+        for order in orders.iter().filter(|o| o.status != OrderStatus::Cancelled) {
+            *state.taken.entry(order.buyer_id).or_insert(0) += order.quantity;
+        }
+        Ok(Some(DealHotCopy { state, orders }))
+    }
+}
+
+/// Applies the persister's batch of order events (each deal's in stream order): each at most
+/// once, with the deal's stock and the store's numbered, notified event.
+pub(crate) async fn apply_order_events(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    events: &[&Event<OrderEvent>],
+) -> Result<(), ApplyError> {
+    for event in events {
+        let deal_id = event.entity;
+        match event.body {
+            OrderEvent::Placed { order_id, buyer_id, quantity, total, at, .. } => {
+                let store: Option<(Uuid,)> = sqlx::query_as(
+                    "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
+                         created_at, updated_at)
+                     select $1, d.id, d.store_id, $3, $4, $5, 'confirmed', $6, $6
+                     from deals d where d.id = $2
+                     on conflict (id) do nothing returning store_id",
+                )
+                .bind(order_id)
+                .bind(deal_id)
+                .bind(buyer_id)
+                .bind(quantity)
+                .bind(total)
+                .bind(at)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(classify)?;
+                if let Some((store_id,)) = store {
+                    change_stock(tx, deal_id, -quantity).await?;
+                    record_store_event(tx, store_id, event.body).await.map_err(store_error)?;
+                }
+            }
+            OrderEvent::Cancelled { order_id, quantity, .. } => {
+                let store: Option<(Uuid,)> = sqlx::query_as(
+                    "update orders set status = 'cancelled', updated_at = $2
+                     where id = $1 and status = 'confirmed' returning store_id",
+                )
+                .bind(order_id)
+                .bind(event_time(&event.body))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(classify)?;
+                if let Some((store_id,)) = store {
+                    change_stock(tx, deal_id, quantity).await?;
+                    record_store_event(tx, store_id, event.body).await.map_err(store_error)?;
+                }
+            }
+            OrderEvent::PickedUp { order_id, at, .. } => {
+                sqlx::query(
+                    "update orders set status = 'picked_up', updated_at = $2
+                     where id = $1 and status = 'confirmed'",
+                )
+                .bind(order_id)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn event_time(event: &OrderEvent) -> DateTime<Utc> {
+    match event {
+        OrderEvent::Placed { at, .. }
+        | OrderEvent::Cancelled { at, .. }
+        | OrderEvent::PickedUp { at, .. } => *at,
+    }
+}
+
+async fn change_stock(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     deal_id: Uuid,
-    remaining: i64,
-    user_id: Uuid,
-    balance: i64,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query("update deals set remaining = $2 where id = $1")
+    by: i64,
+) -> Result<(), ApplyError> {
+    sqlx::query("update deals set remaining = remaining + $2 where id = $1")
         .bind(deal_id)
-        .bind(remaining)
+        .bind(by)
         .execute(&mut **tx)
-        .await?;
-    sqlx::query("update point_accounts set balance = $2, updated_at = $3 where user_id = $1")
-        .bind(user_id)
-        .bind(balance)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+fn store_error(error: StoreError) -> ApplyError {
+    match error {
+        StoreError::Other(error) => classify(error),
+        other => ApplyError::Transient(other.to_string()),
+    }
+}
+
+/// Applies the persister's batch of points events (each user's in stream order), each at most
+/// once.
+pub(crate) async fn apply_points_events(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    events: &[&Event<PointsEvent>],
+) -> Result<(), ApplyError> {
+    for event in events {
+        let user_id = event.entity;
+        let (applied, change, at) = match event.body {
+            PointsEvent::ToppedUp { top_up_id, amount, at } => {
+                let inserted = sqlx::query(
+                    "insert into point_top_ups (id, user_id, amount, created_at)
+                     values ($1, $2, $3, $4) on conflict (id) do nothing",
+                )
+                .bind(top_up_id)
+                .bind(user_id)
+                .bind(amount)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                (inserted == 1, amount, at)
+            }
+            PointsEvent::Debited { order_id, amount, at }
+            | PointsEvent::Credited { order_id, amount, at } => {
+                let (kind, change) = match event.body {
+                    PointsEvent::Debited { .. } => ("debit", -amount),
+                    _ => ("credit", amount),
+                };
+                let inserted = sqlx::query(
+                    "insert into point_movements (order_id, kind, user_id, amount, at)
+                     values ($1, $2, $3, $4, $5) on conflict (order_id, kind) do nothing",
+                )
+                .bind(order_id)
+                .bind(kind)
+                .bind(user_id)
+                .bind(amount)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                (inserted == 1, change, at)
+            }
+        };
+        if applied {
+            sqlx::query(
+                // The inserted row never goes below 0 (its CHECK is tested before the conflict
+                // is); a debit always finds the row its top-up made.
+                "insert into point_accounts (user_id, balance, updated_at)
+                 values ($1, greatest($2, 0), $3)
+                 on conflict (user_id) do update
+                 set balance = point_accounts.balance + $2, updated_at = excluded.updated_at",
+            )
+            .bind(user_id)
+            .bind(change)
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+        }
+    }
     Ok(())
 }

@@ -53,14 +53,20 @@ impl PgEventLedger {
 
         let mut auctions = Vec::new();
         let mut cinema = Vec::new();
+        let mut orders = Vec::new();
+        let mut points = Vec::new();
         for event in events {
             match event {
                 AppEvent::Auction(event) => auctions.push(event),
                 AppEvent::Cinema(event) => cinema.push(event),
+                AppEvent::Order(event) => orders.push(event),
+                AppEvent::Points(event) => points.push(event),
             }
         }
         crate::auctions::postgres::apply_events(&mut tx, &auctions).await?;
         crate::cinema::postgres::apply_events(&mut tx, &cinema).await?;
+        crate::deals::postgres::apply_points_events(&mut tx, &points).await?;
+        crate::deals::postgres::apply_order_events(&mut tx, &orders).await?;
         tx.commit().await.map_err(classify)
     }
 

@@ -12,7 +12,6 @@ contract!(
     live_deals_are_inside_their_window_with_units_left,
     favourites_are_set_and_cleared_idempotently,
     top_ups_add_up_and_stop_at_the_cap,
-    old_order_key_answers_are_purged,
     deals_are_numbered_in_posting_order_and_replayed_per_favourites,
     the_box_search_reads_every_place_back_to_the_last_bit,
 );
@@ -147,34 +146,6 @@ async fn top_ups_add_up_and_stop_at_the_cap(b: &Backend) {
     assert_eq!(add(400).await.unwrap(), TopUp::Added { balance: 1_000 });
     assert_eq!(add(1).await.unwrap(), TopUp::OverCap { balance: 1_000 });
     assert_eq!(b.deals.balance(user).await.unwrap(), 1_000);
-}
-
-/// PostgreSQL keeps the distributed orders' `Idempotency-Key` answers; the purge forgets those
-/// past the window and only those. (SQLite's are the embedded writer's, purged there.)
-async fn old_order_key_answers_are_purged(b: &Backend) {
-    let Some(pool) = b.postgres_pool() else { return };
-    let user = b.user("keyed").await;
-    for (key, at) in [("old", t(0)), ("new", t(2 * HOUR))] {
-        sqlx::query(
-            "insert into idempotency_keys (user_id, key, request_hash, response, created_at)
-             values ($1, $2, '\\x00', '{}', $3)",
-        )
-        .bind(user)
-        .bind(key)
-        .bind(at)
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    let deals = surge_store::deals::postgres::PgDeals::new(pool.clone());
-    assert_eq!(deals.purge_keyed_answers(t(HOUR)).await.unwrap(), 1);
-    let left: Vec<(String,)> =
-        sqlx::query_as("select key from idempotency_keys where user_id = $1")
-            .bind(user)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(left, [("new".to_owned(),)]);
 }
 
 /// The favourites stream resumes after a deal's number: numbers grow with each deal posted

@@ -97,11 +97,18 @@ async fn rush(apis: &[Api], buyers: &[QuickUser], deal_id: &str) -> Rush {
     Rush { placed, unanswered }
 }
 
-/// The invariants, from PostgreSQL: every answered order is confirmed there, confirmed units
-/// plus stock left are the quantity, and balances plus confirmed totals are the top-ups.
-async fn check(deployment: &Deployment, deal_id: &str, answered: &HashSet<Uuid>) -> i64 {
+/// What PostgreSQL holds of a deal and of the points.
+struct Persisted {
+    confirmed: HashSet<Uuid>,
+    units: i64,
+    remaining: i64,
+    spent: i64,
+    balances: i64,
+    top_ups: i64,
+}
+
+async fn persisted(deployment: &Deployment, deal: Uuid) -> Persisted {
     let pool = &deployment.pool;
-    let deal = Uuid::parse_str(deal_id).unwrap();
     let confirmed: Vec<(Uuid, i64, i64)> = sqlx::query_as(
         "select id, quantity, total from orders where deal_id = $1 and status = 'confirmed'",
     )
@@ -109,15 +116,11 @@ async fn check(deployment: &Deployment, deal_id: &str, answered: &HashSet<Uuid>)
     .fetch_all(pool)
     .await
     .unwrap();
-    let ids: HashSet<Uuid> = confirmed.iter().map(|(id, _, _)| *id).collect();
-    assert!(answered.is_subset(&ids), "an acknowledged order is missing from the database");
     let (remaining,): (i64,) = sqlx::query_as("select remaining from deals where id = $1")
         .bind(deal)
         .fetch_one(pool)
         .await
         .unwrap();
-    let units: i64 = confirmed.iter().map(|(_, quantity, _)| quantity).sum();
-    assert_eq!(units + remaining, UNITS, "stock: confirmed units + remaining");
     let (balances,): (i64,) =
         sqlx::query_as("select coalesce(sum(balance), 0)::bigint from point_accounts")
             .fetch_one(pool)
@@ -128,9 +131,62 @@ async fn check(deployment: &Deployment, deal_id: &str, answered: &HashSet<Uuid>)
             .fetch_one(pool)
             .await
             .unwrap();
-    let spent: i64 = confirmed.iter().map(|(_, _, total)| total).sum();
-    assert_eq!(balances + spent, top_ups, "points: balances + confirmed totals = top-ups");
-    units
+    Persisted {
+        confirmed: confirmed.iter().map(|(id, _, _)| *id).collect(),
+        units: confirmed.iter().map(|(_, quantity, _)| quantity).sum(),
+        spent: confirmed.iter().map(|(_, _, total)| total).sum(),
+        remaining,
+        balances,
+        top_ups,
+    }
+}
+
+/// Waits until no order of the deal's shard is under way (the sweep has finished those of a
+/// dead replica), at most 20 s.
+async fn settled(deployment: &Deployment, deal_id: &str) {
+    let under_way = deployment.keys().orders_under_way(deployment.shard_of(deal_id));
+    let started = std::time::Instant::now();
+    loop {
+        let left: i64 = deployment.redis_query(redis::cmd("ZCARD").arg(&under_way)).await;
+        if left == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{left} orders still under way; {}",
+            deployment.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The invariants, from PostgreSQL once the persisters have caught up (polled, at most 20 s):
+/// every answered order is confirmed there, confirmed units plus stock left are the quantity,
+/// and balances plus confirmed totals are the top-ups.
+async fn check(deployment: &Deployment, deal_id: &str, answered: &HashSet<Uuid>) -> i64 {
+    settled(deployment, deal_id).await;
+    let deal = Uuid::parse_str(deal_id).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let now = persisted(deployment, deal).await;
+        let whole = answered.is_subset(&now.confirmed)
+            && now.units + now.remaining == UNITS
+            && now.balances + now.spent == now.top_ups;
+        if whole || started.elapsed() > std::time::Duration::from_secs(20) {
+            assert!(
+                answered.is_subset(&now.confirmed),
+                "an acknowledged order is missing from the database"
+            );
+            assert_eq!(now.units + now.remaining, UNITS, "stock: confirmed units + remaining");
+            assert_eq!(
+                now.balances + now.spent,
+                now.top_ups,
+                "points: balances + confirmed totals = top-ups"
+            );
+            return now.units;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,6 +222,8 @@ async fn a_replica_killed_mid_rush_leaves_every_order_whole() {
     restarted.wait_until_healthy().await;
     deployment.replicas[1] = restarted;
 
+    // The sweep finishes what the dead replica left under way (confirmed if its points were
+    // taken, else the units go back).
     let sold = check(&deployment, &deal_id, &answered).await;
     assert!(sold <= UNITS);
     // The survivors buy what is left: the deal sells out exactly.
