@@ -10,6 +10,7 @@ mod deal_events;
 mod deployment;
 mod faults;
 mod order_rush;
+mod order_saga;
 mod replicas;
 mod seat_rush;
 mod startup;
