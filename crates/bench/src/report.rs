@@ -63,7 +63,7 @@ impl PhaseReport {
 /// The throughput table: one row per phase.
 pub fn phase_table(rows: &[&PhaseReport]) -> String {
     let mut out = String::from(
-        "| scenario | connections | requests/s | accepted bids/s | p50 ms | p99 ms | max ms | errors |\n\
+        "| scenario | connections | requests/s | accepted/s | p50 ms | p99 ms | max ms | errors |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {

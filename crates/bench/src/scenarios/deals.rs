@@ -205,7 +205,8 @@ async fn store_with_deals(
     Ok(deals)
 }
 
-/// Runs the scenario on the first endpoint (the server must have the demo city: `--demo`).
+/// Runs the scenario (the server must have the demo city: `--demo`): the orders phase over
+/// every endpoint given, the rest on the first.
 pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result<bool> {
     let endpoint = &endpoints[0];
     let plan = args.phase.plan();
@@ -236,7 +237,8 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
             .collect::<Result<_, _>>()?,
         json: HeaderValue::from_static("application/json"),
     });
-    let stats = load::run_phase(std::slice::from_ref(endpoint), plan, workload).await;
+    // Spread over every replica given, like the bid storm (the ceiling is one replica's).
+    let stats = load::run_phase(endpoints, plan, workload).await;
     let orders = PhaseReport::new("orders (ample stock)", &stats, true);
     report::print_details(report::error_details(&orders, &stats));
     let (nearby, details) =
