@@ -2,8 +2,9 @@
 //! because a deal's stock lives in the deal's shard and a buyer's points in the buyer's
 //! (ARCHITECTURE.md, "Orders"):
 //!
-//! 1. `reserve_order.lua` (deal's shard): the stock half of the rule; the units are held for
-//!    the order, which is listed as under way;
+//! 1. `reserve_order.lua` (deal's shard): the stock half of the rule (and the points against
+//!    the balance read just before, so an order its buyer cannot pay holds nothing); the units
+//!    are held for the order, which is listed as under way;
 //! 2. `debit_points.lua` (buyer's shard): the points half; the debit is marked per order;
 //! 3. `finish_order.lua` (deal's shard): confirm (the order and `order_confirmed`), or release
 //!    the units when the points were refused.
@@ -21,11 +22,11 @@ use std::time::Duration;
 
 use ::redis::Script;
 use async_trait::async_trait;
-use surge_core::deals::orders::{OrderEvent, OrderRejection, OrderStatus, PointsEvent};
+use surge_core::deals::orders::{DealState, OrderEvent, OrderRejection, OrderStatus, PointsEvent};
 use surge_core::events::Event;
 use surge_core::idempotency::IdempotencyKey;
 use surge_store::deals::postgres::{DealHotCopy, DealsNotice, PgDeals};
-use surge_store::deals::{DealPosted, DealStore, NewDeal, OrderRecord};
+use surge_store::deals::{DealPosted, DealRecord, DealStore, NewDeal, OrderRecord};
 use uuid::Uuid;
 
 use super::hot_state::{HotState, LoadResult, load_hot_state, rebuild_hot_state};
@@ -105,6 +106,7 @@ impl DistributedDeals {
         &self,
         request: &PlaceOrderRequest,
         order_id: Uuid,
+        balance: i64,
     ) -> Result<Reserved, EngineError> {
         let keys = &self.shards.keys;
         let shard = keys.shard_of(request.deal_id);
@@ -125,7 +127,8 @@ impl DistributedDeals {
             .arg(request.buyer_id.to_string())
             .arg(request.quantity)
             .arg(request.deal_id.to_string())
-            .arg(UNDER_WAY_MS);
+            .arg(UNDER_WAY_MS)
+            .arg(balance);
         let (deal_id, buyer_id) = (request.deal_id, request.buyer_id);
         scripts::call(&self.shards.conn, &invocation, |reply| {
             let malformed = || reply.malformed("reserve_order");
@@ -347,6 +350,34 @@ impl DistributedDeals {
         let key = self.shards.keys.deal(state.id);
         let hot = HotState { key, id_field: "deal_id", entity: state.id, ttl_ms, fields };
         load_hot_state(&self.shards, hot, persisted).await
+    }
+
+    /// Creates a deal's hot state right after the deal was committed. No event of it can be in
+    /// the shard's stream yet (orders need the hot state), so the stream is read from its end.
+    async fn load_new_deal(&self, deal: &DealRecord) -> Result<(), EngineError> {
+        let shard = self.shards.shard_of(deal.id);
+        let mut conn = self.shards.conn.clone();
+        let last: Vec<(String, Vec<String>)> = ::redis::cmd("XREVRANGE")
+            .arg(self.shards.keys.events(shard))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let from = last.first().map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
+        let state = DealState {
+            id: deal.id,
+            store_id: deal.store_id,
+            deal_price: deal.deal_price,
+            remaining: deal.remaining,
+            per_user_limit: deal.per_user_limit,
+            starts_at: deal.starts_at,
+            ends_at: deal.ends_at,
+            taken: Default::default(),
+        };
+        self.load_deal(&DealHotCopy { state, orders: Vec::new() }, &from).await.map(drop)
     }
 
     /// The deal an order belongs to: from the pointer written with it, else from PostgreSQL.
@@ -619,8 +650,10 @@ impl DealCommands for DistributedDeals {
         }
         // In the deal's shard: the order's pointer to its deal is written with the confirm.
         let order_id = self.shards.new_id_in(self.shards.shard_of(request.deal_id))?;
+        // Read first, so an order the buyer cannot pay holds no units (see reserve_order.lua).
+        let balance = self.balance(request.buyer_id).await?;
         for _ in 0..2 {
-            match self.reserve(&request, order_id).await? {
+            match self.reserve(&request, order_id, balance).await? {
                 Reserved::Missing => self.rebuild_deal(request.deal_id).await?,
                 Reserved::Reused => return Err(EngineError::IdempotencyKeyReused),
                 Reserved::Answer(outcome) => return Ok(outcome),
@@ -722,7 +755,13 @@ impl DealCommands for DistributedDeals {
     }
 
     async fn post_deal(&self, deal: NewDeal) -> Result<DealPosted, EngineError> {
-        Ok(self.store.post_deal(deal).await?)
+        let posted = self.store.post_deal(deal).await?;
+        // Its hot state at once: a rush on a new deal starts without a rebuild, which would
+        // wait for the shard's persister when the shard is busy.
+        if let Err(error) = self.load_new_deal(&posted.deal).await {
+            tracing::warn!(deal.id = %posted.deal.id, error = %error, "a new deal's hot state will be built on its first order");
+        }
+        Ok(posted)
     }
 
     async fn set_favorite(

@@ -452,10 +452,14 @@ impl DealsNotices {
     }
 }
 
-async fn notify(conn: &mut sqlx::PgConnection, notice: &DealsNotice) -> StoreResult<()> {
-    let payload = serde_json::to_string(notice).map_err(|e| {
+fn encode_notice(notice: &DealsNotice) -> StoreResult<String> {
+    serde_json::to_string(notice).map_err(|e| {
         StoreError::Other(sqlx::Error::Protocol(format!("a deals notice does not encode: {e}")))
-    })?;
+    })
+}
+
+async fn notify(conn: &mut sqlx::PgConnection, notice: &DealsNotice) -> StoreResult<()> {
+    let payload = encode_notice(notice)?;
     sqlx::query("select pg_notify($1, $2)")
         .bind(NOTICE_CHANNEL)
         .bind(payload)
@@ -464,37 +468,63 @@ async fn notify(conn: &mut sqlx::PgConnection, notice: &DealsNotice) -> StoreRes
     Ok(())
 }
 
-/// Keeps an order event as the store's next event (taking the number locks the store's row
-/// until the commit, so the store's events commit in number order) and notifies it.
-async fn record_store_event(
+/// Keeps a batch's order events as their stores' next events and notifies them. Taking a
+/// store's numbers locks its row until the commit, so a store's events commit in number order:
+/// this runs last in the transaction (the lock is held briefly), one statement per store, the
+/// stores in id order (two persisters never wait on each other in a cycle).
+async fn record_store_events(
     tx: &mut sqlx::Transaction<'_, Postgres>,
-    store_id: Uuid,
-    event: OrderEvent,
+    events: Vec<(Uuid, OrderEvent)>,
 ) -> StoreResult<()> {
-    let (seq,): (i64,) = sqlx::query_as(
-        "update stores set event_seq = event_seq + 1 where id = $1 returning event_seq",
-    )
-    .bind(store_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let event = StoreEvent { store_id, seq, event };
-    let Some(columns) = event.columns() else { return Ok(()) };
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "insert into store_events ({STORE_EVENT_COLUMNS})
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    )))
-    .bind(store_id)
-    .bind(seq)
-    .bind(columns.kind)
-    .bind(columns.order_id)
-    .bind(columns.deal_id)
-    .bind(columns.buyer_id)
-    .bind(columns.quantity)
-    .bind(columns.total)
-    .bind(columns.at)
-    .execute(&mut **tx)
-    .await?;
-    notify(tx, &DealsNotice::Store(event)).await
+    let mut by_store: std::collections::BTreeMap<Uuid, Vec<OrderEvent>> = Default::default();
+    for (store_id, event) in events {
+        by_store.entry(store_id).or_default().push(event);
+    }
+    let mut numbered = Vec::new();
+    for (store_id, events) in by_store {
+        let (last,): (i64,) = sqlx::query_as(
+            "update stores set event_seq = event_seq + $2 where id = $1 returning event_seq",
+        )
+        .bind(store_id)
+        .bind(events.len() as i64)
+        .fetch_one(&mut **tx)
+        .await?;
+        let first = last - events.len() as i64 + 1;
+        numbered.extend(events.into_iter().zip(first..).map(|(event, seq)| StoreEvent {
+            store_id,
+            seq,
+            event,
+        }));
+    }
+    let rows: Vec<_> =
+        numbered.iter().filter_map(|e| e.columns().map(|c| (e.store_id, e.seq, c))).collect();
+    for chunk in rows.chunks(1_000) {
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "insert into store_events ({STORE_EVENT_COLUMNS}) "
+        ));
+        query.push_values(chunk, |mut row, (store_id, seq, event)| {
+            row.push_bind(*store_id)
+                .push_bind(*seq)
+                .push_bind(event.kind)
+                .push_bind(event.order_id)
+                .push_bind(event.deal_id)
+                .push_bind(event.buyer_id)
+                .push_bind(event.quantity)
+                .push_bind(event.total)
+                .push_bind(event.at);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    let mut payloads = Vec::with_capacity(numbered.len());
+    for event in numbered {
+        payloads.push(encode_notice(&DealsNotice::Store(event))?);
+    }
+    sqlx::query("select pg_notify($1, payload) from unnest($2::text[]) as payload")
+        .bind(NOTICE_CHANNEL)
+        .bind(payloads)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Inserts deals numbered after the last one posted; their numbers. The advisory lock holds
@@ -641,6 +671,7 @@ pub(crate) async fn apply_order_events(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     events: &[&Event<OrderEvent>],
 ) -> Result<(), ApplyError> {
+    let mut for_stores = Vec::new();
     for event in events {
         let deal_id = event.entity;
         match event.body {
@@ -663,7 +694,7 @@ pub(crate) async fn apply_order_events(
                 .map_err(classify)?;
                 if let Some((store_id,)) = store {
                     change_stock(tx, deal_id, -quantity).await?;
-                    record_store_event(tx, store_id, event.body).await.map_err(store_error)?;
+                    for_stores.push((store_id, event.body));
                 }
             }
             OrderEvent::Cancelled { order_id, quantity, .. } => {
@@ -678,7 +709,7 @@ pub(crate) async fn apply_order_events(
                 .map_err(classify)?;
                 if let Some((store_id,)) = store {
                     change_stock(tx, deal_id, quantity).await?;
-                    record_store_event(tx, store_id, event.body).await.map_err(store_error)?;
+                    for_stores.push((store_id, event.body));
                 }
             }
             OrderEvent::PickedUp { order_id, at, .. } => {
@@ -694,7 +725,7 @@ pub(crate) async fn apply_order_events(
             }
         }
     }
-    Ok(())
+    record_store_events(tx, for_stores).await.map_err(store_error)
 }
 
 fn event_time(event: &OrderEvent) -> DateTime<Utc> {

@@ -17,10 +17,14 @@
 -- ARGV[6]  quantity (at least 1)
 -- ARGV[7]  deal id
 -- ARGV[8]  how long the hold waits for the points before the sweep may settle it (ms)
+-- ARGV[9]  the buyer's balance as read just before: an order it cannot pay holds no units (so
+--          a rush of buyers short of points never keeps units from those who can pay); the
+--          debit still decides
 --
 -- Returns
 --   {'reserved', total, created at µs}
 --   {'not_active'} | {'stock', remaining} | {'limit', limit, taken} | {'too_costly'}
+--   {'released', balance}          the balance read before does not cover the total
 --   {'missing'}                    no hot state for this deal
 --   {'replay', …first outcome}     a retried keyed request ({'replay', 'pending', order id,
 --                                  total, created at} while its order is under way)
@@ -51,6 +55,9 @@ end
 local total = price * quantity
 if total > 9007199254740991 then
   return decided(keyed, {'too_costly'})
+end
+if total > tonumber(ARGV[9]) then
+  return decided(keyed, {'released', ARGV[9]})
 end
 redis.call('HSET', key, 'remaining', int(remaining - quantity), 'taken:' .. buyer,
   int(taken + quantity), 'hold:' .. order, buyer .. '|' .. int(quantity) .. '|' .. int(total))
