@@ -665,67 +665,150 @@ impl PgDeals {
     }
 }
 
-/// Applies the persister's batch of order events (each deal's in stream order): each at most
-/// once, with the deal's stock and the store's numbered, notified event.
+/// Applies the persister's batch of order events, each at most once, in a few statements
+/// whatever the batch's size: the new orders, then the cancels, then the pickups (an order is
+/// placed before it is cancelled or picked up, and never both), the stock they changed, and
+/// last the stores' numbered, notified events in stream order.
 pub(crate) async fn apply_order_events(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     events: &[&Event<OrderEvent>],
 ) -> Result<(), ApplyError> {
-    let mut for_stores = Vec::new();
-    for event in events {
-        let deal_id = event.entity;
+    let mut placed = Vec::new();
+    let mut cancelled = Vec::new();
+    let mut picked_up = Vec::new();
+    for (position, event) in events.iter().enumerate() {
         match event.body {
-            OrderEvent::Placed { order_id, buyer_id, quantity, total, at, .. } => {
-                let store: Option<(Uuid,)> = sqlx::query_as(
-                    "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
-                         created_at, updated_at)
-                     select $1, d.id, d.store_id, $3, $4, $5, 'confirmed', $6, $6
-                     from deals d where d.id = $2
-                     on conflict (id) do nothing returning store_id",
-                )
-                .bind(order_id)
-                .bind(deal_id)
-                .bind(buyer_id)
-                .bind(quantity)
-                .bind(total)
-                .bind(at)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(classify)?;
-                if let Some((store_id,)) = store {
-                    change_stock(tx, deal_id, -quantity).await?;
-                    for_stores.push((store_id, event.body));
-                }
+            OrderEvent::Placed { .. } => placed.push((position, event)),
+            OrderEvent::Cancelled { .. } => cancelled.push((position, event)),
+            OrderEvent::PickedUp { order_id, at, .. } => picked_up.push((order_id, at)),
+        }
+    }
+    // (position in the batch, store, event) of what changed, for the stores' events.
+    let mut for_stores: Vec<(usize, Uuid, OrderEvent)> = Vec::new();
+    let mut stock: std::collections::HashMap<Uuid, i64> = Default::default();
+    if !placed.is_empty() {
+        let mut columns = PlacedColumns::default();
+        for (_, event) in &placed {
+            if let OrderEvent::Placed { order_id, buyer_id, quantity, total, at, .. } = event.body {
+                columns.push(order_id, event.entity, buyer_id, quantity, total, at);
             }
-            OrderEvent::Cancelled { order_id, quantity, .. } => {
-                let store: Option<(Uuid,)> = sqlx::query_as(
-                    "update orders set status = 'cancelled', updated_at = $2
-                     where id = $1 and status = 'confirmed' returning store_id",
-                )
-                .bind(order_id)
-                .bind(event_time(&event.body))
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(classify)?;
-                if let Some((store_id,)) = store {
-                    change_stock(tx, deal_id, quantity).await?;
-                    for_stores.push((store_id, event.body));
-                }
-            }
-            OrderEvent::PickedUp { order_id, at, .. } => {
-                sqlx::query(
-                    "update orders set status = 'picked_up', updated_at = $2
-                     where id = $1 and status = 'confirmed'",
-                )
-                .bind(order_id)
-                .bind(at)
-                .execute(&mut **tx)
-                .await
-                .map_err(classify)?;
+        }
+        let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "insert into orders (id, deal_id, store_id, buyer_id, quantity, total, status,
+                 created_at, updated_at)
+             select p.id, p.deal_id, d.store_id, p.buyer_id, p.quantity, p.total, 'confirmed',
+                 p.at, p.at
+             from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[],
+                 $6::timestamptz[]) as p (id, deal_id, buyer_id, quantity, total, at)
+             join deals d on d.id = p.deal_id
+             on conflict (id) do nothing returning id, store_id",
+        )
+        .bind(&columns.ids)
+        .bind(&columns.deals)
+        .bind(&columns.buyers)
+        .bind(&columns.quantities)
+        .bind(&columns.totals)
+        .bind(&columns.times)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(classify)?;
+        let stores: std::collections::HashMap<Uuid, Uuid> = inserted.into_iter().collect();
+        for (position, event) in &placed {
+            if let OrderEvent::Placed { order_id, quantity, .. } = event.body
+                && let Some(store_id) = stores.get(&order_id)
+            {
+                *stock.entry(event.entity).or_default() -= quantity;
+                for_stores.push((*position, *store_id, event.body));
             }
         }
     }
-    record_store_events(tx, for_stores).await.map_err(store_error)
+    if !cancelled.is_empty() {
+        let ids: Vec<Uuid> = cancelled
+            .iter()
+            .filter_map(|(_, event)| match event.body {
+                OrderEvent::Cancelled { order_id, .. } => Some(order_id),
+                _ => None,
+            })
+            .collect();
+        let at = cancelled.last().map(|(_, event)| event_time(&event.body));
+        let changed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "update orders set status = 'cancelled', updated_at = $2
+             where id = any($1) and status = 'confirmed' returning id, store_id",
+        )
+        .bind(&ids)
+        .bind(at)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(classify)?;
+        let stores: std::collections::HashMap<Uuid, Uuid> = changed.into_iter().collect();
+        for (position, event) in &cancelled {
+            if let OrderEvent::Cancelled { order_id, quantity, .. } = event.body
+                && let Some(store_id) = stores.get(&order_id)
+            {
+                *stock.entry(event.entity).or_default() += quantity;
+                for_stores.push((*position, *store_id, event.body));
+            }
+        }
+    }
+    if !picked_up.is_empty() {
+        let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = picked_up.into_iter().unzip();
+        sqlx::query(
+            "update orders set status = 'picked_up', updated_at = p.at
+             from unnest($1::uuid[], $2::timestamptz[]) as p (id, at)
+             where orders.id = p.id and orders.status = 'confirmed'",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    let (deals, deltas): (Vec<Uuid>, Vec<i64>) =
+        stock.into_iter().filter(|(_, delta)| *delta != 0).unzip();
+    if !deals.is_empty() {
+        sqlx::query(
+            "update deals set remaining = remaining + v.delta
+             from unnest($1::uuid[], $2::bigint[]) as v (id, delta) where deals.id = v.id",
+        )
+        .bind(&deals)
+        .bind(&deltas)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    for_stores.sort_by_key(|(position, _, _)| *position);
+    let events = for_stores.into_iter().map(|(_, store, event)| (store, event)).collect();
+    record_store_events(tx, events).await.map_err(store_error)
+}
+
+/// The new orders of a batch, column by column (bound as arrays).
+#[derive(Default)]
+struct PlacedColumns {
+    ids: Vec<Uuid>,
+    deals: Vec<Uuid>,
+    buyers: Vec<Uuid>,
+    quantities: Vec<i64>,
+    totals: Vec<i64>,
+    times: Vec<DateTime<Utc>>,
+}
+
+impl PlacedColumns {
+    fn push(
+        &mut self,
+        id: Uuid,
+        deal: Uuid,
+        buyer: Uuid,
+        quantity: i64,
+        total: i64,
+        at: DateTime<Utc>,
+    ) {
+        self.ids.push(id);
+        self.deals.push(deal);
+        self.buyers.push(buyer);
+        self.quantities.push(quantity);
+        self.totals.push(total);
+        self.times.push(at);
+    }
 }
 
 fn event_time(event: &OrderEvent) -> DateTime<Utc> {
@@ -736,20 +819,6 @@ fn event_time(event: &OrderEvent) -> DateTime<Utc> {
     }
 }
 
-async fn change_stock(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    deal_id: Uuid,
-    by: i64,
-) -> Result<(), ApplyError> {
-    sqlx::query("update deals set remaining = remaining + $2 where id = $1")
-        .bind(deal_id)
-        .bind(by)
-        .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
-    Ok(())
-}
-
 fn store_error(error: StoreError) -> ApplyError {
     match error {
         StoreError::Other(error) => classify(error),
@@ -757,68 +826,111 @@ fn store_error(error: StoreError) -> ApplyError {
     }
 }
 
-/// Applies the persister's batch of points events (each user's in stream order), each at most
-/// once.
+/// Applies the persister's batch of points events, each at most once, in a few statements:
+/// the top-ups and the order movements recorded (those recorded before are skipped), then
+/// each user's balance changed by the sum of what was new.
 pub(crate) async fn apply_points_events(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     events: &[&Event<PointsEvent>],
 ) -> Result<(), ApplyError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut top_ups = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut moves = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for event in events {
-        let user_id = event.entity;
-        let (applied, change, at) = match event.body {
+        match event.body {
             PointsEvent::ToppedUp { top_up_id, amount, at } => {
-                let inserted = sqlx::query(
-                    "insert into point_top_ups (id, user_id, amount, created_at)
-                     values ($1, $2, $3, $4) on conflict (id) do nothing",
-                )
-                .bind(top_up_id)
-                .bind(user_id)
-                .bind(amount)
-                .bind(at)
-                .execute(&mut **tx)
-                .await
-                .map_err(classify)?
-                .rows_affected();
-                (inserted == 1, amount, at)
+                top_ups.0.push(top_up_id);
+                top_ups.1.push(event.entity);
+                top_ups.2.push(amount);
+                top_ups.3.push(at);
             }
             PointsEvent::Debited { order_id, amount, at }
             | PointsEvent::Credited { order_id, amount, at } => {
-                let (kind, change) = match event.body {
-                    PointsEvent::Debited { .. } => ("debit", -amount),
-                    _ => ("credit", amount),
+                let kind = if matches!(event.body, PointsEvent::Debited { .. }) {
+                    "debit"
+                } else {
+                    "credit"
                 };
-                let inserted = sqlx::query(
-                    "insert into point_movements (order_id, kind, user_id, amount, at)
-                     values ($1, $2, $3, $4, $5) on conflict (order_id, kind) do nothing",
-                )
-                .bind(order_id)
-                .bind(kind)
-                .bind(user_id)
-                .bind(amount)
-                .bind(at)
-                .execute(&mut **tx)
-                .await
-                .map_err(classify)?
-                .rows_affected();
-                (inserted == 1, change, at)
+                moves.0.push(order_id);
+                moves.1.push(kind.to_owned());
+                moves.2.push(event.entity);
+                moves.3.push(amount);
+                moves.4.push(at);
             }
-        };
-        if applied {
-            sqlx::query(
-                // The inserted row never goes below 0 (its CHECK is tested before the conflict
-                // is); a debit always finds the row its top-up made.
-                "insert into point_accounts (user_id, balance, updated_at)
-                 values ($1, greatest($2, 0), $3)
-                 on conflict (user_id) do update
-                 set balance = point_accounts.balance + $2, updated_at = excluded.updated_at",
-            )
-            .bind(user_id)
-            .bind(change)
-            .bind(at)
-            .execute(&mut **tx)
-            .await
-            .map_err(classify)?;
         }
     }
+    let mut change: std::collections::HashMap<Uuid, i64> = Default::default();
+    if !top_ups.0.is_empty() {
+        let added: Vec<(Uuid, i64)> = sqlx::query_as(
+            "insert into point_top_ups (id, user_id, amount, created_at)
+             select * from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::timestamptz[])
+             on conflict (id) do nothing returning user_id, amount",
+        )
+        .bind(&top_ups.0)
+        .bind(&top_ups.1)
+        .bind(&top_ups.2)
+        .bind(&top_ups.3)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(classify)?;
+        for (user, amount) in added {
+            *change.entry(user).or_default() += amount;
+        }
+    }
+    if !moves.0.is_empty() {
+        let recorded: Vec<(Uuid, String, i64)> = sqlx::query_as(
+            "insert into point_movements (order_id, kind, user_id, amount, at)
+             select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[],
+                 $5::timestamptz[])
+             on conflict (order_id, kind) do nothing returning user_id, kind, amount",
+        )
+        .bind(&moves.0)
+        .bind(&moves.1)
+        .bind(&moves.2)
+        .bind(&moves.3)
+        .bind(&moves.4)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(classify)?;
+        for (user, kind, amount) in recorded {
+            *change.entry(user).or_default() += if kind == "debit" { -amount } else { amount };
+        }
+    }
+    let (users, deltas): (Vec<Uuid>, Vec<i64>) = change.into_iter().unzip();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let at = events
+        .iter()
+        .map(|e| match e.body {
+            PointsEvent::ToppedUp { at, .. }
+            | PointsEvent::Debited { at, .. }
+            | PointsEvent::Credited { at, .. } => at,
+        })
+        .max();
+    // A user's first points come with a top-up: the row is made at 0 and then changed, so the
+    // balance's CHECK sees only the batch's net change.
+    sqlx::query(
+        "insert into point_accounts (user_id, balance, updated_at)
+         select u, 0, $2 from unnest($1::uuid[]) as u on conflict (user_id) do nothing",
+    )
+    .bind(&users)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    sqlx::query(
+        "update point_accounts set balance = balance + v.delta, updated_at = $3
+         from unnest($1::uuid[], $2::bigint[]) as v (user_id, delta)
+         where point_accounts.user_id = v.user_id",
+    )
+    .bind(&users)
+    .bind(&deltas)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
     Ok(())
 }
