@@ -356,16 +356,9 @@ impl DistributedDeals {
     /// the shard's stream yet (orders need the hot state), so the stream is read from its end.
     async fn load_new_deal(&self, deal: &DealRecord) -> Result<(), EngineError> {
         let shard = self.shards.shard_of(deal.id);
-        let mut conn = self.shards.conn.clone();
-        let last: Vec<(String, Vec<String>)> = ::redis::cmd("XREVRANGE")
-            .arg(self.shards.keys.events(shard))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let mut command = ::redis::cmd("XREVRANGE");
+        command.arg(self.shards.keys.events(shard)).arg("+").arg("-").arg("COUNT").arg(1);
+        let last: Vec<(String, Vec<String>)> = self.shards.query(&command).await?;
         let from = last.first().map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
         let state = DealState {
             id: deal.id,
@@ -400,16 +393,11 @@ impl DistributedDeals {
     ) -> Result<(), EngineError> {
         self.add_points(buyer, "refund", order_id, total, i64::MAX).await?;
         let keys = &self.shards.keys;
-        let mut conn = self.shards.conn.clone();
-        let under_way = keys.orders_under_way(keys.shard_of(deal_id));
-        let member = format!("refund|{deal_id}|{order_id}");
-        ::redis::cmd("ZREM")
-            .arg(under_way)
-            .arg(member)
-            .query_async::<i64>(&mut conn)
-            .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(())
+        let mut command = ::redis::cmd("ZREM");
+        command
+            .arg(keys.orders_under_way(keys.shard_of(deal_id)))
+            .arg(format!("refund|{deal_id}|{order_id}"));
+        self.shards.query::<i64>(&command).await.map(drop)
     }
 
     /// A top-up (`id` the top-up's) or a refund (`id` the order's), rebuilding the account
@@ -457,17 +445,15 @@ impl DistributedDeals {
     /// Finishes the orders under way of `shard` whose replica stopped before their next step.
     async fn sweep_shard(&self, shard: u16) -> Result<usize, EngineError> {
         let keys = &self.shards.keys;
-        let mut conn = self.shards.conn.clone();
-        let due: Vec<String> = ::redis::cmd("ZRANGEBYSCORE")
+        let mut command = ::redis::cmd("ZRANGEBYSCORE");
+        command
             .arg(keys.orders_under_way(shard))
             .arg("-inf")
             .arg(self.clock.now().timestamp_millis())
             .arg("LIMIT")
             .arg(0)
-            .arg(SWEEP_BATCH)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            .arg(SWEEP_BATCH);
+        let due: Vec<String> = self.shards.query(&command).await?;
         for member in &due {
             let mut parts = member.split('|');
             let (Some(kind), Some(deal), Some(order)) = (parts.next(), parts.next(), parts.next())
@@ -524,14 +510,9 @@ impl DistributedDeals {
     }
 
     async fn forget_under_way(&self, shard: u16, member: &str) -> Result<(), EngineError> {
-        let mut conn = self.shards.conn.clone();
-        ::redis::cmd("ZREM")
-            .arg(self.shards.keys.orders_under_way(shard))
-            .arg(member)
-            .query_async::<i64>(&mut conn)
-            .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(())
+        let mut command = ::redis::cmd("ZREM");
+        command.arg(self.shards.keys.orders_under_way(shard)).arg(member);
+        self.shards.query::<i64>(&command).await.map(drop)
     }
 }
 
@@ -774,8 +755,10 @@ impl DealCommands for DistributedDeals {
     }
 
     async fn live_remaining(&self, deal_id: Uuid) -> Result<Option<i64>, EngineError> {
-        let fields = self.shards.hash(&self.shards.keys.deal(deal_id)).await?;
-        Ok(fields.get("remaining").and_then(|r| r.parse().ok()))
+        // One field: the hash also holds every order of the deal.
+        let mut command = ::redis::cmd("HGET");
+        command.arg(self.shards.keys.deal(deal_id)).arg("remaining");
+        self.shards.query(&command).await
     }
 
     async fn live_orders(&self, deal_ids: &[Uuid]) -> Result<Vec<OrderRecord>, EngineError> {

@@ -49,6 +49,12 @@ impl Shards {
         .await
     }
 
+    /// Any other command, bounded by the operation deadline like every call here.
+    pub async fn query<T: FromRedisValue>(&self, command: &::redis::Cmd) -> Result<T, EngineError> {
+        let mut conn = self.conn.clone();
+        deadline(async { command.query_async(&mut conn).await.map_err(unavailable) }).await
+    }
+
     /// A whole hash (empty when the key does not exist).
     pub async fn hash(&self, key: &str) -> Result<HashMap<String, String>, EngineError> {
         let mut conn = self.conn.clone();
