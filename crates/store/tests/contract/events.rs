@@ -152,3 +152,90 @@ async fn reservations_apply_in_order_once_and_never_double_book() {
     })
     .await;
 }
+
+/// The deals' events (orders in the deal's shard, points in the buyer's): a batch applied
+/// twice takes the stock and the points once, keeps one order and numbers one store event.
+#[tokio::test]
+async fn a_deals_batch_applied_twice_takes_stock_and_points_once() {
+    use surge_core::deals::orders::{OrderEvent, OrderStatus, PointsEvent};
+    use surge_core::deals::{Category, Place};
+    use surge_store::deals::{NewDeal, StoreRecord};
+
+    on_postgres(|backend| async move {
+        let ledger = PgEventLedger::new(backend.postgres_pool().unwrap());
+        let (owner, buyer) = (backend.user("owner").await, backend.user("buyer").await);
+        let store_id = Uuid::now_v7();
+        let store = StoreRecord {
+            id: store_id,
+            owner_id: owner,
+            name: "Bakery".into(),
+            category: Category::Dessert,
+            place: Place { lat: 1.0, lng: 1.0 },
+            address: "1 Main St".into(),
+            created_at: t(0),
+        };
+        backend.deals.create_store(store).await.unwrap();
+        let deal_id = Uuid::now_v7();
+        let deal = NewDeal {
+            id: deal_id,
+            store_id,
+            title: "Boxes".into(),
+            original_price: 1000,
+            deal_price: 500,
+            quantity: 10,
+            per_user_limit: 10,
+            starts_at: t(0),
+            ends_at: t(HOUR),
+            created_at: t(0),
+        };
+        backend.deals.create_deal(deal).await.unwrap();
+        let (order_id, cancelled_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let placed = |order_id| OrderEvent::Placed {
+            order_id,
+            deal_id,
+            buyer_id: buyer,
+            quantity: 2,
+            total: 1000,
+            at: t(1),
+        };
+        let points = |body| AppEvent::Points(Event::new(buyer, body));
+        let batch = [
+            points(PointsEvent::ToppedUp { top_up_id: Uuid::now_v7(), amount: 3000, at: t(1) }),
+            points(PointsEvent::Debited { order_id, amount: 1000, at: t(1) }),
+            points(PointsEvent::Debited { order_id: cancelled_id, amount: 1000, at: t(1) }),
+            AppEvent::Order(Event::new(deal_id, placed(order_id))),
+            AppEvent::Order(Event::new(deal_id, placed(cancelled_id))),
+            AppEvent::Order(Event::new(
+                deal_id,
+                OrderEvent::Cancelled {
+                    order_id: cancelled_id,
+                    deal_id,
+                    buyer_id: buyer,
+                    quantity: 2,
+                    total: 1000,
+                    at: t(2),
+                },
+            )),
+            points(PointsEvent::Credited { order_id: cancelled_id, amount: 1000, at: t(2) }),
+            AppEvent::Order(Event::new(
+                deal_id,
+                OrderEvent::PickedUp { order_id, deal_id, at: t(3) },
+            )),
+        ];
+        ledger.apply(0, 1, &batch, t(3)).await.unwrap();
+        ledger.apply(0, 1, &batch, t(3)).await.unwrap();
+
+        assert_eq!(backend.deals.balance(buyer).await.unwrap(), 2000, "3000 - 1000");
+        assert_eq!(backend.deals.deal(deal_id).await.unwrap().unwrap().remaining, 8);
+        let mut seen = Vec::new();
+        for id in [order_id, cancelled_id] {
+            seen.push(backend.deals.order(id).await.unwrap().unwrap().status);
+        }
+        assert_eq!(seen, [OrderStatus::PickedUp, OrderStatus::Cancelled]);
+        // Placed, placed, cancelled: three store events, numbered 1–3 in stream order.
+        let events = backend.deals.store_events_after(store_id, 0, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(matches!(events[2].event, OrderEvent::Cancelled { .. }));
+    })
+    .await;
+}
