@@ -43,14 +43,7 @@ if ARGV[1] == 'cancel' then
   end
   status = 'cancelled'
   kind = 'order_cancelled'
-  local remaining = tonumber(redis.call('HGET', key, 'remaining')) + tonumber(quantity)
-  local taken = tonumber(redis.call('HGET', key, 'taken:' .. buyer) or '0') - tonumber(quantity)
-  redis.call('HSET', key, 'remaining', int(remaining))
-  if taken > 0 then
-    redis.call('HSET', key, 'taken:' .. buyer, int(taken))
-  else
-    redis.call('HDEL', key, 'taken:' .. buyer)
-  end
+  give_back(key, buyer, quantity)
   redis.call('ZADD', KEYS[2], math.floor(now / 1000) + tonumber(ARGV[6]),
     'refund|' .. ARGV[2] .. '|' .. order)
 else

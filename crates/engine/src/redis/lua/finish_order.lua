@@ -41,14 +41,7 @@ local buyer, quantity, total = string.match(hold, '^([^|]+)|([^|]+)|([^|]+)$')
 redis.call('HDEL', key, 'hold:' .. order)
 redis.call('ZREM', KEYS[2], 'hold|' .. ARGV[2] .. '|' .. order)
 if ARGV[1] == 'release' then
-  local remaining = tonumber(redis.call('HGET', key, 'remaining')) + tonumber(quantity)
-  local taken = tonumber(redis.call('HGET', key, 'taken:' .. buyer) or '0') - tonumber(quantity)
-  redis.call('HSET', key, 'remaining', int(remaining))
-  if taken > 0 then
-    redis.call('HSET', key, 'taken:' .. buyer, int(taken))
-  else
-    redis.call('HDEL', key, 'taken:' .. buyer)
-  end
+  give_back(key, buyer, quantity)
   if ARGV[7] == '' then
     return decided(keyed, {'timed_out'})
   end

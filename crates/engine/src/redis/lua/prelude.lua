@@ -82,3 +82,16 @@ local function decided(keyed, outcome)
   end
   return outcome
 end
+
+-- Gives `quantity` units a buyer held back to a deal's hash (`remaining`, `taken:<buyer>`): a
+-- released hold or a cancelled order.
+local function give_back(deal, buyer, quantity)
+  quantity = tonumber(quantity)
+  redis.call('HINCRBY', deal, 'remaining', quantity)
+  local taken = tonumber(redis.call('HGET', deal, 'taken:' .. buyer) or '0') - quantity
+  if taken > 0 then
+    redis.call('HSET', deal, 'taken:' .. buyer, int(taken))
+  else
+    redis.call('HDEL', deal, 'taken:' .. buyer)
+  end
+end
