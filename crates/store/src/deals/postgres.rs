@@ -307,14 +307,6 @@ impl DealStore for PgDeals {
         Ok(seq)
     }
 
-    async fn deal_ids(&self, store_id: Uuid) -> StoreResult<Vec<Uuid>> {
-        let rows: Vec<(Uuid,)> = sqlx::query_as("select id from deals where store_id = $1")
-            .bind(store_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
         let rows: Vec<(Uuid,)> = sqlx::query_as(
             "select store_id from store_favorites where user_id = $1 order by store_id",
@@ -642,6 +634,15 @@ pub struct DealHotCopy {
 }
 
 impl PgDeals {
+    /// Every deal of a store, live or not.
+    pub async fn deal_ids(&self, store_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as("select id from deals where store_id = $1")
+            .bind(store_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// The persisted copy of a deal's hot state (`None` for an unknown deal).
     pub async fn deal_hot_copy(&self, deal_id: Uuid) -> StoreResult<Option<DealHotCopy>> {
         let mut conn = self.pool.acquire().await?;
@@ -712,23 +713,13 @@ pub(crate) async fn apply_order_events(
         .fetch_all(&mut **tx)
         .await
         .map_err(classify)?;
-        let stores: std::collections::HashMap<Uuid, Uuid> = inserted.into_iter().collect();
-        for (position, event) in &placed {
-            if let OrderEvent::Placed { order_id, quantity, .. } = event.body
-                && let Some(store_id) = stores.get(&order_id)
-            {
-                *stock.entry(event.entity).or_default() -= quantity;
-                for_stores.push((*position, *store_id, event.body));
-            }
-        }
+        took_effect(&placed, inserted, -1, &mut stock, &mut for_stores);
     }
     if !cancelled.is_empty() {
         let ids: Vec<Uuid> = cancelled
             .iter()
-            .filter_map(|(_, event)| match event.body {
-                OrderEvent::Cancelled { order_id, .. } => Some(order_id),
-                _ => None,
-            })
+            .filter_map(|(_, event)| order_units(&event.body))
+            .map(|(id, _)| id)
             .collect();
         let at = cancelled.last().map(|(_, event)| event_time(&event.body));
         let changed: Vec<(Uuid, Uuid)> = sqlx::query_as(
@@ -740,15 +731,7 @@ pub(crate) async fn apply_order_events(
         .fetch_all(&mut **tx)
         .await
         .map_err(classify)?;
-        let stores: std::collections::HashMap<Uuid, Uuid> = changed.into_iter().collect();
-        for (position, event) in &cancelled {
-            if let OrderEvent::Cancelled { order_id, quantity, .. } = event.body
-                && let Some(store_id) = stores.get(&order_id)
-            {
-                *stock.entry(event.entity).or_default() += quantity;
-                for_stores.push((*position, *store_id, event.body));
-            }
-        }
+        took_effect(&cancelled, changed, 1, &mut stock, &mut for_stores);
     }
     if !picked_up.is_empty() {
         let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = picked_up.into_iter().unzip();
@@ -779,6 +762,35 @@ pub(crate) async fn apply_order_events(
     for_stores.sort_by_key(|(position, _, _)| *position);
     let events = for_stores.into_iter().map(|(_, store, event)| (store, event)).collect();
     record_store_events(tx, events).await.map_err(store_error)
+}
+
+/// For the events of `events` that took effect (their order among `changed`, as `(order id,
+/// store id)`): the stock they moved (`sign` per unit) and their place in the stores' events.
+fn took_effect(
+    events: &[(usize, &&Event<OrderEvent>)],
+    changed: Vec<(Uuid, Uuid)>,
+    sign: i64,
+    stock: &mut std::collections::HashMap<Uuid, i64>,
+    for_stores: &mut Vec<(usize, Uuid, OrderEvent)>,
+) {
+    let stores: std::collections::HashMap<Uuid, Uuid> = changed.into_iter().collect();
+    for (position, event) in events {
+        if let Some((order_id, quantity)) = order_units(&event.body)
+            && let Some(store_id) = stores.get(&order_id)
+        {
+            *stock.entry(event.entity).or_default() += sign * quantity;
+            for_stores.push((*position, *store_id, event.body));
+        }
+    }
+}
+
+/// The order and units of an event that moves stock (a placed or a cancelled order).
+fn order_units(event: &OrderEvent) -> Option<(Uuid, i64)> {
+    match *event {
+        OrderEvent::Placed { order_id, quantity, .. }
+        | OrderEvent::Cancelled { order_id, quantity, .. } => Some((order_id, quantity)),
+        OrderEvent::PickedUp { .. } => None,
+    }
 }
 
 /// The new orders of a batch, column by column (bound as arrays).
