@@ -96,9 +96,9 @@ pub trait DealCommands: Send + Sync {
         Ok(None)
     }
 
-    /// The orders of these deals as the engine knows them ahead of the store (every order of a
-    /// deal with hot state, its status current); empty when the store is current.
-    async fn live_orders(&self, _deal_ids: &[Uuid]) -> Result<Vec<OrderRecord>, EngineError> {
+    /// A store's orders as the engine knows them ahead of the store (every order of its deals
+    /// with hot state, each status current); empty when the store is current.
+    async fn live_orders(&self, _store_id: Uuid) -> Result<Vec<OrderRecord>, EngineError> {
         Ok(Vec::new())
     }
 

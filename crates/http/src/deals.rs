@@ -720,7 +720,7 @@ pub async fn store_orders(
     let mut orders = state.store.store_orders(store_id, before, limit + 1).await?;
     // On the distributed backend the newest orders and statuses may not be in the store yet:
     // the engine's copy of every hot deal's orders wins.
-    let live = state.commands.live_orders(&state.store.deal_ids(store_id).await?).await?;
+    let live = state.commands.live_orders(store_id).await?;
     if !live.is_empty() {
         let mut merged: std::collections::BTreeMap<Uuid, OrderRecord> =
             orders.into_iter().map(|order| (order.id, order)).collect();

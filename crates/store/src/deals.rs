@@ -366,9 +366,6 @@ pub trait DealStore: Send + Sync {
     /// The number of the latest deal posted anywhere (0 before any).
     async fn last_deal_seq(&self) -> StoreResult<i64>;
 
-    /// Every deal of a store, live or not.
-    async fn deal_ids(&self, store_id: Uuid) -> StoreResult<Vec<Uuid>>;
-
     /// The stores the user marked as favourites.
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
 

@@ -464,10 +464,15 @@ impl DistributedDeals {
             else {
                 continue;
             };
-            let deal = self.shards.hash(&keys.deal(deal_id)).await?;
+            let field = |name: &str| {
+                let mut command = ::redis::cmd("HGET");
+                command.arg(keys.deal(deal_id)).arg(format!("{name}:{order_id}"));
+                command
+            };
             match kind {
                 "hold" => {
-                    let Some(hold) = deal.get(&format!("hold:{order_id}")) else {
+                    let hold: Option<String> = self.shards.query(&field("hold")).await?;
+                    let Some(hold) = hold else {
                         self.forget_under_way(shard, member).await?;
                         continue;
                     };
@@ -488,7 +493,7 @@ impl DistributedDeals {
                     tracing::info!(order.id = %order_id, confirmed = debited, "finished an order left under way");
                 }
                 "refund" => {
-                    let record = deal.get(&format!("order:{order_id}"));
+                    let record: Option<String> = self.shards.query(&field("order")).await?;
                     let parsed = record.and_then(|r| {
                         let mut fields = r.split('|');
                         let buyer = Uuid::parse_str(fields.next()?).ok()?;
@@ -761,9 +766,9 @@ impl DealCommands for DistributedDeals {
         self.shards.query(&command).await
     }
 
-    async fn live_orders(&self, deal_ids: &[Uuid]) -> Result<Vec<OrderRecord>, EngineError> {
+    async fn live_orders(&self, store_id: Uuid) -> Result<Vec<OrderRecord>, EngineError> {
         let mut orders = Vec::new();
-        for deal_id in deal_ids {
+        for deal_id in &self.store.deal_ids(store_id).await? {
             let fields = self.shards.hash(&self.shards.keys.deal(*deal_id)).await?;
             let Some(store_id) = fields.get("store_id").and_then(|s| Uuid::parse_str(s).ok())
             else {

@@ -332,14 +332,6 @@ impl DealStore for SqliteDeals {
         Ok(seq)
     }
 
-    async fn deal_ids(&self, store_id: Uuid) -> StoreResult<Vec<Uuid>> {
-        let rows: Vec<(Uuid,)> = sqlx::query_as("select id from deals where store_id = ?")
-            .bind(store_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
     async fn favorites(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
         let rows: Vec<(Uuid,)> = sqlx::query_as(
             "select store_id from store_favorites where user_id = ? order by store_id",
