@@ -101,6 +101,32 @@ pub async fn create_auctions(
     Ok(ids)
 }
 
+/// What [`distinct_gets`] measured: cache misses, one at a time per connection.
+#[derive(serde::Serialize)]
+pub struct UncachedReport {
+    pub searches: usize,
+    pub connections: usize,
+    pub errors: usize,
+    pub latency: crate::histogram::LatencySummary,
+}
+
+impl UncachedReport {
+    /// The report as a markdown table of one row: `heading` names the phase, `row` the load.
+    pub fn table(&self, heading: &str, row: &str) -> String {
+        format!(
+            "| {heading} | searches | connections | p50 ms | p99 ms | max ms | errors |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n\
+             | {row} | {} | {} | {} | {} | {} | {} |\n",
+            self.searches,
+            self.connections,
+            crate::report::ms(self.latency.p50_ms),
+            crate::report::ms(self.latency.p99_ms),
+            crate::report::ms(self.latency.max_ms),
+            self.errors
+        )
+    }
+}
+
 /// GETs each of `paths` once, `connections` at a time, one request in flight per connection
 /// (each a cache miss when the paths differ): the latency of every answer and how many were
 /// not 200.
@@ -108,12 +134,14 @@ pub async fn distinct_gets(
     endpoint: &Endpoint,
     paths: Vec<String>,
     connections: usize,
-) -> Result<(crate::histogram::Histogram, usize)> {
+) -> Result<UncachedReport> {
+    let searches = paths.len();
+    let connections = connections.max(1);
     use std::sync::atomic::{AtomicUsize, Ordering};
     let paths = std::sync::Arc::new(paths);
     let next = std::sync::Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..connections.max(1) {
+    for _ in 0..connections {
         let (endpoint, paths, next) = (endpoint.clone(), paths.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = endpoint.connect().await?;
@@ -136,5 +164,5 @@ pub async fn distinct_gets(
         latency.merge(&worker_latency);
         errors += worker_errors;
     }
-    Ok((latency, errors))
+    Ok(UncachedReport { searches, connections, errors, latency: latency.summary() })
 }

@@ -32,7 +32,9 @@ use crate::client::Endpoint;
 use crate::histogram::{Histogram, LatencySummary};
 use crate::load;
 use crate::report::{self, Check, PhaseReport};
-use crate::scenarios::{PhaseArgs, distinct_gets, healthz, run_tag, signup_accounts};
+use crate::scenarios::{
+    PhaseArgs, UncachedReport, distinct_gets, healthz, run_tag, signup_accounts,
+};
 use crate::server::AdminCommand;
 
 /// The bench's admin account (granted with `surge admin grant`).
@@ -57,14 +59,6 @@ pub struct CinemaArgs {
     /// Connections the rush's requests are spread over.
     #[arg(long, default_value_t = 256)]
     rush_connections: usize,
-}
-
-#[derive(Serialize)]
-struct UncachedReport {
-    searches: usize,
-    connections: usize,
-    errors: usize,
-    latency: LatencySummary,
 }
 
 #[derive(Serialize)]
@@ -143,19 +137,7 @@ pub async fn run(
             100.0 * ratio(&full),
             full_list_kib,
         );
-        println!(
-            "| uncached search | searches | connections | p50 ms | p99 ms | max ms | errors |"
-        );
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        println!(
-            "| distinct title + genre | {} | {} | {} | {} | {} | {} |\n",
-            uncached.searches,
-            uncached.connections,
-            report::ms(uncached.latency.p50_ms),
-            report::ms(uncached.latency.p99_ms),
-            report::ms(uncached.latency.max_ms),
-            uncached.errors
-        );
+        println!("{}", uncached.table("uncached search", "distinct title + genre"));
         println!(
             "| seat rush | users | connections | requests/s | p99 ms | sold out after | 201s | seats sold | 409 | errors |"
         );
@@ -247,10 +229,7 @@ async fn uncached_searches(
     args: &CinemaArgs,
 ) -> Result<UncachedReport> {
     let searches = distinct_searches(titles, args.uncached_searches);
-    let count = searches.len();
-    let connections = args.uncached_connections.max(1);
-    let (latency, errors) = distinct_gets(endpoint, searches, connections).await?;
-    Ok(UncachedReport { searches: count, connections, errors, latency: latency.summary() })
+    distinct_gets(endpoint, searches, args.uncached_connections).await
 }
 
 #[derive(Deserialize)]

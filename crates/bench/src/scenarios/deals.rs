@@ -30,7 +30,9 @@ use crate::client::{Endpoint, Reply};
 use crate::histogram::{Histogram, LatencySummary};
 use crate::load::{self, Outcome, Workload};
 use crate::report::{self, Check, PhaseReport};
-use crate::scenarios::{PhaseArgs, distinct_gets, healthz, run_tag, signup_accounts};
+use crate::scenarios::{
+    PhaseArgs, UncachedReport, distinct_gets, healthz, run_tag, signup_accounts,
+};
 
 /// Deals the order phase spreads its connections over.
 const DEALS: usize = 40;
@@ -67,14 +69,6 @@ pub struct DealsArgs {
     pub demo_stores: usize,
 }
 
-#[derive(Serialize)]
-struct UncachedReport {
-    searches: usize,
-    connections: usize,
-    errors: usize,
-    latency: LatencySummary,
-}
-
 /// Nearby searches that each miss the cache: 1 km around points spread over the demo city
 /// (a reproducible spiral around the centre), each asked once.
 async fn uncached_nearby(endpoint: &Endpoint, args: &DealsArgs) -> Result<UncachedReport> {
@@ -86,10 +80,7 @@ async fn uncached_nearby(endpoint: &Endpoint, args: &DealsArgs) -> Result<Uncach
             format!("{API}/stores/nearby?lat={lat:.6}&lng={lng:.6}&radius_m=1000&limit=20")
         })
         .collect();
-    let count = paths.len();
-    let connections = args.uncached_connections.max(1);
-    let (latency, errors) = distinct_gets(endpoint, paths, connections).await?;
-    Ok(UncachedReport { searches: count, connections, errors, latency: latency.summary() })
+    distinct_gets(endpoint, paths, args.uncached_connections).await
 }
 
 /// `POST /deals/{id}/orders` for one unit, connection `i` on deal `i mod 40`.
@@ -282,19 +273,7 @@ pub async fn run(endpoints: &[Endpoint], args: &DealsArgs, json: bool) -> Result
             100.0 * ratio(&orders),
             100.0 * ratio(&nearby)
         );
-        println!(
-            "| uncached nearby (1 km, distinct points) | searches | connections | p50 ms | p99 ms | max ms | errors |"
-        );
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        println!(
-            "| demo city | {} | {} | {} | {} | {} | {} |\n",
-            uncached.searches,
-            uncached.connections,
-            report::ms(uncached.latency.p50_ms),
-            report::ms(uncached.latency.p99_ms),
-            report::ms(uncached.latency.max_ms),
-            uncached.errors
-        );
+        println!("{}", uncached.table("uncached nearby (1 km, distinct points)", "demo city"));
         println!(
             "| stock rush | requests | buyers | units | requests/s | p99 ms | sold out after | sold | 409/402 | errors |"
         );
