@@ -87,7 +87,8 @@ status=0
 # only wait for the request timeout (minutes per stream); their refusals, frames and replay are
 # covered by the API tests (sse.rs, deal_events.rs).
 hooks_dir=$(pwd)/scripts/fuzz
-(cd "$dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" "$st" run "$base/api/openapi.json" \
+(cd "$dir" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$hooks_dir" \
+  "$st" --config-file "$hooks_dir/schemathesis.toml" run "$base/api/openapi.json" \
   --checks all \
   --header "Authorization: Bearer $token" \
   --max-examples "$EXAMPLES" \
