@@ -20,12 +20,17 @@
 # "now showing" next to one replica's /healthz ceiling, then the 2,000-user seat rush spread over
 # the replicas), on the demo catalog seeded into PostgreSQL with `surge seed cinema`.
 #
+# With --ratings it runs the ratings scenario instead (`surge-bench ratings`: 500 connections on
+# 20 cached problems next to one replica's /healthz ceiling, then the cold storm of 200 problems
+# with 5 clients each spread over the replicas), against a stand-in LeetCode (`surge
+# mock-leetcode`, answering after 50 ms) that every replica uses as its upstream.
+#
 # Everything listens on loopback, starts fresh (PostgreSQL and Redis from scripts/services.sh,
 # in a temporary directory) and is stopped at the end, whatever happens.
 #
 # Usage: scripts/bench-distributed.sh [--connections N] [--auctions N] [--duration-secs N]
 #                                     [--warmup-secs N] [--replicas N] [--shards N] [--cinema]
-#                                     [--deals]
+#                                     [--deals] [--ratings]
 # Exit status: 0 every check passed, 1 a check failed, 2 the run could not be carried out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +44,7 @@ REPLICAS=2
 SHARDS=16
 CINEMA=0
 DEALS=0
+RATINGS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) CONNECTIONS=$2; shift 2 ;;
@@ -49,6 +55,7 @@ while [ $# -gt 0 ]; do
     --shards) SHARDS=$2; shift 2 ;;
     --cinema) CINEMA=1; shift ;;
     --deals) DEALS=1; shift ;;
+    --ratings) RATINGS=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -69,6 +76,8 @@ PEER_KEYSPACE=1000000
 
 WORK=""
 REPLICA_PIDS=()
+STAND_IN_PID=""
+
 
 say() { printf '==> %s %s\n' "$(date -u +%T)" "$*" >&2; }
 
@@ -95,6 +104,7 @@ stop_replicas() {
 
 cleanup() {
   stop_replicas
+  [ -n "$STAND_IN_PID" ] && { kill "$STAND_IN_PID" 2>/dev/null; wait "$STAND_IN_PID" 2>/dev/null || true; }
   stop_services
   [ -n "$WORK" ] && rm -rf "$WORK"
 }
@@ -178,12 +188,23 @@ if [ "$CINEMA" = 1 ]; then
     "$SURGE" seed cinema --data-dir "$WORK/data" >&2
 fi
 
+RATINGS_ENV=()
+if [ "$RATINGS" = 1 ]; then
+  STAND_IN_ADDR="127.0.0.1:$(free_port)"
+  "$SURGE" mock-leetcode --addr "$STAND_IN_ADDR" --latency-ms 50 >"$WORK/stand-in.log" 2>&1 &
+  STAND_IN_PID=$!
+  RATINGS_ENV=(SURGE_RATINGS__UPSTREAM_URL="http://$STAND_IN_ADDR/graphql"
+    SURGE_RATINGS__UPSTREAM_PER_SECOND=1000)
+  say "stand-in LeetCode (pid $STAND_IN_PID) on $STAND_IN_ADDR"
+fi
+
 # One after the other: the first runs the migrations, the others find them done.
 URLS=()
 for i in $(seq 0 $((REPLICAS - 1))); do
   port=$(free_port)
   demo=()
   [ "$DEALS" = 1 ] && [ "$i" = 0 ] && demo=(--demo)
+  env "${RATINGS_ENV[@]}" \
   SURGE_DATABASE_URL="$DATABASE_URL" \
   SURGE_REDIS_URL="$REDIS_URL" \
   SURGE_JWT_SIGNING_KEY_FILE="$WORK/jwt.pem" \
@@ -211,6 +232,17 @@ if [ "$CINEMA" = 1 ]; then
   SURGE_DATABASE_URL="$DATABASE_URL" "$BENCH" --server-bin "$SURGE" --url "$(IFS=,; echo "${URLS[*]}")" cinema --connections "$CONNECTIONS" \
     --duration-secs "$DURATION" --warmup-secs "$WARMUP" || cinema_rc=$?
   exit "$cinema_rc"
+fi
+
+if [ "$RATINGS" = 1 ]; then
+  say "ratings: ${#URLS[@]} replicas on PostgreSQL + Redis"
+  echo "### Ratings, distributed (${#URLS[@]} replicas, PostgreSQL + Redis) — $STARTED_AT"
+  echo
+  ratings_rc=0
+  "$BENCH" --url "$(IFS=,; echo "${URLS[*]}")" ratings --stand-in "$STAND_IN_ADDR" \
+    --connections "$CONNECTIONS" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
+    || ratings_rc=$?
+  exit "$ratings_rc"
 fi
 
 if [ "$DEALS" = 1 ]; then

@@ -27,17 +27,27 @@ command -v curl >/dev/null || {
 
 dir=$(mktemp -d -t surge-fuzz-XXXXXX)
 server=
+stand_in=
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  for pid in $server $stand_in; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 base="http://127.0.0.1:$port"
+# The ratings' upstream: the stand-in LeetCode, on loopback (this run never leaves the machine).
+upstream_port=$(free_port)
+"$surge" mock-leetcode --addr "127.0.0.1:$upstream_port" >"$dir/stand-in.log" 2>&1 &
+stand_in=$!
 # Sign-ups from one address are not limited here: the fuzzer signs up many accounts.
-SURGE_LIMITS__SIGNUPS_PER_IP_PER_HOUR=0 "$surge" serve --listen "127.0.0.1:$port" \
-  --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+SURGE_LIMITS__SIGNUPS_PER_IP_PER_HOUR=0 \
+  SURGE_RATINGS__UPSTREAM_URL="http://127.0.0.1:$upstream_port/graphql" \
+  SURGE_RATINGS__UPSTREAM_PER_SECOND=1000 \
+  "$surge" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   curl -sf "$base/healthz" >/dev/null && break

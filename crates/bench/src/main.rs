@@ -22,13 +22,15 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::client::Endpoint;
 use crate::scenarios::bid_storm::BidStormArgs;
 use crate::scenarios::cinema::CinemaArgs;
 use crate::scenarios::deals::DealsArgs;
 use crate::scenarios::healthz::HealthzArgs;
+use crate::scenarios::ratings::RatingsArgs;
 use crate::scenarios::soak::SoakArgs;
 use crate::scenarios::sse_fanout::SseFanoutArgs;
-use crate::server::{ServerOptions, Target};
+use crate::server::{ServerOptions, StandIn, Target};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -90,6 +92,10 @@ enum Command {
     /// Deals on the demo city: orders with ample stock and the nearby search next to the
     /// ceiling, then a stock rush (2,000 requests, 100 units) with its invariants.
     Deals(DealsArgs),
+    /// Ratings against a stand-in LeetCode: a spike of 500 connections on 20 cached problems
+    /// next to the ceiling, then a cold storm of 200 uncached problems (5 clients each) with
+    /// the upstream calls it cost.
+    Ratings(RatingsArgs),
     /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
     /// delivery latency, completeness and server memory per subscriber.
     SseFanout(SseFanoutArgs),
@@ -98,7 +104,7 @@ enum Command {
     Soak(SoakArgs),
 }
 
-async fn run(cli: &Cli, target: &Target) -> Result<bool> {
+async fn run(cli: &Cli, target: &Target, stand_in: Option<&StandIn>) -> Result<bool> {
     let endpoint = target.endpoint();
     match &cli.command {
         Command::BidStorm(args) => {
@@ -110,6 +116,16 @@ async fn run(cli: &Cli, target: &Target) -> Result<bool> {
             scenarios::cinema::run(target.endpoints(), &admin, args, cli.json).await
         }
         Command::Deals(args) => scenarios::deals::run(target.endpoints(), args, cli.json).await,
+        Command::Ratings(args) => {
+            let stand_in = match (args.stand_in, stand_in) {
+                (Some(addr), _) => Endpoint::new(addr)?,
+                (None, Some(stand_in)) => Endpoint::new(stand_in.addr())?,
+                (None, None) => anyhow::bail!(
+                    "with --url, give the server's stand-in LeetCode with --stand-in ADDR"
+                ),
+            };
+            scenarios::ratings::run(target.endpoints(), &stand_in, args, cli.json).await
+        }
         Command::SseFanout(args) => {
             scenarios::sse_fanout::run(endpoint, target.server_pid(), args, cli.json).await
         }
@@ -150,7 +166,31 @@ fn main() -> ExitCode {
             demo: true,
             env: vec![("SURGE_DEALS__DEMO_STORES", args.demo_stores.to_string()), no_signup_limit],
         },
+        Command::Ratings(args) => ServerOptions {
+            env: vec![
+                ("SURGE_RATINGS__UPSTREAM_PER_SECOND", args.upstream_per_second.to_string()),
+                no_signup_limit,
+            ],
+            ..ServerOptions::default()
+        },
         _ => ServerOptions { env: vec![no_signup_limit], ..ServerOptions::default() },
+    };
+    // The ratings scenario's upstream: a stand-in LeetCode the bench starts beside the server.
+    let mut server = server;
+    let stand_in = match &cli.command {
+        Command::Ratings(args) if cli.url.is_none() && args.stand_in.is_none() => {
+            match StandIn::spawn(&cli.server_bin, args.upstream_latency_ms) {
+                Ok(stand_in) => {
+                    server.env.push(("SURGE_RATINGS__UPSTREAM_URL", stand_in.url()));
+                    Some(stand_in)
+                }
+                Err(e) => {
+                    eprintln!("surge-bench: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
     };
     let opened = Target::open(cli.url.as_deref(), &cli.server_bin, &server);
     let mut target = match runtime.block_on(opened) {
@@ -160,7 +200,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = runtime.block_on(run(&cli, &target));
+    let outcome = runtime.block_on(run(&cli, &target, stand_in.as_ref()));
     // Close every client connection first: a server shutting down gracefully waits for open
     // event streams.
     runtime.shutdown_timeout(Duration::from_secs(2));

@@ -5,6 +5,7 @@ pub mod cinema;
 pub mod deals;
 pub mod healthz;
 mod invariants;
+pub mod ratings;
 pub mod soak;
 pub mod sse_fanout;
 

@@ -231,6 +231,58 @@ impl Drop for SpawnedServer {
     }
 }
 
+/// A stand-in LeetCode (`surge mock-leetcode`) on a free loopback port, for the ratings
+/// scenario; stopped when dropped.
+pub struct StandIn {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl StandIn {
+    /// Starts one answering after `latency_ms`, and waits until it accepts connections.
+    pub fn spawn(server_bin: &Path, latency_ms: u64) -> Result<Self> {
+        let addr = free_port()?;
+        let child = Command::new(server_bin)
+            .arg("mock-leetcode")
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("--latency-ms")
+            .arg(latency_ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} mock-leetcode", server_bin.display()))?;
+        let mut stand_in = Self { child, addr };
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline || !matches!(stand_in.child.try_wait(), Ok(None)) {
+                let _ = stand_in.child.kill();
+                bail!("the stand-in LeetCode did not start on {addr}");
+            }
+            std::thread::sleep(HEALTH_POLL);
+        }
+        eprintln!("surge-bench: stand-in LeetCode on {addr}, answering after {latency_ms} ms");
+        Ok(stand_in)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL for `ratings.upstream_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port that was free a moment ago (bind to port 0, read it, release it).
 fn free_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;

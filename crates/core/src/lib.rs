@@ -13,7 +13,9 @@
 //! - [`events`]: one event shape per app, and the envelope that addresses it to its entity.
 //! - [`idempotency`]: the `Idempotency-Key` every app's keyed commands share.
 //! - [`images`]: which uploads are images (by their bytes), and the size cap.
+//! - [`jobs`]: when a failed durable job is tried again (backoff with jitter).
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
+//! - [`ratings`]: LeetCode problems, the rating formula, slugs and freshness.
 //! - [`sharding`]: which shard an entity belongs to.
 //! - [`text`]: case folding for search.
 //! - [`validation`]: the field-error map returned as 422 `fields`.
@@ -25,7 +27,9 @@ pub mod deals;
 pub mod events;
 pub mod idempotency;
 pub mod images;
+pub mod jobs;
 pub mod ratelimit;
+pub mod ratings;
 pub mod sharding;
 pub mod text;
 pub mod validation;

@@ -113,6 +113,28 @@ where
         }
     }
 
+    /// Replaces `key`'s entry in both tiers (a background refresh that has the new value).
+    pub async fn put(&self, key: &str, value: V) {
+        let key = format!("{}:{key}", self.current_generation().await);
+        self.shared_set(&key, &value).await;
+        self.local.insert(key, Arc::new(value)).await;
+    }
+
+    /// Forgets `key` in both tiers, so its next read loads it again.
+    pub async fn invalidate(&self, key: &str) {
+        let key = format!("{}:{key}", self.current_generation().await);
+        if let Some(shared) = &self.shared {
+            let mut conn = shared.conn.clone();
+            let mut command = ::redis::cmd("DEL");
+            command.arg(self.shared_key(shared, &key));
+            let delete = command.query_async::<()>(&mut conn);
+            if let Ok(Err(error)) = tokio::time::timeout(Duration::from_millis(500), delete).await {
+                tracing::debug!(error = %error, "could not drop a shared cache entry");
+            }
+        }
+        self.local.invalidate(&key).await;
+    }
+
     /// Forgets every entry, in this process at once and on every replica within
     /// [`GENERATION_CHECK`].
     pub async fn invalidate_all(&self) {

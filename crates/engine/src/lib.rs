@@ -11,7 +11,9 @@
 //! - [`auctions`]: the contended-command port for bids and closing.
 //! - [`cinema`]: the contended-command port for seat reservations.
 //! - [`deals`]: the contended-command port for orders (stock and points together) and top-ups.
+//! - [`jobs`]: durable jobs (stored, leased, retried with backoff, dead-lettered) for every app.
 //! - [`ratelimit`]: named GCRA limits.
+//! - [`ratings`]: LeetCode problem lookups: the upstream client, the caches and the fetch job.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
 //! - [`redis`]: the distributed implementations on Redis (+ PostgreSQL through the persisters).
@@ -25,7 +27,9 @@ pub mod deals;
 pub mod embedded;
 pub mod error;
 pub mod feed;
+pub mod jobs;
 pub mod ratelimit;
+pub mod ratings;
 pub mod redis;
 pub mod workers;
 

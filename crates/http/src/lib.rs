@@ -7,6 +7,8 @@
 //! - [`accounts`]: sign-up, login, refresh, logout, `/me`; tokens and passwords.
 //! - [`auctions`]: auctions, bids and the SSE feed.
 //! - [`cinema`]: now showing, seat maps, reservations and the admin catalog.
+//! - [`deals`]: stores nearby, deals, orders, points and the owners' live streams.
+//! - [`ratings`]: LeetCode problem ratings by slug, in batches, and listed.
 //! - [`images`]: uploads and downloads.
 //! - [`proxies`]: the client's address behind trusted reverse proxies.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
@@ -25,6 +27,7 @@ pub mod openapi;
 pub mod operations;
 pub mod pagination;
 pub mod proxies;
+pub mod ratings;
 pub mod response;
 pub mod serve;
 pub mod sse;
@@ -61,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auctions::router())
         .merge(cinema::router())
         .merge(deals::router())
+        .merge(ratings::router())
         .merge(images::router())
         .merge(operations::router())
         .merge(openapi::router())

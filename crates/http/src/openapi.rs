@@ -9,7 +9,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::state::AppState;
 
 mod bounds;
-use crate::{accounts, auctions, cinema, deals, images, operations};
+use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::{accounts, auctions, cinema, deals, images, operations};
         deals::add_favorite, deals::remove_favorite, deals::points, deals::top_up,
         deals::place_order, deals::cancel_order, deals::pickup_order, deals::store_orders,
         deals::events::store_stream, deals::events::my_stream,
+        ratings::get_problem, ratings::batch, ratings::list,
         images::upload, images::download,
         operations::healthz, operations::readyz, operations::metrics_text,
     ),
@@ -40,10 +41,11 @@ use crate::{accounts, auctions, cinema, deals, images, operations};
         deals::StoreRequest, deals::Store, deals::StoreWithDeals, deals::NearbyStore,
         deals::DealRequest, deals::Deal, deals::TopUpRequest, deals::Points,
         deals::OrderRequest, deals::Order, deals::OrderPlacedBody,
+        ratings::Problem, ratings::TagView, ratings::Pending, ratings::BatchRequest, ratings::BatchAnswer,
         images::UploadedImage, images::ImageUpload,
     )),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "deals"), (name = "images"), (name = "operations")),
+    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "deals"), (name = "images"), (name = "operations"), (name = "ratings")),
 )]
 pub struct ApiDoc;
 

@@ -1,8 +1,8 @@
 //! What every handler can reach: the shared ports (accounts, images, auth, limits, operations)
-//! and one sub-state per app ([`crate::auctions::AuctionsState`],
-//! [`crate::cinema::CinemaState`], [`crate::deals::DealsState`]), which that app's handlers extract on their own
-//! (`State<CinemaState>`, through axum's `FromRef`). App modules never import this one: their
-//! routers are generic over any state their sub-state comes from.
+//! and one sub-state per app ([`crate::auctions::AuctionsState`], [`crate::cinema::CinemaState`],
+//! [`crate::deals::DealsState`], [`crate::ratings::RatingsState`]), which that app's handlers
+//! extract on their own (`State<CinemaState>`, through axum's `FromRef`). App modules never
+//! import this one: their routers are generic over any state their sub-state comes from.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
 use crate::deals::DealsState;
+use crate::ratings::RatingsState;
 use crate::users::Nicknames;
 
 /// Answers `/readyz`: are the dependencies reachable?
@@ -87,6 +88,7 @@ pub struct Services {
     pub auctions: AuctionsState,
     pub cinema: CinemaState,
     pub deals: DealsState,
+    pub ratings: RatingsState,
 }
 
 /// What the authentication extractor needs, from any app's router.
@@ -105,6 +107,12 @@ impl FromRef<AppState> for AuctionsState {
 impl FromRef<AppState> for CinemaState {
     fn from_ref(state: &AppState) -> Self {
         state.cinema.clone()
+    }
+}
+
+impl FromRef<AppState> for RatingsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.ratings.clone()
     }
 }
 

@@ -5,3 +5,4 @@
 pub mod auctions;
 pub mod cinema;
 pub mod deals;
+pub mod ratings;

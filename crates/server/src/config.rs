@@ -28,6 +28,7 @@ pub struct Settings {
     pub auctions: AuctionSettings,
     pub cinema: CinemaSettings,
     pub deals: DealsSettings,
+    pub ratings: RatingsSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
     pub distributed: DistributedSettings,
@@ -96,6 +97,22 @@ pub struct DealsSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+pub struct RatingsSettings {
+    /// LeetCode's GraphQL endpoint (or a stand-in speaking its `questionData` query).
+    /// `--demo` uses the built-in stand-in while this is left at its default.
+    pub upstream_url: String,
+    /// How long one upstream call may take before the lookup answers "pending".
+    pub upstream_timeout_ms: u64,
+    /// The fetch job's first retry delay, doubled (with jitter) after each failure.
+    pub retry_base_ms: u64,
+    /// Attempts of a fetch job before it is dead.
+    pub max_attempts: u32,
+    /// Upstream calls per second, across every replica.
+    pub upstream_per_second: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WriterSettings {
     /// Most commands committed in one transaction.
     pub max_batch: usize,
@@ -159,6 +176,7 @@ impl Default for Settings {
             auctions: AuctionSettings::default(),
             cinema: CinemaSettings::default(),
             deals: DealsSettings::default(),
+            ratings: RatingsSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
             distributed: DistributedSettings::default(),
@@ -217,6 +235,18 @@ impl Default for CinemaSettings {
 impl Default for DealsSettings {
     fn default() -> Self {
         Self { demo_stores: 5_000 }
+    }
+}
+
+impl Default for RatingsSettings {
+    fn default() -> Self {
+        Self {
+            upstream_url: surge_engine::ratings::upstream::LEETCODE_GRAPHQL.to_owned(),
+            upstream_timeout_ms: 3000,
+            retry_base_ms: 500,
+            max_attempts: 10,
+            upstream_per_second: 20,
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! `surge serve --demo`: a few accounts and auctions in every state, a week of cinema
-//! screenings and a city of stores with deals live now, so a newcomer sees something at once. Seeds only an empty database, through the
-//! same ports the API uses.
+//! screenings, a city of stores with deals live now, and a stand-in LeetCode for the ratings, so
+//! a newcomer sees something at once. Seeds only an empty database, through the same ports the
+//! API uses.
 
 pub mod cinema;
 pub mod deals;
+pub mod leetcode;
 
 use anyhow::Context;
 use chrono::Duration;

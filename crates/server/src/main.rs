@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use surge::config::{self, Overrides, Settings};
+use surge::demo::leetcode::{MockLeetCode, Mode};
 use surge::{Application, demo, telemetry};
+use surge_engine::ratings::upstream::LEETCODE_GRAPHQL;
 
 /// Request handling allocates many small short-lived buffers across threads; mimalloc serves
 /// them with far less contention than the system allocator (measured in the bid storm).
@@ -65,6 +67,16 @@ enum Command {
     },
     /// Print an example surge.toml with every setting and its default.
     DefaultConfig,
+    /// Run a stand-in for LeetCode's GraphQL endpoint (for trying and benchmarking the ratings
+    /// without the real one): `ratings.upstream_url = http://ADDR/graphql`.
+    MockLeetcode {
+        /// Where it listens.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+        /// Delay before every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
     /// Grant or revoke admin rights of an existing account (effective at its next login or
     /// token refresh; works while the server runs).
     Admin {
@@ -97,16 +109,36 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", config::EXAMPLE);
         return Ok(());
     }
+    if let Command::MockLeetcode { addr, latency_ms } = cli.command {
+        telemetry::init(None);
+        let stand = MockLeetCode::start(addr).await?;
+        stand.set(Mode::Normal, std::time::Duration::from_millis(latency_ms));
+        tracing::info!(url = %stand.url(), problems = stand.slugs().len(), "stand-in LeetCode is serving");
+        tokio::select! {
+            () = stand.wait() => {}
+            () = shutdown_signal() => {}
+        }
+        return Ok(());
+    }
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir,
         database_url: cli.database_url,
         redis_url: cli.redis_url,
     };
-    let settings = Settings::load(cli.config.as_deref(), overrides)?;
+    let mut settings = Settings::load(cli.config.as_deref(), overrides)?;
     telemetry::init(settings.log_format);
     match cli.command {
         Command::Serve { demo: seed_demo } => {
+            // The demo works offline: ratings come from the stand-in unless an upstream is set.
+            let _stand_in = if seed_demo && settings.ratings.upstream_url == LEETCODE_GRAPHQL {
+                let stand = MockLeetCode::start(([127, 0, 0, 1], 0).into()).await?;
+                tracing::info!(url = %stand.url(), "demo: ratings come from the stand-in LeetCode");
+                settings.ratings.upstream_url = stand.url();
+                Some(stand)
+            } else {
+                None
+            };
             let app = Application::build(settings.clone()).await?;
             if seed_demo {
                 demo::seed(app.state(), settings.deals.demo_stores).await?;
@@ -143,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             println!("admin rights {done} {email}; effective at its next login or token refresh");
             Ok(())
         }
-        Command::DefaultConfig => Ok(()),
+        Command::DefaultConfig | Command::MockLeetcode { .. } => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ use surge_core::auctions::AuctionEvent;
 use surge_engine::clock::{Clock, SystemClock};
 use surge_engine::deals::feed::DealsHub;
 use surge_engine::embedded::{EmbeddedEngine, Fanout, InProcessRateLimiter, WriterTask};
+use surge_engine::jobs::{JobRunner, Jobs};
 use surge_engine::ratelimit::{Quota, RateLimiter};
 use surge_engine::redis::connection::{durability_warnings, redact};
 use surge_engine::redis::persister::PersisterSettings;
@@ -36,6 +37,9 @@ use surge_store::events::postgres::PgEventLedger;
 use surge_store::images::ImageStore;
 use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
+use surge_store::jobs::JobQueue;
+use surge_store::jobs::postgres::PgJobs;
+use surge_store::jobs::sqlite::SqliteJobs;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apps::auctions::{self, AuctionPorts};
 use crate::apps::cinema::{self, CinemaPorts, showing_cache};
 use crate::apps::deals::{self, DealsPorts};
+use crate::apps::ratings::{self, RatingsPorts};
 use crate::config::Settings;
 
 /// How long shutdown waits for the writer to commit what is queued.
@@ -83,6 +88,8 @@ struct Ports {
     images: Arc<dyn ImageStore>,
     limiter: Arc<dyn RateLimiter>,
     readiness: Arc<dyn Readiness>,
+    /// The durable job queue every app enqueues to.
+    jobs: Jobs,
     apps: AppPorts,
     /// The clock everything reads: the given one embedded; on the distributed backend, the
     /// Redis server's as this replica measures it (see `surge_engine::redis::time`).
@@ -95,6 +102,7 @@ struct AppPorts {
     auctions: AuctionPorts,
     cinema: CinemaPorts,
     deals: DealsPorts,
+    ratings: RatingsPorts,
 }
 
 impl AppPorts {
@@ -110,6 +118,15 @@ impl AppPorts {
     /// Every app's jobs that run in every process (a replica's relays of live events).
     fn local_jobs(&self) -> Vec<BackgroundJob> {
         deals::local_jobs(&self.deals)
+    }
+
+    /// The durable job runner of this process, with every app's job kinds.
+    fn job_runner(&self, jobs: &Jobs, worker: String) -> JobRunner {
+        ratings::job_kinds(&self.ratings)
+            .into_iter()
+            .fold(JobRunner::new(jobs.clone(), worker), |runner, (kind, handler)| {
+                runner.register(kind, handler)
+            })
     }
 }
 
@@ -308,6 +325,9 @@ impl Application {
             revoked_sessions_watch(revoked.clone(), ports.refresh_tokens.clone(), clock.clone()),
         ];
         local_jobs.extend(ports.apps.local_jobs());
+        let runner = ports.apps.job_runner(&ports.jobs, worker_name(&settings));
+        local_jobs.push(runner.metrics());
+        local_jobs.push(runner.into_background());
         let auth =
             Authenticator::new(tokens.clone(), ports.users.clone(), nicknames.clone(), revoked);
         let state = AppState::new(Services {
@@ -319,6 +339,7 @@ impl Application {
                 Duration::from_secs(settings.auctions.sse_heartbeat_secs.max(1)),
                 &shutdown,
             ),
+            ratings: ratings::state(&apps.ratings),
             clock: clock.clone(),
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
@@ -457,17 +478,29 @@ async fn embedded(
         settings.writer.max_batch,
     )
     .await?;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::new(clock.clone()));
+    let queue = SqliteJobs::new(db.pool.clone());
+    // This process is the only worker: what its previous run was in the middle of runs again.
+    let resumed = queue.release_running(clock.now()).await?;
+    if resumed > 0 {
+        tracing::info!(jobs = resumed, "resuming the jobs the last run did not finish");
+    }
+    let jobs = Jobs::new(Arc::new(queue), clock.clone());
+    let shared = ratings::Shared { clock: &clock, limiter: &limiter, jobs: &jobs };
+    let apps = AppPorts {
+        auctions: auctions::embedded(&db, &engine, fanout),
+        cinema: cinema::embedded(&db, &engine, settings),
+        deals: deals::embedded(&db, &engine, deals_hub),
+        ratings: ratings::embedded(&db, &shared, settings)?,
+    };
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(SqliteRefreshTokens::new(db.pool.clone())),
         images: Arc::new(SqliteImages::new(db.pool.clone())),
-        limiter: Arc::new(InProcessRateLimiter::new(clock.clone())),
+        limiter,
         readiness: Arc::new(SqliteReadiness(db.clone())),
-        apps: AppPorts {
-            auctions: auctions::embedded(&db, &engine, fanout),
-            cinema: cinema::embedded(&db, &engine, settings),
-            deals: deals::embedded(&db, &engine, deals_hub),
-        },
+        jobs,
+        apps,
         clock,
     };
     Ok((ports, Backend::Embedded { db: Box::new(db), writer, engine }))
@@ -499,10 +532,15 @@ async fn distributed(
         .context("cannot read the Redis server's clock")?;
     let clock: Arc<dyn Clock> = time.clone();
     let ledger = PgEventLedger::new(db.pool.clone());
+    let limiter: Arc<dyn RateLimiter> =
+        Arc::new(RedisRateLimiter::new(conn.clone(), clock.clone(), keys));
+    let jobs = Jobs::new(Arc::new(PgJobs::new(db.pool.clone())), clock.clone());
+    let shared = ratings::Shared { clock: &clock, limiter: &limiter, jobs: &jobs };
     let apps = AppPorts {
         auctions: auctions::distributed(&db, &shards, fanout.clone(), clock.clone()),
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
         deals: deals::distributed(&db, &shards, clock.clone(), deals_hub),
+        ratings: ratings::distributed(&db, &shards, &shared, settings)?,
     };
     let replica = Replica {
         shards,
@@ -528,12 +566,19 @@ async fn distributed(
         users: Arc::new(PgUsers::new(db.pool.clone())),
         refresh_tokens: Arc::new(PgRefreshTokens::new(db.pool.clone())),
         images: Arc::new(PgImages::new(db.pool.clone())),
-        limiter: Arc::new(RedisRateLimiter::new(conn.clone(), clock.clone(), keys)),
+        limiter,
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
+        jobs,
         apps,
         clock,
     };
     Ok((ports, Backend::Distributed { db, tasks }))
+}
+
+/// Names this process in the jobs it claims: the replica's name when set.
+fn worker_name(settings: &Settings) -> String {
+    let name = settings.distributed.replica_name.clone();
+    name.unwrap_or_else(|| format!("worker-{}", uuid::Uuid::now_v7().simple()))
 }
 
 /// Background tasks, aborted when dropped.

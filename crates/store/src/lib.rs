@@ -15,6 +15,8 @@
 //! - [`ledger`]: the embedded engine's batch transaction and the `Idempotency-Key` records
 //!   every app shares.
 //! - [`images`]: uploaded-image metadata.
+//! - [`jobs`]: the durable job queue every app shares (leases, retries, dead jobs).
+//! - [`ratings`]: LeetCode problems as last fetched, and the slugs known not to exist.
 //! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
 //! - `sql`: the read queries and row decoding both backends share; only the dialect differs.
 //! - [`error`]: the one error type every repository returns.
@@ -27,7 +29,9 @@ pub mod deals;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod jobs;
 pub mod ledger;
+pub mod ratings;
 mod sql;
 pub mod time;
 

@@ -148,7 +148,7 @@ impl Dialect for Postgres {
 }
 
 /// [`QueryBuilder::push_bind`] for an [`Arg`], chainable like it.
-trait PushArg {
+pub(crate) trait PushArg {
     fn push_arg(&mut self, arg: Arg<'_>) -> &mut Self;
 }
 

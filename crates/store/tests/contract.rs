@@ -45,3 +45,7 @@ mod deals;
 mod events;
 #[path = "contract/images.rs"]
 mod images;
+#[path = "contract/jobs.rs"]
+mod jobs;
+#[path = "contract/ratings.rs"]
+mod ratings;

@@ -148,6 +148,12 @@ impl KeySpace {
         format!("{}:cache:{namespace}:{key}", self.prefix)
     }
 
+    /// Held by the one replica fetching `key` of `namespace` from an upstream, so the others
+    /// wait for its answer instead of asking too.
+    pub fn flight(&self, namespace: &str, key: &str) -> String {
+        format!("{}:flight:{namespace}:{key}", self.prefix)
+    }
+
     /// The generation a namespace's cache entries are filed under (entry keys start with a
     /// number, so they never collide with it).
     pub fn cache_generation(&self, namespace: &str) -> String {

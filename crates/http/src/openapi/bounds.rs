@@ -22,6 +22,7 @@ use surge_core::deals::{
     MIN_RADIUS_M,
 };
 use surge_core::idempotency::MAX_KEY_LEN;
+use surge_core::ratings::MAX_BATCH;
 
 use crate::pagination::MAX_LIMIT;
 
@@ -35,6 +36,12 @@ const EMAIL: &str = r"^[!-?A-~]+@[!-\-/-?A-~]+(\.[!-\-/-?A-~]+)+$";
 
 /// `is_web_url`: `http(s)://host[:port]` and the characters a URL holds unescaped.
 const WEB_URL: &str = r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?([/?#][A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]*)?$";
+
+/// A LeetCode slug, as `surge_core::ratings::valid_slug` has it.
+const SLUG: &str = "^[a-z0-9-]{1,100}$";
+
+/// The rating filters' range (`http::ratings` refuses anything outside it).
+const MAX_RATING_FILTER: i64 = crate::ratings::MAX_RATING_FILTER;
 
 /// A seat code: a row letter and a column from 1 (`B3`).
 const SEAT: &str = r"^[A-Z][1-9][0-9]?$";
@@ -67,6 +74,7 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let nickname = json!({ "minLength": 1, "maxLength": NICKNAME_MAX, "pattern": NOT_BLANK });
     let categories: Vec<&str> = Category::ALL.iter().map(Category::as_str).collect();
     vec![
+        ("BatchRequest", "slugs", json!({ "maxItems": MAX_BATCH })),
         ("SignupRequest", "email", json!({ "maxLength": EMAIL_MAX, "pattern": EMAIL })),
         (
             "SignupRequest",
@@ -162,12 +170,22 @@ pub fn parameters() -> Vec<(&'static str, &'static str, Value)> {
         ("query", "title", json!({ "maxLength": MAX_TITLE_CHARS })),
         // An empty genre is no filter (a form's "any" choice).
         ("query", "genre", json!({ "enum": genres_or_any })),
+        ("path", "slug", json!({ "pattern": SLUG })),
+        ("query", "tag", json!({ "pattern": SLUG })),
+        ("query", "min_rating", json!({ "minimum": 0, "maximum": MAX_RATING_FILTER })),
+        ("query", "max_rating", json!({ "minimum": 0, "maximum": MAX_RATING_FILTER })),
         (
             "header",
             "Idempotency-Key",
             json!({ "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[!-~]+$" }),
         ),
     ]
+}
+
+/// Bounds of parameters whose name means something else elsewhere (`sort`): (path, place,
+/// name, constraints), applied to that path's operations after [`parameters`].
+pub fn path_parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    vec![("/api/v1/problems", "query", "sort", json!({ "enum": ["rating", "-rating"] }))]
 }
 
 /// Writes every bound into `document`; panics on a bound whose schema, property or parameter
@@ -197,6 +215,21 @@ pub fn apply(document: &mut Value) {
                 }
             }
         }
+    }
+    for (path, place, name, constraints) in path_parameters() {
+        let item = document["paths"][path].as_object_mut();
+        let operations = item.into_iter().flat_map(|item| item.values_mut());
+        let mut found = false;
+        for operation in operations {
+            let taken = operation.get_mut("parameters").and_then(Value::as_array_mut);
+            for parameter in taken.into_iter().flatten() {
+                if parameter["in"] == place && parameter["name"] == name {
+                    merge(&mut parameter["schema"], &constraints);
+                    found = true;
+                }
+            }
+        }
+        assert!(found, "OpenAPI bounds: no parameter {name} on {path}");
     }
     assert!(
         unused.is_empty(),

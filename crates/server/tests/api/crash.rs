@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::helpers::{auction_body, int, merged, string};
 use crate::process::ServerProcess;
 use crate::storm::{Storm, by_amount};
+use surge::demo::leetcode::{MockLeetCode, Mode};
 
 /// Bidding tasks running against the server when it is killed.
 const BIDDING_TASKS: usize = 8;
@@ -101,4 +102,57 @@ async fn sigterm_closes_event_streams_keeps_every_acknowledged_bid_and_exits_cle
     let stored: Vec<i64> = history.iter().rev().map(|bid| int(&bid["amount"])).collect();
     assert_eq!(stored, amounts);
     restarted.kill();
+}
+
+/// Starts the embedded binary on `data_dir` with its ratings upstream at `stand`.
+fn ratings_server(
+    data_dir: &std::path::Path,
+    log_dir: &std::path::Path,
+    run: &str,
+    stand: &MockLeetCode,
+) -> ServerProcess {
+    ServerProcess::spawn(log_dir, run, |command| {
+        command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("SURGE_RATINGS__UPSTREAM_URL", stand.url())
+            .env("SURGE_RATINGS__UPSTREAM_TIMEOUT_MS", "300")
+            .env("SURGE_RATINGS__RETRY_BASE_MS", "100")
+            .env("SURGE_RATINGS__MAX_ATTEMPTS", "30");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_jobs_pending_at_a_sigkill_complete_after_the_restart() {
+    let data_dir = tempfile::Builder::new().prefix("surge-jobs-data-").tempdir().unwrap();
+    let log_dir = tempfile::Builder::new().prefix("surge-jobs-logs-").tempdir().unwrap();
+    let stand = MockLeetCode::start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    stand.set(Mode::Down, Duration::ZERO);
+    let mut server = ratings_server(data_dir.path(), log_dir.path(), "first", &stand);
+    server.wait_until_healthy().await;
+    let slugs = ["rotate-image", "sort-colors", "edit-distance", "subsets"];
+    for slug in slugs {
+        assert_eq!(server.api.get(&format!("/problems/{slug}")).await.status(), 202);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+
+    stand.set(Mode::Normal, Duration::ZERO);
+    let before: Vec<u64> = slugs.iter().map(|slug| stand.calls_for(slug)).collect();
+    let mut server = ratings_server(data_dir.path(), log_dir.path(), "second", &stand);
+    server.wait_until_healthy().await;
+    let started = std::time::Instant::now();
+    while slugs.iter().zip(&before).any(|(slug, before)| stand.calls_for(slug) <= *before) {
+        assert!(started.elapsed() < Duration::from_secs(20), "jobs never ran\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fetched: Vec<u64> = slugs.iter().map(|slug| stand.calls_for(slug)).collect();
+    for slug in slugs {
+        let response = server.api.get(&format!("/problems/{slug}")).await;
+        assert_eq!(response.status(), 200, "{slug}\n{}", server.logs());
+    }
+    let after: Vec<u64> = slugs.iter().map(|slug| stand.calls_for(slug)).collect();
+    assert_eq!(after, fetched, "the jobs' answers were served, no new upstream call");
+    server.kill();
 }

@@ -11,6 +11,7 @@ mod deployment;
 mod faults;
 mod order_rush;
 mod order_saga;
+mod ratings;
 mod replicas;
 mod seat_rush;
 mod startup;

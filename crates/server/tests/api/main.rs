@@ -18,5 +18,6 @@ mod operations;
 mod pagination;
 mod process;
 mod race;
+mod ratings;
 mod sse;
 mod storm;

@@ -24,6 +24,12 @@ use surge_store::deals::sqlite::SqliteDeals;
 use surge_store::images::postgres::PgImages;
 use surge_store::images::sqlite::SqliteImages;
 use surge_store::images::{ImageRecord, ImageStore};
+use surge_store::jobs::JobQueue;
+use surge_store::jobs::postgres::PgJobs;
+use surge_store::jobs::sqlite::SqliteJobs;
+use surge_store::ratings::ProblemStore;
+use surge_store::ratings::postgres::PgProblems;
+use surge_store::ratings::sqlite::SqliteProblems;
 use surge_store::time::{from_micros, to_micros};
 use surge_testkit::ScratchDatabase;
 use tempfile::TempDir;
@@ -46,6 +52,8 @@ pub struct Backend {
     pub images: Arc<dyn ImageStore>,
     pub cinema: Arc<dyn CinemaStore>,
     pub deals: Arc<dyn DealStore>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub problems: Arc<dyn ProblemStore>,
     raw: Raw,
 }
 
@@ -133,6 +141,8 @@ impl Backend {
             images: Arc::new(SqliteImages::new(pool.clone())),
             cinema: Arc::new(SqliteCinema::new(pool.clone())),
             deals: Arc::new(SqliteDeals::new(pool.clone())),
+            jobs: Arc::new(SqliteJobs::new(pool.clone())),
+            problems: Arc::new(SqliteProblems::new(pool.clone())),
             raw: Raw::Sqlite { pool, _dir: dir },
         }
     }
@@ -146,6 +156,8 @@ impl Backend {
             images: Arc::new(PgImages::new(pool.clone())),
             cinema: Arc::new(PgCinema::new(pool.clone())),
             deals: Arc::new(PgDeals::new(pool.clone())),
+            jobs: Arc::new(PgJobs::new(pool.clone())),
+            problems: Arc::new(PgProblems::new(pool.clone())),
             raw: Raw::Postgres { pool },
         }
     }
