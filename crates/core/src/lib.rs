@@ -17,6 +17,7 @@
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
 //! - [`ratings`]: LeetCode problems, the rating formula, slugs and freshness.
 //! - [`sharding`]: which shard an entity belongs to.
+//! - [`sms`]: SMS-code login: phone numbers, codes, their lifetime and tries.
 //! - [`text`]: case folding for search.
 //! - [`validation`]: the field-error map returned as 422 `fields`.
 
@@ -31,6 +32,7 @@ pub mod jobs;
 pub mod ratelimit;
 pub mod ratings;
 pub mod sharding;
+pub mod sms;
 pub mod text;
 pub mod validation;
 

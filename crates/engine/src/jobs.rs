@@ -37,12 +37,15 @@ pub enum JobFailure {
     Retry(String),
     /// No attempt can succeed (the payload is unreadable): dead at once.
     Permanent(String),
+    /// Not started (a rate limit): run again after this long, the attempt not counted.
+    Later(Duration),
 }
 
 impl std::fmt::Display for JobFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JobFailure::Retry(reason) | JobFailure::Permanent(reason) => f.write_str(reason),
+            JobFailure::Later(delay) => write!(f, "deferred by {} ms", delay.as_millis()),
         }
     }
 }
@@ -236,6 +239,10 @@ impl JobRunner {
                         .increment(1);
                 }
             }),
+            Err(JobFailure::Later(delay)) => {
+                let run_at = now + chrono::Duration::from_std(*delay).unwrap_or_default();
+                queue.defer(&job, &self.worker, run_at, now).await.map(drop)
+            }
             Err(failure) => {
                 let retry_at = match failure {
                     JobFailure::Retry(_) => {
@@ -244,7 +251,7 @@ impl JobRunner {
                             surge_core::jobs::retry_delay(kind.retry_base, job.attempt, jitter);
                         Some(now + chrono::Duration::from_std(delay).unwrap_or_default())
                     }
-                    JobFailure::Permanent(_) => None,
+                    JobFailure::Permanent(_) | JobFailure::Later(_) => None,
                 };
                 queue.fail(&job, &self.worker, &failure.to_string(), retry_at, now).await.map(
                     |after| match after {

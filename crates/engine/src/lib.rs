@@ -14,6 +14,7 @@
 //! - [`jobs`]: durable jobs (stored, leased, retried with backoff, dead-lettered) for every app.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`ratings`]: LeetCode problem lookups: the upstream client, the caches and the fetch job.
+//! - [`sms`]: SMS delivery: providers, their error-rate switch, the send limit and job.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
 //! - [`redis`]: the distributed implementations on Redis (+ PostgreSQL through the persisters).
@@ -31,6 +32,7 @@ pub mod jobs;
 pub mod ratelimit;
 pub mod ratings;
 pub mod redis;
+pub mod sms;
 pub mod workers;
 
 pub use error::EngineError;

@@ -1,8 +1,10 @@
-//! Accounts: sign-up, login, token refresh and logout, and the caller's profile.
+//! Accounts: sign-up, login (password, or a code sent by SMS: [`sms`]), token refresh and
+//! logout, and the caller's profile.
 
 pub mod authenticator;
 pub mod passwords;
 pub mod sessions;
+pub mod sms;
 pub mod tokens;
 
 use axum::Router;
@@ -29,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/sms/code", post(sms::send_code))
+        .route("/api/v1/auth/sms/login", post(sms::login))
         .route("/api/v1/me", get(me).patch(update_me))
 }
 

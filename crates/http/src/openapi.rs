@@ -16,6 +16,7 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
     info(title = "Surge API", version = "1", description = "Flash-traffic apps on one engine. Errors: `{\"error\": {\"code\", \"message\", …}}`; 422 adds `fields`."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me, accounts::update_me,
+        accounts::sms::send_code, accounts::sms::login,
         auctions::create, auctions::get_auction, auctions::search,
         auctions::bids::place, auctions::bids::history, auctions::events::stream,
         cinema::now_showing, cinema::seat_map, cinema::reservations::reserve, cinema::reservations::cancel,
@@ -32,6 +33,7 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
     components(schemas(
         accounts::Profile, accounts::Session, accounts::SignupRequest, accounts::LoginRequest,
         accounts::RefreshRequest, accounts::ProfileUpdate,
+        accounts::sms::CodeRequest, accounts::sms::CodeSent, accounts::sms::SmsLoginRequest,
         auctions::Auction, auctions::AuctionListItem, auctions::CreateAuction, auctions::Person, auctions::ImageLink,
         auctions::bids::Bid, auctions::bids::BidRequest, auctions::bids::BidPlaced, auctions::bids::AuctionAfterBid,
         cinema::Showing, cinema::ShowingItem, cinema::ScreeningSlot, cinema::Theater, cinema::SeatMap, cinema::SeatState,

@@ -16,6 +16,7 @@ use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::authenticator::Authenticator;
+use crate::accounts::sms::SmsLogin;
 use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
@@ -78,6 +79,8 @@ pub struct Services {
     pub tokens: Arc<TokenService>,
     /// Verifies tokens and finds their account (see [`Authenticator`]).
     pub auth: Arc<Authenticator>,
+    /// SMS-code login: the codes and their delivery.
+    pub sms: Arc<SmsLogin>,
     /// Nicknames by user id for hot paths (a bid names its bidder); PATCH /me invalidates.
     pub nicknames: Nicknames,
     pub readiness: Arc<dyn Readiness>,

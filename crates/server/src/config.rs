@@ -29,6 +29,7 @@ pub struct Settings {
     pub cinema: CinemaSettings,
     pub deals: DealsSettings,
     pub ratings: RatingsSettings,
+    pub sms: SmsSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
     pub distributed: DistributedSettings,
@@ -93,6 +94,23 @@ pub struct DealsSettings {
     /// Stores of the `--demo` city (made the first time; a benchmark of the nearby search at
     /// scale raises it).
     pub demo_stores: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    /// Tried in order: `log` (writes the message to the server log) or http(s) webhook URLs
+    /// receiving `{"id", "to", "code", "text"}`; comma-separated.
+    pub providers: String,
+    /// One provider's timeout.
+    pub timeout_ms: u64,
+    /// The first retry after a pass where every provider failed; doubled, with jitter.
+    pub retry_base_ms: u64,
+    /// Passes over the providers before a message is dead, the first included.
+    pub max_attempts: u32,
+    /// SMS sent per `send_period_secs` across every replica; more wait their turn.
+    pub send_limit: u32,
+    pub send_period_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,6 +195,7 @@ impl Default for Settings {
             cinema: CinemaSettings::default(),
             deals: DealsSettings::default(),
             ratings: RatingsSettings::default(),
+            sms: SmsSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
             distributed: DistributedSettings::default(),
@@ -235,6 +254,19 @@ impl Default for CinemaSettings {
 impl Default for DealsSettings {
     fn default() -> Self {
         Self { demo_stores: 5_000 }
+    }
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            providers: "log".to_owned(),
+            timeout_ms: 2000,
+            retry_base_ms: 500,
+            max_attempts: 6,
+            send_limit: 10,
+            send_period_secs: 30,
+        }
     }
 }
 

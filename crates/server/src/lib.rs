@@ -12,6 +12,7 @@ pub mod admin;
 pub mod apps;
 pub mod config;
 pub mod demo;
+pub mod sms;
 pub mod startup;
 pub mod telemetry;
 

@@ -19,9 +19,11 @@ use surge_engine::redis::{
     KeySpace, LiveFeeds, RedisConnection, RedisRateLimiter, Replica, ReplicaSettings, ReplicaTasks,
     ServerTime, Shards,
 };
+use surge_engine::sms::SendJob;
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
 use surge_http::accounts::sessions::{self, RevokedSessions};
+use surge_http::accounts::sms::SmsLogin;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
 use surge_http::proxies::Cidr;
 use surge_http::serve::ServeSettings;
@@ -40,6 +42,9 @@ use surge_store::images::sqlite::SqliteImages;
 use surge_store::jobs::JobQueue;
 use surge_store::jobs::postgres::PgJobs;
 use surge_store::jobs::sqlite::SqliteJobs;
+use surge_store::sms::SmsCodeStore;
+use surge_store::sms::postgres::PgSmsCodes;
+use surge_store::sms::sqlite::SqliteSmsCodes;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +95,8 @@ struct Ports {
     readiness: Arc<dyn Readiness>,
     /// The durable job queue every app enqueues to.
     jobs: Jobs,
+    /// SMS login codes (hashed).
+    sms_codes: Arc<dyn SmsCodeStore>,
     apps: AppPorts,
     /// The clock everything reads: the given one embedded; on the distributed backend, the
     /// Redis server's as this replica measures it (see `surge_engine::redis::time`).
@@ -325,7 +332,12 @@ impl Application {
             revoked_sessions_watch(revoked.clone(), ports.refresh_tokens.clone(), clock.clone()),
         ];
         local_jobs.extend(ports.apps.local_jobs());
-        let runner = ports.apps.job_runner(&ports.jobs, worker_name(&settings));
+        let sender = crate::sms::sender(&settings, &ports.limiter, &ports.jobs, &clock)?;
+        let runner = ports
+            .apps
+            .job_runner(&ports.jobs, worker_name(&settings))
+            .register(sender.job_kind(), Arc::new(SendJob(sender.clone())));
+        let sms = SmsLogin::new(ports.sms_codes.clone(), sender, &key.to_bytes());
         local_jobs.push(runner.metrics());
         local_jobs.push(runner.into_background());
         let auth =
@@ -348,6 +360,7 @@ impl Application {
             limiter: ports.limiter,
             tokens,
             auth: Arc::new(auth),
+            sms: Arc::new(sms),
             nicknames,
             readiness: ports.readiness,
             metrics: Arc::new(move || metrics.render()),
@@ -500,6 +513,7 @@ async fn embedded(
         limiter,
         readiness: Arc::new(SqliteReadiness(db.clone())),
         jobs,
+        sms_codes: Arc::new(SqliteSmsCodes::new(db.pool.clone())),
         apps,
         clock,
     };
@@ -569,6 +583,7 @@ async fn distributed(
         limiter,
         readiness: Arc::new(DistributedReadiness { db: db.clone(), redis: conn }),
         jobs,
+        sms_codes: Arc::new(PgSmsCodes::new(db.pool.clone())),
         apps,
         clock,
     };

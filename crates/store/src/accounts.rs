@@ -72,6 +72,15 @@ pub trait UserStore: Send + Sync {
     /// Fails with `Conflict("email")` when the email is taken.
     async fn create(&self, user: NewUser) -> StoreResult<User>;
     async fn get(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// The account with this phone, created (as `id`, named `nickname`) if there is none: the
+    /// first SMS login makes the account. Two first logins at once make one account.
+    async fn find_or_create_by_phone(
+        &self,
+        phone: &str,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>>;
     async fn update_profile(
         &self,

@@ -102,6 +102,16 @@ pub trait JobQueue: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<AfterFailure>;
 
+    /// The attempt could not start yet (a rate limit said "later"): queued again for `run_at`,
+    /// the attempt not counted; false when `worker` no longer held it.
+    async fn defer(
+        &self,
+        job: &ClaimedJob,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// Makes every running job claimable at once: the embedded server, the only worker there
     /// is, calls it at start-up for the jobs its previous run was killed in the middle of.
     async fn release_running(&self, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -16,6 +16,7 @@
 //!   every app shares.
 //! - [`images`]: uploaded-image metadata.
 //! - [`jobs`]: the durable job queue every app shares (leases, retries, dead jobs).
+//! - [`sms`]: SMS login codes (hashed, one live code per phone).
 //! - [`ratings`]: LeetCode problems as last fetched, and the slugs known not to exist.
 //! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
 //! - `sql`: the read queries and row decoding both backends share; only the dialect differs.
@@ -32,6 +33,7 @@ pub mod images;
 pub mod jobs;
 pub mod ledger;
 pub mod ratings;
+pub mod sms;
 mod sql;
 pub mod time;
 

@@ -37,6 +37,9 @@ const EMAIL: &str = r"^[!-?A-~]+@[!-\-/-?A-~]+(\.[!-\-/-?A-~]+)+$";
 /// `is_web_url`: `http(s)://host[:port]` and the characters a URL holds unescaped.
 const WEB_URL: &str = r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?([/?#][A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]*)?$";
 
+/// An E.164 phone number, as `surge_core::sms::valid_phone` has it.
+const PHONE: &str = r"^\+[1-9][0-9]{7,14}$";
+
 /// A LeetCode slug, as `surge_core::ratings::valid_slug` has it.
 const SLUG: &str = "^[a-z0-9-]{1,100}$";
 
@@ -75,6 +78,9 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let categories: Vec<&str> = Category::ALL.iter().map(Category::as_str).collect();
     vec![
         ("BatchRequest", "slugs", json!({ "maxItems": MAX_BATCH })),
+        ("CodeRequest", "phone", json!({ "pattern": PHONE })),
+        ("SmsLoginRequest", "phone", json!({ "pattern": PHONE })),
+        ("SmsLoginRequest", "code", json!({ "pattern": "^[0-9]{6}$" })),
         ("SignupRequest", "email", json!({ "maxLength": EMAIL_MAX, "pattern": EMAIL })),
         (
             "SignupRequest",

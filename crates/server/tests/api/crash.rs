@@ -156,3 +156,41 @@ async fn fetch_jobs_pending_at_a_sigkill_complete_after_the_restart() {
     assert_eq!(after, fetched, "the jobs' answers were served, no new upstream call");
     server.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_queued_before_a_sigkill_is_delivered_after_the_restart() {
+    use crate::sms::{Behaviour, Webhook, unique_phone};
+    let data_dir = tempfile::Builder::new().prefix("surge-sms-data-").tempdir().unwrap();
+    let log_dir = tempfile::Builder::new().prefix("surge-sms-logs-").tempdir().unwrap();
+    let provider = Webhook::start(Behaviour::Fail).await;
+    let start = |run: &str| {
+        ServerProcess::spawn(log_dir.path(), run, |command| {
+            command
+                .arg("--data-dir")
+                .arg(data_dir.path())
+                .env("SURGE_SMS__PROVIDERS", provider.url())
+                .env("SURGE_SMS__RETRY_BASE_MS", "100")
+                .env("SURGE_SMS__MAX_ATTEMPTS", "50");
+        })
+    };
+    let mut server = start("first");
+    server.wait_until_healthy().await;
+    let phone = unique_phone();
+    let asked = server.api.post_json("/auth/sms/code", None, &json!({ "phone": phone })).await;
+    assert_eq!(asked.status(), 202);
+    server.kill();
+    let tried: Vec<serde_json::Value> = provider.received();
+    assert!(provider.delivered().is_empty());
+
+    provider.set(Behaviour::Deliver);
+    let mut server = start("second");
+    server.wait_until_healthy().await;
+    let code = provider.code_for(&phone, 1).await;
+    if let Some(first_try) = tried.first() {
+        assert_eq!(first_try["id"], provider.delivered()[0]["id"], "the same message id");
+    }
+    let body = json!({ "phone": phone, "code": code });
+    let session = server.api.post_json("/auth/sms/login", None, &body).await;
+    assert_eq!(session.status(), 200, "{}", server.logs());
+    server.kill();
+}

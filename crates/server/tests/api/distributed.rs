@@ -14,4 +14,5 @@ mod order_saga;
 mod ratings;
 mod replicas;
 mod seat_rush;
+mod sms;
 mod startup;

@@ -19,5 +19,6 @@ mod pagination;
 mod process;
 mod race;
 mod ratings;
+mod sms;
 mod sse;
 mod storm;

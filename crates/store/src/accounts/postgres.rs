@@ -102,6 +102,29 @@ impl UserStore for PgUsers {
         Ok(row.map(UserRow::into_user))
     }
 
+    async fn find_or_create_by_phone(
+        &self,
+        phone: &str,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        sqlx::query(
+            "insert into users (id, phone, nickname, created_at, updated_at) values ($1, $2, $3, $4, $4)
+             on conflict (phone) do nothing",
+        )
+        .bind(id).bind(phone).bind(nickname).bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row: UserRow<Postgres> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where phone = $1"
+        )))
+        .bind(phone)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into_user())
+    }
+
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
         let row: Option<UserRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where email = $1"

@@ -102,6 +102,33 @@ impl UserStore for SqliteUsers {
         Ok(row.map(UserRow::into_user))
     }
 
+    async fn find_or_create_by_phone(
+        &self,
+        phone: &str,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        sqlx::query(
+            "insert into users (id, phone, nickname, created_at, updated_at) values (?, ?, ?, ?, ?)
+             on conflict (phone) do nothing",
+        )
+        .bind(id)
+        .bind(phone)
+        .bind(nickname)
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .execute(&self.pool)
+        .await?;
+        let row: UserRow<Sqlite> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where phone = ?"
+        )))
+        .bind(phone)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into_user())
+    }
+
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>> {
         let row: Option<UserRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {USER_COLUMNS} from users where email = ?"

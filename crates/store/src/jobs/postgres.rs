@@ -146,6 +146,29 @@ impl JobQueue for PgJobs {
         })
     }
 
+    async fn defer(
+        &self,
+        job: &ClaimedJob,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "update jobs set status = 'queued', attempts = attempts - 1, run_at = $1,
+                 lease_until = null, locked_by = null, updated_at = $2
+             where id = $3 and status = 'running' and locked_by = $4 and attempts = $5",
+        )
+        .bind(run_at)
+        .bind(now)
+        .bind(job.id)
+        .bind(worker)
+        .bind(job.attempt as i32)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     async fn release_running(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(sqlx::query(
             "update jobs set lease_until = $1, updated_at = $1 where status = 'running'",

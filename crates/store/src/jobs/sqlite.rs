@@ -154,6 +154,29 @@ impl JobQueue for SqliteJobs {
         })
     }
 
+    async fn defer(
+        &self,
+        job: &ClaimedJob,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "update jobs set status = 'queued', attempts = attempts - 1, run_at = ?,
+                 lease_until = null, locked_by = null, updated_at = ?
+             where id = ? and status = 'running' and locked_by = ? and attempts = ?",
+        )
+        .bind(to_micros(run_at))
+        .bind(to_micros(now))
+        .bind(job.id)
+        .bind(worker)
+        .bind(job.attempt as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     async fn release_running(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(sqlx::query(
             "update jobs set lease_until = ?1, updated_at = ?1 where status = 'running'",
