@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::StoreResult;
+use crate::sql::{DbTime, Dialect};
 
 pub mod postgres;
 pub mod sqlite;
@@ -121,6 +122,75 @@ pub trait JobQueue: Send + Sync {
 
     /// The jobs with this kind and key, newest first.
     async fn find(&self, kind: &str, dedupe_key: &str) -> StoreResult<Vec<JobRecord>>;
+}
+
+/// A claimed job as `RETURNING id, kind, payload, attempts, max_attempts` gives it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedRow {
+    id: Uuid,
+    kind: String,
+    payload: String,
+    attempts: i64,
+    max_attempts: i64,
+}
+
+impl From<ClaimedRow> for ClaimedJob {
+    fn from(row: ClaimedRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            payload: row.payload,
+            attempt: row.attempts as u32,
+            max_attempts: row.max_attempts as u32,
+        }
+    }
+}
+
+/// `kind, status, n` of [`COUNTS`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct CountRow {
+    kind: String,
+    status: String,
+    n: i64,
+}
+
+impl From<CountRow> for JobCount {
+    fn from(row: CountRow) -> Self {
+        Self { kind: row.kind, status: row.status, count: row.n }
+    }
+}
+
+/// Jobs per kind and status: the same statement on both backends.
+pub(crate) const COUNTS: &str =
+    "select kind, status, count(*) as n from jobs group by kind, status order by kind, status";
+
+/// A job's stored state, as [`RECORD_COLUMNS`] gives it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecordRow<DB: Dialect> {
+    id: Uuid,
+    kind: String,
+    dedupe_key: Option<String>,
+    status: String,
+    attempts: i64,
+    run_at: DB::Time,
+    last_error: Option<String>,
+}
+
+pub(crate) const RECORD_COLUMNS: &str =
+    "id, kind, dedupe_key, status, attempts, run_at, last_error";
+
+impl<DB: Dialect> From<RecordRow<DB>> for JobRecord {
+    fn from(row: RecordRow<DB>) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            dedupe_key: row.dedupe_key,
+            status: row.status,
+            attempts: row.attempts as u32,
+            run_at: row.run_at.utc(),
+            last_error: row.last_error,
+        }
+    }
 }
 
 /// The error kept on a dead job is cut to this many characters.

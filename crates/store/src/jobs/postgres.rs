@@ -3,9 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres};
 
-use super::{AfterFailure, ClaimedJob, JobCount, JobQueue, JobRecord, NewJob, clipped};
+use super::{
+    AfterFailure, COUNTS, ClaimedJob, ClaimedRow, CountRow, JobCount, JobQueue, JobRecord, NewJob,
+    RECORD_COLUMNS, RecordRow, clipped,
+};
 use crate::StoreResult;
 
 #[derive(Clone)]
@@ -41,7 +44,7 @@ impl JobQueue for PgJobs {
         .bind(&job.kind)
         .bind(&job.dedupe_key)
         .bind(&job.payload)
-        .bind(job.max_attempts.max(1) as i32)
+        .bind(job.max_attempts.max(1) as i64)
         .bind(job.run_at)
         .bind(now)
         .execute(&self.pool)
@@ -71,7 +74,7 @@ impl JobQueue for PgJobs {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let rows = sqlx::query(concat!(
+        let rows: Vec<ClaimedRow> = sqlx::query_as(concat!(
             "update jobs set status = 'running', attempts = attempts + 1, lease_until = $3,
                  locked_by = $4, updated_at = $2
              where id in (select id from jobs where ",
@@ -88,17 +91,7 @@ impl JobQueue for PgJobs {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClaimedJob {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    payload: row.try_get("payload")?,
-                    attempt: row.try_get::<i32, _>("attempts")? as u32,
-                    max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ClaimedJob::from).collect())
     }
 
     async fn complete(&self, job: &ClaimedJob, worker: &str) -> StoreResult<bool> {
@@ -108,7 +101,7 @@ impl JobQueue for PgJobs {
         )
         .bind(job.id)
         .bind(worker)
-        .bind(job.attempt as i32)
+        .bind(job.attempt as i64)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -135,7 +128,7 @@ impl JobQueue for PgJobs {
         .bind(now)
         .bind(job.id)
         .bind(worker)
-        .bind(job.attempt as i32)
+        .bind(job.attempt as i64)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -162,7 +155,7 @@ impl JobQueue for PgJobs {
         .bind(now)
         .bind(job.id)
         .bind(worker)
-        .bind(job.attempt as i32)
+        .bind(job.attempt as i64)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -180,43 +173,19 @@ impl JobQueue for PgJobs {
     }
 
     async fn counts(&self) -> StoreResult<Vec<JobCount>> {
-        let rows = sqlx::query(
-            "select kind, status, count(*) as n from jobs group by kind, status order by kind, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobCount {
-                    kind: row.try_get("kind")?,
-                    status: row.try_get("status")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+        let rows: Vec<CountRow> = sqlx::query_as(COUNTS).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(JobCount::from).collect())
     }
 
     async fn find(&self, kind: &str, dedupe_key: &str) -> StoreResult<Vec<JobRecord>> {
-        let rows = sqlx::query(
-            "select id, kind, dedupe_key, status, attempts, run_at, last_error from jobs
-             where kind = $1 and dedupe_key = $2 order by created_at desc, id desc",
-        )
+        let rows: Vec<RecordRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {RECORD_COLUMNS} from jobs where kind = $1 and dedupe_key = $2
+             order by created_at desc, id desc"
+        )))
         .bind(kind)
         .bind(dedupe_key)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobRecord {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    dedupe_key: row.try_get("dedupe_key")?,
-                    status: row.try_get("status")?,
-                    attempts: row.try_get::<i32, _>("attempts")? as u32,
-                    run_at: row.try_get("run_at")?,
-                    last_error: row.try_get("last_error")?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(JobRecord::from).collect())
     }
 }

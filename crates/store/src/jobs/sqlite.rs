@@ -3,12 +3,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
-use uuid::Uuid;
+use sqlx::{Sqlite, SqlitePool};
 
-use super::{AfterFailure, ClaimedJob, JobCount, JobQueue, JobRecord, NewJob, clipped};
+use super::{
+    AfterFailure, COUNTS, ClaimedJob, ClaimedRow, CountRow, JobCount, JobQueue, JobRecord, NewJob,
+    RECORD_COLUMNS, RecordRow, clipped,
+};
 use crate::StoreResult;
-use crate::time::{from_micros, to_micros};
+use crate::time::to_micros;
 
 #[derive(Clone)]
 pub struct SqliteJobs {
@@ -81,7 +83,7 @@ impl JobQueue for SqliteJobs {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let rows = sqlx::query(concat!(
+        let rows: Vec<ClaimedRow> = sqlx::query_as(concat!(
             "update jobs set status = 'running', attempts = attempts + 1, lease_until = ?3,
                  locked_by = ?4, updated_at = ?2
              where id in (select id from jobs where ",
@@ -97,17 +99,7 @@ impl JobQueue for SqliteJobs {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClaimedJob {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    payload: row.try_get("payload")?,
-                    attempt: row.try_get::<i64, _>("attempts")? as u32,
-                    max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ClaimedJob::from).collect())
     }
 
     async fn complete(&self, job: &ClaimedJob, worker: &str) -> StoreResult<bool> {
@@ -188,43 +180,19 @@ impl JobQueue for SqliteJobs {
     }
 
     async fn counts(&self) -> StoreResult<Vec<JobCount>> {
-        let rows = sqlx::query(
-            "select kind, status, count(*) as n from jobs group by kind, status order by kind, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobCount {
-                    kind: row.try_get("kind")?,
-                    status: row.try_get("status")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+        let rows: Vec<CountRow> = sqlx::query_as(COUNTS).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(JobCount::from).collect())
     }
 
     async fn find(&self, kind: &str, dedupe_key: &str) -> StoreResult<Vec<JobRecord>> {
-        let rows = sqlx::query(
-            "select id, kind, dedupe_key, status, attempts, run_at, last_error from jobs
-             where kind = ? and dedupe_key = ? order by created_at desc, id desc",
-        )
+        let rows: Vec<RecordRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {RECORD_COLUMNS} from jobs where kind = ? and dedupe_key = ?
+             order by created_at desc, id desc"
+        )))
         .bind(kind)
         .bind(dedupe_key)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobRecord {
-                    id: row.try_get::<Uuid, _>("id")?,
-                    kind: row.try_get("kind")?,
-                    dedupe_key: row.try_get("dedupe_key")?,
-                    status: row.try_get("status")?,
-                    attempts: row.try_get::<i64, _>("attempts")? as u32,
-                    run_at: from_micros(row.try_get("run_at")?),
-                    last_error: row.try_get("last_error")?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(JobRecord::from).collect())
     }
 }
