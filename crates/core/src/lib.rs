@@ -17,6 +17,7 @@
 //! - [`ratelimit`]: the GCRA arithmetic shared by every rate-limit backend.
 //! - [`ratings`]: LeetCode problems, the rating formula, slugs and freshness.
 //! - [`sharding`]: which shard an entity belongs to.
+//! - [`social`]: articles, who may see them, and the hot score.
 //! - [`sms`]: SMS-code login: phone numbers, codes, their lifetime and tries.
 //! - [`text`]: case folding for search.
 //! - [`validation`]: the field-error map returned as 422 `fields`.
@@ -33,6 +34,7 @@ pub mod ratelimit;
 pub mod ratings;
 pub mod sharding;
 pub mod sms;
+pub mod social;
 pub mod text;
 pub mod validation;
 

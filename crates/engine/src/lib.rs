@@ -14,6 +14,7 @@
 //! - [`jobs`]: durable jobs (stored, leased, retried with backoff, dead-lettered) for every app.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`ratings`]: LeetCode problem lookups: the upstream client, the caches and the fetch job.
+//! - [`social`]: read counts in batches, and the top-liked and hot rankings.
 //! - [`sms`]: SMS delivery: providers, their error-rate switch, the send limit and job.
 //! - [`embedded`]: the in-process implementations (group-commit writer, broadcast fan-out,
 //!   in-memory limiter).
@@ -33,6 +34,7 @@ pub mod ratelimit;
 pub mod ratings;
 pub mod redis;
 pub mod sms;
+pub mod social;
 pub mod workers;
 
 pub use error::EngineError;

@@ -41,7 +41,7 @@ pub mod persister;
 pub mod ratelimit;
 pub mod reads;
 pub mod replica;
-mod scripts;
+pub(crate) mod scripts;
 pub mod shards;
 pub mod stream;
 pub mod tailer;

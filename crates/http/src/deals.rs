@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ use crate::accounts::authenticator::Authenticator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
 use crate::pagination::{self, Page, PageParams};
-use crate::response::JsonBody;
+use crate::response::{JsonBody, created};
 use axum::http::HeaderMap;
 use surge_engine::cache::TwoTierCache;
 
@@ -236,14 +236,6 @@ pub struct TopUpRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Points {
     pub balance: i64,
-}
-
-fn created(location: String, body: impl Serialize) -> Response {
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// Open a store; the caller owns it.

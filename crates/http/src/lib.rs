@@ -9,6 +9,7 @@
 //! - [`cinema`]: now showing, seat maps, reservations and the admin catalog.
 //! - [`deals`]: stores nearby, deals, orders, points and the owners' live streams.
 //! - [`ratings`]: LeetCode problem ratings by slug, in batches, and listed.
+//! - [`social`]: articles, likes and collects, read counts, top-liked and hot rankings.
 //! - [`images`]: uploads and downloads.
 //! - [`proxies`]: the client's address behind trusted reverse proxies.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
@@ -30,6 +31,7 @@ pub mod proxies;
 pub mod ratings;
 pub mod response;
 pub mod serve;
+pub mod social;
 pub mod sse;
 pub mod state;
 pub mod users;
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cinema::router())
         .merge(deals::router())
         .merge(ratings::router())
+        .merge(social::router())
         .merge(images::router())
         .merge(operations::router())
         .merge(openapi::router())

@@ -9,7 +9,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::state::AppState;
 
 mod bounds;
-use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
+use crate::{accounts, auctions, cinema, deals, images, operations, ratings, social};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,9 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
         deals::place_order, deals::cancel_order, deals::pickup_order, deals::store_orders,
         deals::events::store_stream, deals::events::my_stream,
         ratings::get_problem, ratings::batch, ratings::list,
+        social::create, social::read, social::edit, social::publish, social::withdraw,
+        social::like, social::unlike, social::collect, social::uncollect, social::by_author,
+        social::top_liked, social::hot,
         images::upload, images::download,
         operations::healthz, operations::readyz, operations::metrics_text,
     ),
@@ -44,10 +47,12 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings};
         deals::DealRequest, deals::Deal, deals::TopUpRequest, deals::Points,
         deals::OrderRequest, deals::Order, deals::OrderPlacedBody,
         ratings::Problem, ratings::TagView, ratings::Pending, ratings::BatchRequest, ratings::BatchAnswer,
+        social::Article, social::ArticleRequest, social::Liked, social::Collected, social::ArticleSummary,
+        social::Ranked, social::Ranking,
         images::UploadedImage, images::ImageUpload,
     )),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "deals"), (name = "images"), (name = "operations"), (name = "ratings")),
+    tags((name = "accounts"), (name = "auctions"), (name = "cinema"), (name = "deals"), (name = "images"), (name = "operations"), (name = "ratings"), (name = "social")),
 )]
 pub struct ApiDoc;
 

@@ -68,6 +68,15 @@ impl IntoResponse for JsonBody {
     }
 }
 
+/// 201 with `body` as JSON and `Location: location` (the new resource's path).
+pub fn created(location: String, body: impl Serialize) -> Response {
+    let mut response = (StatusCode::CREATED, crate::extract::Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

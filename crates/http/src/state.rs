@@ -1,8 +1,9 @@
 //! What every handler can reach: the shared ports (accounts, images, auth, limits, operations)
 //! and one sub-state per app ([`crate::auctions::AuctionsState`], [`crate::cinema::CinemaState`],
-//! [`crate::deals::DealsState`], [`crate::ratings::RatingsState`]), which that app's handlers
-//! extract on their own (`State<CinemaState>`, through axum's `FromRef`). App modules never
-//! import this one: their routers are generic over any state their sub-state comes from.
+//! [`crate::deals::DealsState`], [`crate::ratings::RatingsState`],
+//! [`crate::social::SocialState`]), which that app's handlers extract on their own
+//! (`State<CinemaState>`, through axum's `FromRef`). App modules never import this one: their
+//! routers are generic over any state their sub-state comes from.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::auctions::AuctionsState;
 use crate::cinema::CinemaState;
 use crate::deals::DealsState;
 use crate::ratings::RatingsState;
+use crate::social::SocialState;
 use crate::users::Nicknames;
 
 /// Answers `/readyz`: are the dependencies reachable?
@@ -92,6 +94,7 @@ pub struct Services {
     pub cinema: CinemaState,
     pub deals: DealsState,
     pub ratings: RatingsState,
+    pub social: SocialState,
 }
 
 /// What the authentication extractor needs, from any app's router.
@@ -110,6 +113,12 @@ impl FromRef<AppState> for AuctionsState {
 impl FromRef<AppState> for CinemaState {
     fn from_ref(state: &AppState) -> Self {
         state.cinema.clone()
+    }
+}
+
+impl FromRef<AppState> for SocialState {
+    fn from_ref(state: &AppState) -> Self {
+        state.social.clone()
     }
 }
 

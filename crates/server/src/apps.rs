@@ -6,3 +6,4 @@ pub mod auctions;
 pub mod cinema;
 pub mod deals;
 pub mod ratings;
+pub mod social;

@@ -30,6 +30,7 @@ pub struct Settings {
     pub deals: DealsSettings,
     pub ratings: RatingsSettings,
     pub sms: SmsSettings,
+    pub social: SocialSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
     pub distributed: DistributedSettings,
@@ -94,6 +95,19 @@ pub struct DealsSettings {
     /// Stores of the `--demo` city (made the first time; a benchmark of the nearby search at
     /// scale raises it).
     pub demo_stores: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SocialSettings {
+    /// How often one replica recomputes the hot articles.
+    pub hot_interval_secs: u64,
+}
+
+impl Default for SocialSettings {
+    fn default() -> Self {
+        Self { hot_interval_secs: 60 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +210,7 @@ impl Default for Settings {
             deals: DealsSettings::default(),
             ratings: RatingsSettings::default(),
             sms: SmsSettings::default(),
+            social: SocialSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
             distributed: DistributedSettings::default(),

@@ -53,6 +53,7 @@ use crate::apps::auctions::{self, AuctionPorts};
 use crate::apps::cinema::{self, CinemaPorts, showing_cache};
 use crate::apps::deals::{self, DealsPorts};
 use crate::apps::ratings::{self, RatingsPorts};
+use crate::apps::social::{self, SocialPorts};
 use crate::config::Settings;
 
 /// How long shutdown waits for the writer to commit what is queued.
@@ -110,6 +111,7 @@ struct AppPorts {
     cinema: CinemaPorts,
     deals: DealsPorts,
     ratings: RatingsPorts,
+    social: SocialPorts,
 }
 
 impl AppPorts {
@@ -119,6 +121,7 @@ impl AppPorts {
         let mut jobs = auctions::jobs(&self.auctions, clock, settings);
         jobs.extend(cinema::jobs(&self.cinema));
         jobs.extend(deals::jobs(&self.deals));
+        jobs.extend(social::jobs(&self.social, settings));
         jobs
     }
 
@@ -352,6 +355,7 @@ impl Application {
                 &shutdown,
             ),
             ratings: ratings::state(&apps.ratings),
+            social: social::state(&apps.social, &clock),
             clock: clock.clone(),
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
@@ -414,6 +418,7 @@ impl Application {
         };
         workers.0.extend(local_jobs.iter().map(|job| tokio::spawn((job.run)())));
         let cancel = state.shutdown.clone();
+        let social = state.social.clone();
         let router = surge_http::router(state);
         surge_http::serve::serve(listener, router, limits, async move {
             shutdown.await;
@@ -422,6 +427,8 @@ impl Application {
         })
         .await;
         drop(workers);
+        // Reads counted in memory since the last flush (embedded) go in before the writer stops.
+        social.flush_reads().await;
         match backend {
             Backend::Embedded { db, writer, .. } => {
                 writer.stop(WRITER_STOP_TIMEOUT).await;
@@ -505,6 +512,7 @@ async fn embedded(
         cinema: cinema::embedded(&db, &engine, settings),
         deals: deals::embedded(&db, &engine, deals_hub),
         ratings: ratings::embedded(&db, &shared, settings)?,
+        social: social::embedded(&db, &clock, settings),
     };
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),
@@ -555,6 +563,7 @@ async fn distributed(
         cinema: cinema::distributed(&db, &shards, clock.clone(), settings),
         deals: deals::distributed(&db, &shards, clock.clone(), deals_hub),
         ratings: ratings::distributed(&db, &shards, &shared, settings)?,
+        social: social::distributed(&db, &shards, &clock, settings),
     };
     let replica = Replica {
         shards,

@@ -16,6 +16,7 @@
 //!   every app shares.
 //! - [`images`]: uploaded-image metadata.
 //! - [`jobs`]: the durable job queue every app shares (leases, retries, dead jobs).
+//! - [`social`]: articles, likes and collects, read counts, the rankings' queries.
 //! - [`sms`]: SMS login codes (hashed, one live code per phone).
 //! - [`ratings`]: LeetCode problems as last fetched, and the slugs known not to exist.
 //! - [`events`]: applying the distributed engine's shard-stream events to PostgreSQL.
@@ -34,6 +35,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod ratings;
 pub mod sms;
+pub mod social;
 mod sql;
 pub mod time;
 

@@ -148,6 +148,15 @@ impl KeySpace {
         format!("{}:cache:{namespace}:{key}", self.prefix)
     }
 
+    /// Reads of articles counted since the last flush (article id → reads), and the batch a
+    /// flush took from it; one slot, so the flush can rename one into the other.
+    pub fn reads(&self) -> (String, String) {
+        (
+            format!("{}:{{reads}}:pending", self.prefix),
+            format!("{}:{{reads}}:flushing", self.prefix),
+        )
+    }
+
     /// Held by the one replica fetching `key` of `namespace` from an upstream, so the others
     /// wait for its answer instead of asking too.
     pub fn flight(&self, namespace: &str, key: &str) -> String {

@@ -23,6 +23,7 @@ use surge_core::deals::{
 };
 use surge_core::idempotency::MAX_KEY_LEN;
 use surge_core::ratings::MAX_BATCH;
+use surge_core::social::{CONTENT_MAX, RANKING_MAX, TITLE_MAX as SOCIAL_TITLE_MAX};
 
 use crate::pagination::MAX_LIMIT;
 
@@ -78,6 +79,12 @@ pub fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let categories: Vec<&str> = Category::ALL.iter().map(Category::as_str).collect();
     vec![
         ("BatchRequest", "slugs", json!({ "maxItems": MAX_BATCH })),
+        (
+            "ArticleRequest",
+            "title",
+            json!({ "minLength": 1, "maxLength": SOCIAL_TITLE_MAX, "pattern": NOT_BLANK }),
+        ),
+        ("ArticleRequest", "content", json!({ "maxLength": CONTENT_MAX })),
         ("CodeRequest", "phone", json!({ "pattern": PHONE })),
         ("SmsLoginRequest", "phone", json!({ "pattern": PHONE })),
         ("SmsLoginRequest", "code", json!({ "pattern": "^[0-9]{6}$" })),
@@ -177,6 +184,7 @@ pub fn parameters() -> Vec<(&'static str, &'static str, Value)> {
         // An empty genre is no filter (a form's "any" choice).
         ("query", "genre", json!({ "enum": genres_or_any })),
         ("path", "slug", json!({ "pattern": SLUG })),
+        ("query", "n", json!({ "minimum": 1, "maximum": RANKING_MAX })),
         ("query", "tag", json!({ "pattern": SLUG })),
         ("query", "min_rating", json!({ "minimum": 0, "maximum": MAX_RATING_FILTER })),
         ("query", "max_rating", json!({ "minimum": 0, "maximum": MAX_RATING_FILTER })),

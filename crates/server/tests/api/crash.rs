@@ -194,3 +194,29 @@ async fn an_sms_queued_before_a_sigkill_is_delivered_after_the_restart() {
     assert_eq!(session.status(), 200, "{}", server.logs());
     server.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_counted_more_than_a_second_before_a_sigkill_survive_it() {
+    let data_dir = tempfile::Builder::new().prefix("surge-reads-data-").tempdir().unwrap();
+    let log_dir = tempfile::Builder::new().prefix("surge-reads-logs-").tempdir().unwrap();
+    let mut server = ServerProcess::start(data_dir.path(), log_dir.path(), "first");
+    server.wait_until_healthy().await;
+    let author = server.api.signup().await;
+    let body = json!({ "title": "Counted", "content": "" });
+    let created = server.api.post_json("/articles", Some(&author.access_token), &body).await;
+    let id = string(&crate::helpers::expect_json(created, 201).await["id"]);
+    let publish = format!("/articles/{id}/publish");
+    server.api.post_json(&publish, Some(&author.access_token), &json!({})).await;
+    for _ in 0..10 {
+        server.api.get_json(&format!("/articles/{id}")).await;
+    }
+    // The flush runs every second: after two, these reads are in the database.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    server.kill();
+
+    let mut server = ServerProcess::start(data_dir.path(), log_dir.path(), "second");
+    server.wait_until_healthy().await;
+    let article = server.api.get_json(&format!("/articles/{id}")).await;
+    assert_eq!(article["read_count"], 11, "{}", server.logs());
+    server.kill();
+}

@@ -15,4 +15,5 @@ mod ratings;
 mod replicas;
 mod seat_rush;
 mod sms;
+mod social;
 mod startup;

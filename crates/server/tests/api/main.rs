@@ -20,5 +20,6 @@ mod process;
 mod race;
 mod ratings;
 mod sms;
+mod social;
 mod sse;
 mod storm;
