@@ -29,6 +29,7 @@ use crate::scenarios::deals::DealsArgs;
 use crate::scenarios::healthz::HealthzArgs;
 use crate::scenarios::ratings::RatingsArgs;
 use crate::scenarios::soak::SoakArgs;
+use crate::scenarios::social::SocialArgs;
 use crate::scenarios::sse_fanout::SseFanoutArgs;
 use crate::server::{ServerOptions, StandIn, Target};
 
@@ -96,6 +97,9 @@ enum Command {
     /// next to the ceiling, then a cold storm of 200 uncached problems (5 clients each) with
     /// the upstream calls it cost.
     Ratings(RatingsArgs),
+    /// Social: the cached top-liked list and article reads (each counted) next to the
+    /// ceiling, then a like storm on one article with its count checked.
+    Social(SocialArgs),
     /// Thousands of SSE subscribers on one auction while bids arrive at a steady rate:
     /// delivery latency, completeness and server memory per subscriber.
     SseFanout(SseFanoutArgs),
@@ -116,6 +120,7 @@ async fn run(cli: &Cli, target: &Target, stand_in: Option<&StandIn>) -> Result<b
             scenarios::cinema::run(target.endpoints(), &admin, args, cli.json).await
         }
         Command::Deals(args) => scenarios::deals::run(target.endpoints(), args, cli.json).await,
+        Command::Social(args) => scenarios::social::run(endpoint, args, cli.json).await,
         Command::Ratings(args) => {
             let stand_in = match (args.stand_in, stand_in) {
                 (Some(addr), _) => Endpoint::new(addr)?,

@@ -7,6 +7,7 @@ pub mod healthz;
 mod invariants;
 pub mod ratings;
 pub mod soak;
+pub mod social;
 pub mod sse_fanout;
 
 use std::time::Duration;

@@ -61,6 +61,17 @@ impl SocialState {
         Self(Arc::new(services))
     }
 
+    pub fn store(&self) -> &Arc<dyn ArticleStore> {
+        &self.0.store
+    }
+
+    /// Recomputes the hot list now (after seeding, say), rather than at the next interval.
+    pub async fn refresh_rankings(&self) {
+        if let Err(error) = self.0.rankings.refresh_hot().await {
+            tracing::warn!(error = %error, "cannot compute the hot articles");
+        }
+    }
+
     /// Moves the counted reads into the database (at shutdown).
     pub async fn flush_reads(&self) {
         if let Err(error) = self.0.reads.flush().await {

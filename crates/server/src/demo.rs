@@ -1,11 +1,12 @@
 //! `surge serve --demo`: a few accounts and auctions in every state, a week of cinema
-//! screenings, a city of stores with deals live now, and a stand-in LeetCode for the ratings, so
-//! a newcomer sees something at once. Seeds only an empty database, through the same ports the
+//! screenings, a city of stores with deals live now, a stand-in LeetCode for the ratings, and a
+//! week of articles with likes, so a newcomer sees something at once. Seeds only an empty database, through the same ports the
 //! API uses.
 
 pub mod cinema;
 pub mod deals;
 pub mod leetcode;
+pub mod social;
 
 use anyhow::Context;
 use chrono::Duration;
@@ -161,6 +162,16 @@ pub async fn seed(state: &AppState, demo_stores: usize) -> anyhow::Result<()> {
     for user in [alice, bob] {
         state.deals.commands.top_up(user.id, 100_000, surge_core::MAX_MONEY).await?;
     }
+    let articles = social::seed(
+        state.social.store().as_ref(),
+        state.users.as_ref(),
+        &users,
+        &hash,
+        state.clock.now(),
+    )
+    .await?;
+    state.social.refresh_rankings().await;
+    tracing::info!(articles, "demo articles seeded");
     tracing::info!(
         accounts = "alice@surge.test, bob@surge.test, carol@surge.test",
         password = DEMO_PASSWORD,

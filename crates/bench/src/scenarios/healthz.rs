@@ -55,10 +55,11 @@ pub async fn ceiling(endpoint: &Endpoint, plan: PhasePlan) -> (PhaseReport, Opti
 pub async fn get_phase(
     endpoint: &Endpoint,
     plan: PhasePlan,
-    path: &'static str,
+    path: &str,
     label: &str,
 ) -> (PhaseReport, Option<String>) {
-    let workload = Arc::new(GetWorkload { uri: Uri::from_static(path) });
+    let uri: Uri = path.parse().expect("the bench builds valid paths");
+    let workload = Arc::new(GetWorkload { uri });
     let stats = load::run_phase(std::slice::from_ref(endpoint), plan, workload).await;
     let report = PhaseReport::new(label, &stats, false);
     let details = report::error_details(&report, &stats);

@@ -10,6 +10,7 @@ mod connections;
 mod crash;
 mod deal_events;
 mod deals;
+mod demo;
 mod distributed;
 mod errors;
 mod helpers;
