@@ -12,6 +12,7 @@
 //! - [`cinema`]: the contended-command port for seat reservations.
 //! - [`deals`]: the contended-command port for orders (stock and points together) and top-ups.
 //! - [`jobs`]: durable jobs (stored, leased, retried with backoff, dead-lettered) for every app.
+//! - [`outbound`]: the HTTP client for calling out (upstreams, webhooks), TLS included.
 //! - [`ratelimit`]: named GCRA limits.
 //! - [`ratings`]: LeetCode problem lookups: the upstream client, the caches and the fetch job.
 //! - [`social`]: read counts in batches, and the top-liked and hot rankings.
@@ -30,6 +31,7 @@ pub mod embedded;
 pub mod error;
 pub mod feed;
 pub mod jobs;
+pub mod outbound;
 pub mod ratelimit;
 pub mod ratings;
 pub mod redis;

@@ -73,12 +73,7 @@ impl WebhookProvider {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(format!("`{url}` is not an http(s) URL"));
         }
-        crate::ratings::upstream::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::outbound::client(timeout)?;
         let name = format!(
             "{}:{}",
             parsed.host_str().unwrap_or_default(),

@@ -104,11 +104,15 @@ pub async fn get_problem(
     })
 }
 
+fn not_found_message(slug: &str) -> String {
+    format!("LeetCode has no problem `{slug}`")
+}
+
 fn not_found(slug: &str) -> ApiError {
     ApiError::Conflict {
         status: StatusCode::NOT_FOUND,
         code: "problem_not_found",
-        message: format!("LeetCode has no problem `{slug}`"),
+        message: not_found_message(slug),
         extra: Default::default(),
     }
 }
@@ -157,7 +161,7 @@ pub async fn batch(
             Lookup::Found(problem) => json!(Problem::from_record(&problem)),
             Lookup::Missing => json!({
                 "slug": slug,
-                "error": { "code": "problem_not_found", "message": format!("LeetCode has no problem `{slug}`") },
+                "error": { "code": "problem_not_found", "message": not_found_message(slug) },
             }),
             Lookup::Pending => json!({ "slug": slug, "status": "pending" }),
         })
@@ -183,7 +187,8 @@ pub struct ListParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/problems", tag = "ratings", params(ListParams),
-    responses((status = 200, body = inline(Page<Problem>), description = "known problems (fetched at least once), by rating then slug")))]
+    responses((status = 200, body = inline(Page<Problem>), description = "known problems (fetched at least once), by rating then slug"),
+        (status = 422, description = "a bad `tag`, `min_rating`/`max_rating` outside 0–10,000, `sort`, `limit` or `cursor`")))]
 pub async fn list(
     State(state): State<RatingsState>,
     Query(params): Query<ListParams>,

@@ -337,7 +337,8 @@ pub struct ArticleSummary {
 /// A user's articles, newest first: all of them for the author, the published ones for others.
 #[utoipa::path(get, path = "/api/v1/users/{id}/articles", tag = "social",
     params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = inline(Page<ArticleSummary>))))]
+    responses((status = 200, body = inline(Page<ArticleSummary>)),
+        (status = 422, description = "`limit` outside 1–100, or a `cursor` this list did not issue")))]
 pub async fn by_author(
     State(state): State<SocialState>,
     user: Option<AuthUser>,

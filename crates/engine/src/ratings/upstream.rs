@@ -25,13 +25,6 @@ const QUESTION_QUERY: &str = "query questionData($titleSlug: String!) {
 /// The rate-limit key every replica's outbound calls share.
 const RATE_KEY: &str = "ratings-upstream";
 
-/// Installs the process-wide TLS provider (ring) every `reqwest::Client` in the process needs:
-/// reqwest is built without one of its own, so building a client before this panics. Calling it
-/// again is harmless.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 pub struct LeetCode {
     client: reqwest::Client,
     url: String,
@@ -48,13 +41,7 @@ impl LeetCode {
         per_second: u32,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, UpstreamError> {
-        install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| UpstreamError::Unreachable(error.to_string()))?;
+        let client = crate::outbound::client(timeout).map_err(UpstreamError::Unreachable)?;
         Ok(Self { client, url, timeout, limiter, quota: Quota::new(per_second.max(1), 1000) })
     }
 

@@ -228,7 +228,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(address: String) -> Api {
-        surge_engine::ratings::upstream::install_crypto_provider();
+        surge_engine::outbound::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(10))

@@ -73,6 +73,20 @@ async fn a_problem_is_fetched_once_then_served_from_the_cache() {
 }
 
 #[tokio::test]
+async fn a_problem_is_fetched_again_once_its_hour_is_over() {
+    let stand = stand_in().await;
+    let app = ratings_app(&stand, 5).await;
+    let first = expect_json(app.get("/problems/two-sum").await, 200).await;
+    app.advance(minutes(59));
+    expect_json(app.get("/problems/two-sum").await, 200).await;
+    assert_eq!(stand.calls_for("two-sum"), 1, "fresh for an hour");
+    app.advance(minutes(2));
+    let refetched = expect_json(app.get("/problems/two-sum").await, 200).await;
+    assert_eq!(stand.calls_for("two-sum"), 2, "asked again after the hour");
+    assert_ne!(refetched["fetched_at"], first["fetched_at"]);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_misses_of_one_slug_make_one_upstream_call() {
     let stand = stand_in().await;
     stand.set(Mode::Normal, Duration::from_millis(100));

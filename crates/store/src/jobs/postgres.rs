@@ -62,6 +62,16 @@ impl JobQueue for PgJobs {
         limit: u32,
     ) -> StoreResult<Vec<ClaimedJob>> {
         let kinds: Vec<String> = kinds.iter().map(|kind| (*kind).to_owned()).collect();
+        // Every replica polls several times a second: an idle poll is one indexed read, not a
+        // transaction of two updates.
+        let any_due = sqlx::query(concat!("select 1 from jobs where ", due!(), " limit 1"))
+            .bind(&kinds)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        if any_due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(concat!(
             "update jobs set status = 'dead', lease_until = null, locked_by = null, updated_at = $2,
