@@ -2,8 +2,8 @@
 //! durable store.
 //!
 //! One writer task ([`writer`]) commits every app's contended commands in batches; each app
-//! keeps its handle and its state in the writer in its own module ([`auctions`], [`cinema`]),
-//! and joins the writer in [`apps`].
+//! keeps its handle and its state in the writer in its own module ([`auctions`], [`cinema`],
+//! [`deals`], [`social`]), and joins the writer in [`apps`].
 
 mod apps;
 pub mod auctions;
@@ -11,6 +11,7 @@ pub mod cinema;
 pub mod deals;
 pub mod fanout;
 pub mod ratelimit;
+pub mod social;
 mod writer;
 
 use std::sync::Arc;
@@ -28,12 +29,14 @@ pub use cinema::EmbeddedReservations;
 pub use deals::EmbeddedDeals;
 pub use fanout::Fanout;
 pub use ratelimit::InProcessRateLimiter;
+pub use social::EmbeddedMarks;
 
 use self::apps::Apps;
 use self::writer::{Job, Writer};
 use crate::EngineError;
 use crate::clock::Clock;
 use crate::deals::feed::DealsHub;
+use crate::social::ArticleCache;
 
 /// Commands queued ahead of the writer before senders wait: a burst far larger than one batch
 /// is absorbed, a sustained overload pushes back on the HTTP handlers.
@@ -44,6 +47,7 @@ const QUEUE_DEPTH: usize = 16_384;
 pub struct EmbeddedEngine {
     jobs: mpsc::Sender<Job>,
     auctions: EmbeddedAuctions,
+    articles: Arc<ArticleCache>,
 }
 
 /// Owns the writer task; [`WriterTask::stop`] commits what is queued and waits for it.
@@ -62,16 +66,18 @@ impl EmbeddedEngine {
         max_batch: usize,
     ) -> Result<(Self, WriterTask), EngineError> {
         let mut ledger = SqliteLedger::new(db.dedicated_connection().await?);
+        let articles = Arc::new(ArticleCache::default());
         let apps = Apps {
             auctions: auctions::AuctionsWriter::restore(&mut ledger, fanout).await?,
             cinema: cinema::CinemaWriter::default(),
             deals: deals::DealsWriter::new(deals_hub),
+            social: social::SocialWriter::new(articles.clone()),
         };
         let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
         let auctions = EmbeddedAuctions::new(jobs.clone(), &apps.auctions, clock.clone());
         let writer = Writer { ledger, jobs: receiver, clock, max_batch: max_batch.max(1), apps };
         let handle = tokio::spawn(writer.run());
-        Ok((Self { jobs: jobs.clone(), auctions }, WriterTask { jobs, handle }))
+        Ok((Self { jobs: jobs.clone(), auctions, articles }, WriterTask { jobs, handle }))
     }
 
     /// Bids and closing.
@@ -87,6 +93,16 @@ impl EmbeddedEngine {
     /// Orders, cancels, pickups, top-ups, deals posted and favourites.
     pub fn deals(&self) -> EmbeddedDeals {
         EmbeddedDeals::new(self.jobs.clone())
+    }
+
+    /// Likes and collects.
+    pub fn marks(&self) -> EmbeddedMarks {
+        EmbeddedMarks::new(self.jobs.clone())
+    }
+
+    /// The articles cache the writer keeps the counts of: read articles through it.
+    pub fn article_cache(&self) -> Arc<ArticleCache> {
+        self.articles.clone()
     }
 
     /// Asks the writer to forget expired idempotency records.

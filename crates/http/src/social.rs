@@ -5,19 +5,22 @@
 //! withdrawn article is 404 to everyone but its author — reading, liking, collecting, and its
 //! author's list alike.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use surge_core::accounts::UserRef;
 use surge_core::social::{ArticleStatus, RANKING_MAX, validate_article, visible_to};
 use surge_engine::clock::Clock;
-use surge_engine::social::{Rankings, ReadCounter};
-use surge_store::social::{ArticleRecord, ArticleStore, Mark, NewArticle};
+use surge_engine::social::{MarkCommands, Rankings, ReadCounter};
+use surge_store::social::{ArticleRecord, ArticleStore, Mark, NewArticle, RankedArticle};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -54,11 +57,11 @@ pub const ARTICLE_BODY_MAX: usize = 1 << 20;
 
 /// What the social handlers reach. Cloning is cheap.
 #[derive(Clone)]
-pub struct SocialState(Arc<SocialServices>);
+pub struct SocialState(Arc<SocialServices>, Arc<RenderedTop>);
 
 impl SocialState {
     pub fn new(services: SocialServices) -> Self {
-        Self(Arc::new(services))
+        Self(Arc::new(services), Arc::default())
     }
 
     pub fn store(&self) -> &Arc<dyn ArticleStore> {
@@ -83,6 +86,7 @@ impl SocialState {
 pub struct SocialServices {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn ArticleStore>,
+    pub marks: Arc<dyn MarkCommands>,
     pub reads: Arc<dyn ReadCounter>,
     pub rankings: Arc<Rankings>,
 }
@@ -269,8 +273,8 @@ async fn set_mark(
     mark: Mark,
     on: bool,
 ) -> ApiResult<i64> {
-    visible(state, id, Some(user.id)).await?;
-    Ok(state.0.store.mark(mark, id, user.id, on, state.0.clock.now()).await?)
+    // The marks check that the caller may see the article (404 otherwise).
+    Ok(state.0.marks.set(mark, id, user.id, on).await?)
 }
 
 /// Like an article (again: no change).
@@ -404,14 +408,48 @@ pub struct Ranking {
 pub async fn top_liked(
     State(state): State<SocialState>,
     Query(params): Query<RankingParams>,
-) -> ApiResult<Json<Ranking>> {
+) -> ApiResult<Response> {
     let n = ranking_size(params.n)?;
-    let items = state.0.rankings.top_liked(n).await?;
-    let items = items
-        .into_iter()
-        .map(|a| Ranked { id: a.id, title: a.title, like_count: a.like_count, score: None })
-        .collect();
-    Ok(Json(Ranking { items }))
+    let list = state.0.rankings.top_liked_list().await?;
+    let body = state.1.body(&list, n)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The top-liked answers rendered from the current cached list, one per `n` asked: the list
+/// changes at most every 500 ms, and everyone between asks the same few `n`.
+#[derive(Default)]
+pub struct RenderedTop(Mutex<Option<Rendered>>);
+
+/// A top-liked list and its answers by `n`.
+type Rendered = (Arc<Vec<RankedArticle>>, HashMap<u32, Bytes>);
+
+impl RenderedTop {
+    fn body(&self, list: &Arc<Vec<RankedArticle>>, n: u32) -> ApiResult<Bytes> {
+        let mut rendered = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let bodies = match &mut *rendered {
+            Some((of, bodies)) if Arc::ptr_eq(of, list) => bodies,
+            _ => &mut rendered.insert((list.clone(), HashMap::new())).1,
+        };
+        if let Some(body) = bodies.get(&n) {
+            return Ok(body.clone());
+        }
+        let items = list
+            .iter()
+            .take(n as usize)
+            .map(|a| Ranked {
+                id: a.id,
+                title: a.title.clone(),
+                like_count: a.like_count,
+                score: None,
+            })
+            .collect();
+        let body = Bytes::from(
+            serde_json::to_vec(&Ranking { items })
+                .map_err(|e| ApiError::Internal(format!("ranking not serialisable: {e}")))?,
+        );
+        bodies.insert(n, body.clone());
+        Ok(body)
+    }
 }
 
 /// The hottest articles of the last week by `(likes − 1) / (age_hours + 2)^1.8`, recomputed

@@ -512,7 +512,7 @@ async fn embedded(
         cinema: cinema::embedded(&db, &engine, settings),
         deals: deals::embedded(&db, &engine, deals_hub),
         ratings: ratings::embedded(&db, &shared, settings)?,
-        social: social::embedded(&db, &clock, settings),
+        social: social::embedded(&db, &engine, &clock, settings),
     };
     let ports = Ports {
         users: Arc::new(SqliteUsers::new(db.pool.clone())),

@@ -49,7 +49,7 @@ pub struct RankedArticle {
 }
 
 /// What a user may put on an article once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mark {
     Like,
     Collect,

@@ -49,3 +49,5 @@ mod images;
 mod jobs;
 #[path = "contract/ratings.rs"]
 mod ratings;
+#[path = "contract/social.rs"]
+mod social;

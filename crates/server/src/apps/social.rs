@@ -1,13 +1,17 @@
-//! Social's wiring: the article store, the read counter (memory, or Redis shared by every
-//! replica), the rankings, and the singleton jobs (the read flush and the hot ranking).
+//! Social's wiring: the article store (cached in memory when embedded, where this process sees
+//! every change), the marks (through the embedded writer, or PostgreSQL), the read counter
+//! (memory, or Redis shared by every replica), the rankings, and the singleton jobs (the read
+//! flush and the hot ranking).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use surge_engine::clock::Clock;
+use surge_engine::embedded::EmbeddedEngine;
 use surge_engine::redis::Shards;
 use surge_engine::social::{
-    InProcessReads, Rankings, ReadCounter, RedisReads, hot_ranker, read_flusher,
+    CachedArticles, InProcessReads, MarkCommands, Rankings, ReadCounter, RedisReads, StoreMarks,
+    hot_ranker, read_flusher,
 };
 use surge_engine::workers::BackgroundJob;
 use surge_http::social::{SocialServices, SocialState};
@@ -22,6 +26,7 @@ use crate::config::Settings;
 #[derive(Clone)]
 pub struct SocialPorts {
     pub store: Arc<dyn ArticleStore>,
+    pub marks: Arc<dyn MarkCommands>,
     pub reads: Arc<dyn ReadCounter>,
     pub rankings: Arc<Rankings>,
 }
@@ -30,9 +35,17 @@ fn hot_interval(settings: &Settings) -> Duration {
     Duration::from_secs(settings.social.hot_interval_secs.max(1))
 }
 
-pub fn embedded(db: &SqliteDb, clock: &Arc<dyn Clock>, settings: &Settings) -> SocialPorts {
-    let store: Arc<dyn ArticleStore> = Arc::new(SqliteArticles::new(db.pool.clone()));
+pub fn embedded(
+    db: &SqliteDb,
+    engine: &EmbeddedEngine,
+    clock: &Arc<dyn Clock>,
+    settings: &Settings,
+) -> SocialPorts {
+    let sqlite = Arc::new(SqliteArticles::new(db.pool.clone()));
+    let cached = CachedArticles::new(sqlite, engine.article_cache());
+    let store: Arc<dyn ArticleStore> = Arc::new(cached);
     SocialPorts {
+        marks: Arc::new(engine.marks()),
         reads: Arc::new(InProcessReads::new(store.clone(), clock.clone())),
         rankings: Arc::new(Rankings::new(store.clone(), clock.clone(), hot_interval(settings))),
         store,
@@ -51,6 +64,7 @@ pub fn distributed(
     let rankings = Rankings::new(store.clone(), clock.clone(), hot_interval(settings))
         .with_redis(conn.clone(), keys.clone());
     SocialPorts {
+        marks: Arc::new(StoreMarks::new(store.clone(), clock.clone())),
         reads: Arc::new(RedisReads::new(conn, keys, store.clone(), clock.clone())),
         rankings: Arc::new(rankings),
         store,
@@ -61,6 +75,7 @@ pub fn state(ports: &SocialPorts, clock: &Arc<dyn Clock>) -> SocialState {
     SocialState::new(SocialServices {
         clock: clock.clone(),
         store: ports.store.clone(),
+        marks: ports.marks.clone(),
         reads: ports.reads.clone(),
         rankings: ports.rankings.clone(),
     })

@@ -30,6 +30,9 @@ use surge_store::jobs::sqlite::SqliteJobs;
 use surge_store::ratings::ProblemStore;
 use surge_store::ratings::postgres::PgProblems;
 use surge_store::ratings::sqlite::SqliteProblems;
+use surge_store::social::ArticleStore;
+use surge_store::social::postgres::PgArticles;
+use surge_store::social::sqlite::SqliteArticles;
 use surge_store::time::{from_micros, to_micros};
 use surge_testkit::ScratchDatabase;
 use tempfile::TempDir;
@@ -54,6 +57,7 @@ pub struct Backend {
     pub deals: Arc<dyn DealStore>,
     pub jobs: Arc<dyn JobQueue>,
     pub problems: Arc<dyn ProblemStore>,
+    pub articles: Arc<dyn ArticleStore>,
     raw: Raw,
 }
 
@@ -143,6 +147,7 @@ impl Backend {
             deals: Arc::new(SqliteDeals::new(pool.clone())),
             jobs: Arc::new(SqliteJobs::new(pool.clone())),
             problems: Arc::new(SqliteProblems::new(pool.clone())),
+            articles: Arc::new(SqliteArticles::new(pool.clone())),
             raw: Raw::Sqlite { pool, _dir: dir },
         }
     }
@@ -158,6 +163,7 @@ impl Backend {
             deals: Arc::new(PgDeals::new(pool.clone())),
             jobs: Arc::new(PgJobs::new(pool.clone())),
             problems: Arc::new(PgProblems::new(pool.clone())),
+            articles: Arc::new(PgArticles::new(pool.clone())),
             raw: Raw::Postgres { pool },
         }
     }
@@ -204,6 +210,14 @@ impl Backend {
         let id = Uuid::now_v7();
         self.auctions.create(NewAuction { id, seller_id, auction, created_at }).await.unwrap();
         id
+    }
+
+    /// The SQLite pool, for what exists only there (the embedded writer's ledger).
+    pub fn sqlite_pool(&self) -> Option<SqlitePool> {
+        match &self.raw {
+            Raw::Sqlite { pool, .. } => Some(pool.clone()),
+            Raw::Postgres { .. } => None,
+        }
     }
 
     /// The PostgreSQL pool, for what exists only there (the distributed engine's ledger).
