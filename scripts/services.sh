@@ -89,6 +89,21 @@ ensure_faketime() {
   export SURGE_TEST_FAKETIME_LIB="$lib"
 }
 
+# Chromium and its WebDriver (Debian's chromium and chromium-driver), for the browser tests.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "Chromium is not installed; installing chromium and chromium-driver from the OS packages"
+    if [ "$(id -u)" != 0 ]; then
+      echo "error: installing Chromium needs root; install chromium and chromium-driver and retry" >&2
+      return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  export SURGE_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+  export SURGE_TEST_CHROMIUM="$(command -v chromium)"
+}
+
 services_dir() {
   SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
   chmod 755 "$SERVICES_DIR"

@@ -7,7 +7,10 @@
 #
 # The embedded backend needs nothing installed. PostgreSQL and Redis are installed from the OS
 # packages when missing, started on loopback in a temporary directory for this run (PostgreSQL,
-# one Redis, and a 3-master Redis Cluster), and stopped at the end, whatever happens.
+# one Redis, and a 3-master Redis Cluster), and stopped at the end, whatever happens. The web
+# UI's browser tests drive headless Chromium through chromedriver (the chromium and
+# chromium-driver packages, installed the same way); their screenshots land in
+# target/browser-screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -25,6 +28,7 @@ step "services"
 start_postgres
 start_redis
 ensure_faketime
+ensure_chromium
 
 # The crash and distributed tests start their own processes and pick their own backend: they
 # run once, in the first pass.

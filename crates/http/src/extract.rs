@@ -258,8 +258,12 @@ fn bearer_or_cookie(parts: &Parts) -> Option<&str> {
         let (scheme, token) = value.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
-    parts
-        .headers
+    session_cookie(&parts.headers)
+}
+
+/// The `surge_session` cookie's value, if the request carries one.
+pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

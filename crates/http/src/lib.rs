@@ -14,6 +14,8 @@
 //! - [`proxies`]: the client's address behind trusted reverse proxies.
 //! - [`operations`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the generated OpenAPI 3.1 document and `/api/docs`.
+//! - [`web`]: the web UI at `/` (its page, script and style sheet, embedded); the CSRF check for
+//!   its cookie session is `refuse_cross_site_cookie_writes` here.
 //! - [`error`], [`extract`], [`pagination`], [`response`], [`state`], [`users`]: the shared
 //!   pieces. App modules import only these (never [`state`], which lists the apps).
 
@@ -35,6 +37,7 @@ pub mod social;
 pub mod sse;
 pub mod state;
 pub mod users;
+pub mod web;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -71,12 +74,14 @@ pub fn router(state: AppState) -> Router {
         .merge(images::router())
         .merge(operations::router())
         .merge(openapi::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json_limit))
         // JSON and pages, for clients that accept gzip or br; not event streams, images or
         // bodies too small to gain (tower-http's default predicate).
         .layer(tower_http::compression::CompressionLayer::new())
+        .layer(middleware::from_fn(refuse_cross_site_cookie_writes))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -107,6 +112,38 @@ async fn harden(mut request: Request, next: Next) -> Response {
         axum::http::HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+/// CSRF protection for the browser's cookie session: a request that changes something (any
+/// method but GET, HEAD and OPTIONS), carries the `surge_session` cookie and no
+/// `Authorization` header must come from a page of this origin — its `Origin` names this host
+/// (browsers send `Origin` on every such request). Anything else is 403 `csrf_rejected`, before
+/// a handler runs. Bearer-token clients (no cookie) are not affected: another site cannot make
+/// a browser attach a bearer token. `SameSite=Lax` already keeps the cookie off cross-site
+/// POSTs in current browsers; this holds even where it does not.
+async fn refuse_cross_site_cookie_writes(request: Request, next: Next) -> Response {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = request.headers();
+    if safe
+        || headers.contains_key(axum::http::header::AUTHORIZATION)
+        || extract::session_cookie(headers).is_none()
+    {
+        return next.run(request).await;
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    match (host, origin_host) {
+        (Some(host), Some(origin)) if host.eq_ignore_ascii_case(origin) => next.run(request).await,
+        _ => ApiError::Forbidden {
+            code: "csrf_rejected",
+            message: "a cookie-authenticated change must come from a page of this site".into(),
+        }
+        .into_response(),
+    }
 }
 
 /// Records `surge_http_request_duration_seconds` by method, route template and status.
