@@ -32,7 +32,7 @@ use surge_engine::deals::feed::DealsHub;
 use surge_engine::deals::{
     DealCommands, OrderChange, OrderOutcome, PlaceOrderRequest, TopUpOutcome,
 };
-use surge_store::deals::{DealRecord, DealStore, NewDeal, OrderRecord, StoreRecord};
+use surge_store::deals::{DealRecord, DealStore, NewDeal, OrderRecord, OrdersOf, StoreRecord};
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -65,6 +65,7 @@ where
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/orders/{id}/pickup", post(pickup_order))
         .route("/api/v1/stores/{id}/orders", get(store_orders))
+        .route("/api/v1/me/orders", get(my_orders))
         .route("/api/v1/stores/{id}/events", get(events::store_stream))
         .route("/api/v1/me/events", get(events::my_stream))
 }
@@ -696,6 +697,27 @@ pub async fn pickup_order(
     }
 }
 
+/// The caller's orders, newest first (on the distributed backend the newest may trail their
+/// placing by the persister's lag, well under a second).
+#[utoipa::path(get, path = "/api/v1/me/orders", tag = "deals", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = inline(Page<Order>))))]
+pub async fn my_orders(
+    State(state): State<DealsState>,
+    user: AuthUser,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Page<Order>>> {
+    let limit = pagination::limit(params.limit)?;
+    let before = params.cursor.as_deref().map(pagination::decode_cursor::<Uuid>).transpose()?;
+    let orders = state.store.orders(OrdersOf::Buyer(user.id), before, limit + 1).await?;
+    Ok(Json(pagination::page(
+        orders,
+        limit,
+        |order| pagination::encode_cursor(&order.id),
+        Order::from,
+    )))
+}
+
 /// The orders of one of the caller's stores, newest first.
 #[utoipa::path(get, path = "/api/v1/stores/{id}/orders", tag = "deals", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
@@ -709,7 +731,7 @@ pub async fn store_orders(
     owned_store(&state, &user, store_id).await?;
     let limit = pagination::limit(params.limit)?;
     let before = params.cursor.as_deref().map(pagination::decode_cursor::<Uuid>).transpose()?;
-    let mut orders = state.store.store_orders(store_id, before, limit + 1).await?;
+    let mut orders = state.store.orders(OrdersOf::Store(store_id), before, limit + 1).await?;
     // On the distributed backend the newest orders and statuses may not be in the store yet:
     // the engine's copy of every hot deal's orders wins.
     let live = state.commands.live_orders(store_id).await?;

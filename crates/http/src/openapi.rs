@@ -24,7 +24,7 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings, soci
         cinema::admin::create_screening,
         deals::create_store, deals::nearby, deals::get_store, deals::create_deal, deals::get_deal,
         deals::add_favorite, deals::remove_favorite, deals::points, deals::top_up,
-        deals::place_order, deals::cancel_order, deals::pickup_order, deals::store_orders,
+        deals::place_order, deals::cancel_order, deals::pickup_order, deals::store_orders, deals::my_orders,
         deals::events::store_stream, deals::events::my_stream,
         ratings::get_problem, ratings::batch, ratings::list,
         social::create, social::read, social::edit, social::publish, social::withdraw,

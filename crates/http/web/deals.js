@@ -58,8 +58,40 @@ route(/^\/deals(?:\?(.*))?$/, async ([query]) => {
   }
   await load(null);
   return el('section', {}, el('h1', {}, 'Deals near you'),
-    me ? el('p', { class: 'row' }, el('a', { href: '#/deals/points' }, 'My points'), el('a', { href: '#/stores/new' }, 'Open a store')) : '',
+    me ? el('p', { class: 'row' }, el('a', { href: '#/deals/orders' }, 'My orders'), el('a', { href: '#/deals/points' }, 'My points'),
+      el('a', { href: '#/stores/new' }, 'Open a store')) : '',
     search, el('h2', {}, 'Nearest first'), list, more);
+});
+
+route(/^\/deals\/orders$/, async () => {
+  if (!me) return signInFirst('see your orders');
+  const list = el('ul', { class: 'list', id: 'orders' });
+  const more = el('div');
+  async function load(cursor) {
+    const wanted = new URLSearchParams({ limit: '20' });
+    if (cursor) wanted.set('cursor', cursor);
+    const result = await api('GET', '/me/orders?' + wanted);
+    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
+    for (const o of result.data.items) {
+      const status = el('span', { class: 'status' }, o.status);
+      const item = el('li', {}, el('a', { href: `#/deals/${o.deal_id}` }, `${o.quantity} × deal`),
+        ` for ${money(o.total_price)} points · ${when(o.created_at)} · `, status, ' ',
+        o.status === 'confirmed' ? el('button', { type: 'button', class: 'secondary', onclick: async (event) => {
+          const cancelled = await api('POST', `/orders/${o.id}/cancel`);
+          if (!cancelled.ok) { toast(problem(cancelled)); return; }
+          status.textContent = 'cancelled';
+          event.target.remove();
+          toast('Order cancelled: stock and points returned');
+        } }, 'Cancel') : '');
+      list.append(item);
+    }
+    if (!result.data.items.length && !cursor) list.append(el('li', { class: 'muted' }, 'No orders yet.'));
+    more.replaceChildren(result.data.next_cursor
+      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
+      : '');
+  }
+  await load(null);
+  return el('section', {}, el('h1', {}, 'My orders'), list, more);
 });
 
 route(/^\/deals\/points$/, async () => {

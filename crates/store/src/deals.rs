@@ -287,6 +287,25 @@ pub enum TopUp {
     OverCap { balance: i64 },
 }
 
+/// Whose orders to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrdersOf {
+    /// A store's (its owner's dashboard).
+    Store(Uuid),
+    /// A buyer's ("my orders").
+    Buyer(Uuid),
+}
+
+impl OrdersOf {
+    /// The `orders` column to match, and its value (each has its index).
+    pub(crate) fn column(self) -> (&'static str, Uuid) {
+        match self {
+            OrdersOf::Store(id) => ("store_id", id),
+            OrdersOf::Buyer(id) => ("buyer_id", id),
+        }
+    }
+}
+
 #[async_trait]
 pub trait DealStore: Send + Sync {
     async fn create_store(&self, store: StoreRecord) -> StoreResult<()>;
@@ -338,10 +357,11 @@ pub trait DealStore: Send + Sync {
 
     /// An order.
     async fn order(&self, id: Uuid) -> StoreResult<Option<OrderRecord>>;
-    /// A store's orders, newest first, after the order `before` (a page's last) when given.
-    async fn store_orders(
+    /// A store's or a buyer's orders, newest first, after the order `before` (a page's last)
+    /// when given.
+    async fn orders(
         &self,
-        store_id: Uuid,
+        of: OrdersOf,
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>>;

@@ -441,6 +441,44 @@ async fn an_order_takes_stock_and_points_at_the_servers_price() {
 }
 
 #[tokio::test]
+async fn my_orders_are_mine_newest_first_in_pages() {
+    let app = spawn_app().await;
+    let (owner, buyer, other) = (app.signup().await, app.signup().await, app.signup().await);
+    let deal_id = live_deal(&app, &owner, json!({"per_user_limit": 10})).await;
+    top_up(&app, &buyer.access_token, 10_000).await;
+    top_up(&app, &other.access_token, 10_000).await;
+    let mut placed = Vec::new();
+    for quantity in 1..=3 {
+        let response = order(&app, &buyer.access_token, &deal_id, json!(quantity)).await;
+        placed.push(string(&expect_json(response, 201).await["order"]["id"]));
+    }
+    expect_json(order(&app, &other.access_token, &deal_id, json!(1)).await, 201).await;
+    placed.reverse();
+
+    // The distributed backend persists orders a moment after it confirms them.
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < crate::helpers::EVENT_TIMEOUT {
+        let first =
+            expect_json(app.get_authed("/me/orders?limit=2", &buyer.access_token).await, 200).await;
+        seen = first["items"].as_array().unwrap().iter().map(|o| string(&o["id"])).collect();
+        if let Some(cursor) = first["next_cursor"].as_str() {
+            let path = format!("/me/orders?limit=2&cursor={cursor}");
+            let next = expect_json(app.get_authed(&path, &buyer.access_token).await, 200).await;
+            seen.extend(next["items"].as_array().unwrap().iter().map(|o| string(&o["id"])));
+            assert!(next["next_cursor"].is_null());
+        }
+        if seen == placed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, placed, "the buyer's three orders, newest first, and only theirs");
+    let unauthenticated = app.get("/me/orders").await;
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+#[tokio::test]
 async fn a_refused_order_takes_nothing_and_says_why() {
     let app = spawn_app().await;
     let (owner, buyer) = (app.signup().await, app.signup().await);

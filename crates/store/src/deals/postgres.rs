@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     Announcement, DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
-    ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
+    ORDER_COLUMNS, OrderRecord, OrderRow, OrdersOf, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
     StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
     order_record, store_event, store_place, store_record,
 };
@@ -236,18 +236,19 @@ impl DealStore for PgDeals {
         row.map(order_record).transpose()
     }
 
-    async fn store_orders(
+    async fn orders(
         &self,
-        store_id: Uuid,
+        of: OrdersOf,
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>> {
+        let (column, id) = of.column();
         let rows: Vec<OrderRow<DateTime<Utc>>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders
-             where store_id = $1 and ($2::uuid is null or id < $2)
+             where {column} = $1 and ($2::uuid is null or id < $2)
              order by id desc limit $3"
         )))
-        .bind(store_id)
+        .bind(id)
         .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     DEAL_COLUMNS, DealPosted, DealPostedRow, DealRecord, DealRow, DealStore, NewDeal,
-    ORDER_COLUMNS, OrderRecord, OrderRow, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
+    ORDER_COLUMNS, OrderRecord, OrderRow, OrdersOf, STORE_COLUMNS, STORE_EVENT_COLUMNS, StoreEvent,
     StoreEventRow, StorePlace, StoreRecord, StoreRow, TopUp, deal_posted, deal_record,
     order_record, store_event, store_record,
 };
@@ -264,18 +264,19 @@ impl DealStore for SqliteDeals {
         row.map(order_record).transpose()
     }
 
-    async fn store_orders(
+    async fn orders(
         &self,
-        store_id: Uuid,
+        of: OrdersOf,
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<OrderRecord>> {
+        let (column, id) = of.column();
         let rows: Vec<OrderRow<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "select {ORDER_COLUMNS} from orders
-             where store_id = ? and (? is null or id < ?)
+             where {column} = ? and (? is null or id < ?)
              order by id desc limit ?"
         )))
-        .bind(store_id)
+        .bind(id)
         .bind(before)
         .bind(before)
         .bind(i64::from(limit))

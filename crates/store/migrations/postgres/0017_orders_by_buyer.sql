@@ -1,0 +1,3 @@
+-- "My orders" (GET /me/orders) reads a buyer's orders, newest first: the index migration 0012
+-- dropped when nothing read them.
+create index orders_buyer on orders (buyer_id, id);
