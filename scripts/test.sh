@@ -24,6 +24,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "deployment files: Dockerfile (hadolint), Kubernetes overlays (kustomize + kubernetes-validate)"
+scripts/check-deploy.sh
+
 step "services"
 start_postgres
 start_redis

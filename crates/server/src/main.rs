@@ -67,6 +67,9 @@ enum Command {
     },
     /// Print an example surge.toml with every setting and its default.
     DefaultConfig,
+    /// Ask the local server's /healthz (at the configured listen port); exit 0 when it answers
+    /// 200. For container health checks, where there is no curl.
+    Healthcheck,
     /// Run a stand-in for LeetCode's GraphQL endpoint (for trying and benchmarking the ratings
     /// without the real one): `ratings.upstream_url = http://ADDR/graphql`.
     MockLeetcode {
@@ -129,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::load(cli.config.as_deref(), overrides)?;
     telemetry::init(settings.log_format);
     match cli.command {
+        Command::Healthcheck => healthcheck(settings.listen),
         Command::Serve { demo: seed_demo } => {
             // The demo works offline: ratings come from the stand-in unless an upstream is set.
             let _stand_in = if seed_demo && settings.ratings.upstream_url == LEETCODE_GRAPHQL {
@@ -177,6 +181,32 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::DefaultConfig | Command::MockLeetcode { .. } => Ok(()),
     }
+}
+
+/// GET /healthz on `listen` (its loopback address when it listens on all of them), 2 s at most.
+fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut target = listen;
+    if target.ip().is_unspecified() {
+        target.set_ip(if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "/healthz answered {:?}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -87,3 +87,29 @@ async fn admin_rights_are_granted_and_revoked_by_the_admin_command_while_serving
     let refreshed = expect_json(api.refresh(&boss.refresh_token).await, 200).await;
     assert_eq!(refreshed["user"]["roles"], json!([]));
 }
+
+/// `surge healthcheck` (the container image's health check): 0 while the server at the
+/// configured port answers, an error once nothing listens there.
+#[tokio::test]
+async fn the_healthcheck_command_follows_the_server() {
+    let data_dir = tempfile::Builder::new().prefix("surge-health-").tempdir().unwrap();
+    let log_dir = tempfile::Builder::new().prefix("surge-health-logs-").tempdir().unwrap();
+    let mut server = ServerProcess::start(data_dir.path(), log_dir.path(), "health");
+    server.wait_until_healthy().await;
+    let listen = server.api.root_url("").trim_start_matches("http://").to_owned();
+    let check = |listen: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_surge"))
+            .arg("healthcheck")
+            .env("SURGE_LISTEN", listen)
+            .env("SURGE_LOG_FORMAT", "json")
+            .output()
+            .expect("could not run surge healthcheck")
+    };
+    let healthy = check(&listen);
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    // Listening on every address: the check asks the loopback one.
+    let any = listen.replace("127.0.0.1", "0.0.0.0");
+    assert!(check(&any).status.success());
+    server.terminate().await;
+    assert!(!check(&listen).status.success(), "nothing listens any more");
+}
