@@ -91,7 +91,8 @@ fn every_surge_variable_in_the_deployment_files_is_a_setting() {
         for (name, value) in &values {
             jail.set_env(name, value);
         }
-        let settings = Settings::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+        let settings = Settings::load(None, Overrides::default())
+            .unwrap_or_else(|e| panic!("the deployment files' values do not load: {e}"));
         assert_eq!(settings.listen.port(), 8080);
         Ok(())
     });
