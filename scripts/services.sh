@@ -104,6 +104,18 @@ ensure_chromium() {
   export SURGE_TEST_CHROMIUM="$(command -v chromium)"
 }
 
+# moto's S3-compatible server (PyPI moto[server], pinned), for the images-on-S3 tests.
+MOTO_VERSION=5.2.1
+ensure_moto() {
+  local scripts
+  scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  if ! command -v moto_server >/dev/null && [ ! -x "$scripts/moto_server" ]; then
+    echo "moto is not installed; installing moto[server]==$MOTO_VERSION from PyPI"
+    python3 -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  export SURGE_TEST_MOTO="$(command -v moto_server || echo "$scripts/moto_server")"
+}
+
 services_dir() {
   SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d -t surge-services-XXXXXX)}
   chmod 755 "$SERVICES_DIR"

@@ -10,7 +10,8 @@
 # one Redis, and a 3-master Redis Cluster), and stopped at the end, whatever happens. The web
 # UI's browser tests drive headless Chromium through chromedriver (the chromium and
 # chromium-driver packages, installed the same way); their screenshots land in
-# target/browser-screenshots/.
+# target/browser-screenshots/. Images on S3 are tested against moto's S3-compatible server
+# (PyPI moto[server], installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -32,6 +33,7 @@ start_postgres
 start_redis
 ensure_faketime
 ensure_chromium
+ensure_moto
 
 # The crash and distributed tests start their own processes and pick their own backend: they
 # run once, in the first pass.

@@ -33,6 +33,7 @@ pub struct Settings {
     pub social: SocialSettings,
     pub writer: WriterSettings,
     pub http: HttpSettings,
+    pub objects: ObjectSettings,
     pub distributed: DistributedSettings,
 }
 
@@ -194,6 +195,23 @@ pub struct HttpSettings {
     pub secure_cookies: bool,
 }
 
+/// Where uploaded images are kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ObjectSettings {
+    /// `file:///path` (unset: `<data_dir>/objects`) or `s3://bucket/prefix`.
+    pub url: Option<String>,
+    /// S3 only; each unset one comes from the AWS variables (`AWS_ENDPOINT`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`) or
+    /// AWS's own defaults. `endpoint` is for S3-compatible servers (MinIO, Ceph, moto).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (a server on the same host or network).
+    pub allow_http: bool,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -213,6 +231,7 @@ impl Default for Settings {
             social: SocialSettings::default(),
             writer: WriterSettings::default(),
             http: HttpSettings::default(),
+            objects: ObjectSettings::default(),
             distributed: DistributedSettings::default(),
         }
     }

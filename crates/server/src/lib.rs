@@ -6,12 +6,14 @@
 //! - [`config`]: layered settings (defaults → `surge.toml` → `SURGE_…` env → flags).
 //! - [`startup`]: [`startup::Application`] builds every port, binds, and runs until stopped.
 //! - [`demo`]: `--demo` seed data.
+//! - [`objects`]: where uploaded images are kept (a directory or S3).
 //! - [`telemetry`]: logs, pretty or JSON.
 
 pub mod admin;
 pub mod apps;
 pub mod config;
 pub mod demo;
+pub mod objects;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;

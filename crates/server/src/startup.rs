@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use object_store::local::LocalFileSystem;
 use surge_core::auctions::AuctionEvent;
 use surge_engine::clock::{Clock, SystemClock};
 use surge_engine::deals::feed::DealsHub;
@@ -311,11 +310,8 @@ impl Application {
             }
         };
         let clock = ports.clock.clone();
-        let objects_dir = settings.data_dir.join("objects");
-        private_dir(&objects_dir)
-            .with_context(|| format!("cannot create {}", objects_dir.display()))?;
-        let objects = LocalFileSystem::new_with_prefix(&objects_dir)
-            .context("cannot open the object store")?;
+        let distributed = matches!(backend, Backend::Distributed { .. });
+        let objects = crate::objects::open(&settings, distributed)?;
         let metrics = metrics_handle();
         let http_settings = HttpSettings {
             login_failures: Quota::new(settings.limits.login_failures_per_minute.max(1), 60_000),
@@ -360,7 +356,7 @@ impl Application {
             users: ports.users,
             refresh_tokens: ports.refresh_tokens,
             images: ports.images,
-            objects: Arc::new(objects),
+            objects,
             limiter: ports.limiter,
             tokens,
             auth: Arc::new(auth),

@@ -9,6 +9,7 @@ mod clocks;
 mod deal_events;
 mod deployment;
 mod faults;
+mod objects;
 mod order_rush;
 mod order_saga;
 mod ratings;

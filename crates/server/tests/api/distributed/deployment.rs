@@ -328,6 +328,11 @@ impl Deployment {
         }
     }
 
+    /// The data directory the replicas share.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn logs(&self) -> String {
         self.replicas
             .iter()
