@@ -14,32 +14,15 @@ route(/^\/auctions(?:\?(.*))?$/, async ([query]) => {
     el('label', {}, 'Status', el('select', { name: 'status' },
       ['', 'live', 'upcoming', 'ended'].map((s) => el('option', { value: s, selected: s === status }, s || 'any')))),
     el('button', { type: 'submit' }, 'Search'));
-  search.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const values = new URLSearchParams(new FormData(search));
-    for (const [key, value] of [...values]) if (!value) values.delete(key);
-    go('/auctions?' + values);
-  });
+  filterTo(search, '/auctions');
   const list = el('ul', { class: 'list', id: 'auction-list' });
-  const more = el('div');
-  async function load(cursor) {
-    const wanted = new URLSearchParams({ limit: '20' });
-    if (q) wanted.set('q', q);
-    if (status) wanted.set('status', status);
-    if (cursor) wanted.set('cursor', cursor);
-    const result = await api('GET', '/auctions?' + wanted);
-    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
-    for (const a of result.data.items) {
-      list.append(el('li', {},
-        el('a', { href: `#/auctions/${a.id}` }, a.title), ' ', auctionBadge(a.status),
-        el('div', { class: 'muted' }, `${money(a.current_price)} · ${a.bid_count} bids · ends ${when(a.ends_at)}`)));
-    }
-    if (!result.data.items.length && !cursor) list.append(el('li', { class: 'muted' }, 'No auctions match.'));
-    more.replaceChildren(result.data.next_cursor
-      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
-      : '');
-  }
-  await load(null);
+  const asked = { limit: '20' };
+  if (q) asked.q = q;
+  if (status) asked.status = status;
+  const more = await pagedInto(list, '/auctions', asked, (a) => el('li', {},
+    el('a', { href: `#/auctions/${a.id}` }, a.title), ' ', auctionBadge(a.status),
+    el('div', { class: 'muted' }, `${money(a.current_price)} · ${a.bid_count} bids · ends ${when(a.ends_at)}`)),
+  'No auctions match.');
   return el('section', {}, el('h1', {}, 'Auctions'),
     me ? el('p', {}, el('a', { class: 'button', href: '#/auctions/new' }, 'Create an auction')) : '',
     search, el('h2', {}, 'Results'), list, more);

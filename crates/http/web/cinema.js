@@ -12,12 +12,7 @@ route(/^\/cinema(?:\?(.*))?$/, async ([query]) => {
     el('label', {}, 'Genre', el('select', { name: 'genre' },
       ['', ...GENRES].map((g) => el('option', { value: g, selected: g === (params.get('genre') || '') }, g || 'any')))),
     el('button', { type: 'submit' }, 'Search'));
-  search.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const values = new URLSearchParams(new FormData(search));
-    for (const [key, value] of [...values]) if (!value) values.delete(key);
-    go('/cinema?' + values);
-  });
+  filterTo(search, '/cinema');
   const wanted = new URLSearchParams();
   for (const key of ['title', 'genre']) if (params.get(key)) wanted.set(key, params.get(key));
   const result = await api('GET', '/movies?' + wanted);

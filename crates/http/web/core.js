@@ -145,6 +145,37 @@ function form(attrs, children, submitLabel, submit) {
   return node;
 }
 
+/** Makes `form` a filter: submitting it goes to `path` with its non-empty fields as the query. */
+function filterTo(form, path) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const values = new URLSearchParams(new FormData(form));
+    for (const [key, value] of [...values]) if (!value) values.delete(key);
+    go(`${path}?${values}`);
+  });
+  return form;
+}
+
+/** A cursor-paged list: each item of each page of `path?query` goes into `container` as
+ *  `render(item)`; `empty` (a list item) when the first page has none. Answers the node below
+ *  the list: a More button while pages are left, or the error of a failed page. */
+async function pagedInto(container, path, query, render, empty) {
+  const more = el('div');
+  async function load(cursor) {
+    const wanted = new URLSearchParams(query);
+    if (cursor) wanted.set('cursor', cursor);
+    const result = await api('GET', `${path}?${wanted}`);
+    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
+    for (const item of result.data.items) container.append(render(item));
+    if (!result.data.items.length && !cursor && empty) container.append(el('li', { class: 'muted' }, empty));
+    more.replaceChildren(result.data.next_cursor
+      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
+      : '');
+  }
+  await load(null);
+  return more;
+}
+
 function idempotencyKey() {
   return crypto.randomUUID();
 }

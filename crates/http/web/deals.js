@@ -32,31 +32,14 @@ route(/^\/deals(?:\?(.*))?$/, async ([query]) => {
       }, () => toast('Your location is not available; type a place instead.'));
     } }, 'Use my location'),
     el('button', { type: 'submit' }, 'Find stores'));
-  search.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const values = new URLSearchParams(new FormData(search));
-    for (const [key, value] of [...values]) if (!value) values.delete(key);
-    go('/deals?' + values);
-  });
+  filterTo(search, '/deals');
   const list = el('ul', { class: 'list', id: 'stores' });
-  const more = el('div');
-  async function load(cursor) {
-    const wanted = new URLSearchParams({ lat, lng, radius_m: radius, limit: '20' });
-    if (category) wanted.set('category', category);
-    if (cursor) wanted.set('cursor', cursor);
-    const result = await api('GET', '/stores/nearby?' + wanted);
-    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
-    for (const s of result.data.items) {
-      list.append(el('li', {}, el('a', { href: `#/stores/${s.id}` }, s.name), ' ',
-        el('span', { class: 'badge' }, s.category),
-        el('div', { class: 'muted' }, `${distance(s.distance_m)} away · ${s.active_deals} live deal${s.active_deals === 1 ? '' : 's'} · ${s.address}`)));
-    }
-    if (!result.data.items.length && !cursor) list.append(el('li', { class: 'muted' }, 'No stores within that distance.'));
-    more.replaceChildren(result.data.next_cursor
-      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
-      : '');
-  }
-  await load(null);
+  const asked = { lat, lng, radius_m: radius, limit: '20' };
+  if (category) asked.category = category;
+  const more = await pagedInto(list, '/stores/nearby', asked, (s) => el('li', {},
+    el('a', { href: `#/stores/${s.id}` }, s.name), ' ', el('span', { class: 'badge' }, s.category),
+    el('div', { class: 'muted' }, `${distance(s.distance_m)} away · ${s.active_deals} live deal${s.active_deals === 1 ? '' : 's'} · ${s.address}`)),
+  'No stores within that distance.');
   return el('section', {}, el('h1', {}, 'Deals near you'),
     me ? el('p', { class: 'row' }, el('a', { href: '#/deals/orders' }, 'My orders'), el('a', { href: '#/deals/points' }, 'My points'),
       el('a', { href: '#/stores/new' }, 'Open a store')) : '',
@@ -66,31 +49,18 @@ route(/^\/deals(?:\?(.*))?$/, async ([query]) => {
 route(/^\/deals\/orders$/, async () => {
   if (!me) return signInFirst('see your orders');
   const list = el('ul', { class: 'list', id: 'orders' });
-  const more = el('div');
-  async function load(cursor) {
-    const wanted = new URLSearchParams({ limit: '20' });
-    if (cursor) wanted.set('cursor', cursor);
-    const result = await api('GET', '/me/orders?' + wanted);
-    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
-    for (const o of result.data.items) {
-      const status = el('span', { class: 'status' }, o.status);
-      const item = el('li', {}, el('a', { href: `#/deals/${o.deal_id}` }, `${o.quantity} × deal`),
-        ` for ${money(o.total_price)} points · ${when(o.created_at)} · `, status, ' ',
-        o.status === 'confirmed' ? el('button', { type: 'button', class: 'secondary', onclick: async (event) => {
-          const cancelled = await api('POST', `/orders/${o.id}/cancel`);
-          if (!cancelled.ok) { toast(problem(cancelled)); return; }
-          status.textContent = 'cancelled';
-          event.target.remove();
-          toast('Order cancelled: stock and points returned');
-        } }, 'Cancel') : '');
-      list.append(item);
-    }
-    if (!result.data.items.length && !cursor) list.append(el('li', { class: 'muted' }, 'No orders yet.'));
-    more.replaceChildren(result.data.next_cursor
-      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
-      : '');
-  }
-  await load(null);
+  const more = await pagedInto(list, '/me/orders', { limit: '20' }, (o) => {
+    const status = el('span', { class: 'status' }, o.status);
+    return el('li', {}, el('a', { href: `#/deals/${o.deal_id}` }, `${o.quantity} × deal`),
+      ` for ${money(o.total_price)} points · ${when(o.created_at)} · `, status, ' ',
+      o.status === 'confirmed' ? el('button', { type: 'button', class: 'secondary', onclick: async (event) => {
+        const cancelled = await api('POST', `/orders/${o.id}/cancel`);
+        if (!cancelled.ok) { toast(problem(cancelled)); return; }
+        status.textContent = 'cancelled';
+        event.target.remove();
+        toast('Order cancelled: stock and points returned');
+      } }, 'Cancel') : '');
+  }, 'No orders yet.');
   return el('section', {}, el('h1', {}, 'My orders'), list, more);
 });
 

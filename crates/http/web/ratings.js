@@ -43,30 +43,13 @@ route(/^\/ratings(?:\?(.*))?$/, async ([query]) => {
     el('label', {}, 'Order', el('select', { name: 'sort' },
       [['rating', 'easiest first'], ['-rating', 'hardest first']].map(([v, t]) => el('option', { value: v, selected: v === params.get('sort') }, t)))),
     el('button', { type: 'submit' }, 'Filter'));
-  filters.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const values = new URLSearchParams(new FormData(filters));
-    for (const [key, value] of [...values]) if (!value) values.delete(key);
-    go('/ratings?' + values);
-  });
+  filterTo(filters, '/ratings');
   const table = el('tbody', { id: 'problems' });
-  const more = el('div');
-  async function load(cursor) {
-    const wanted = new URLSearchParams({ limit: '25' });
-    for (const key of ['tag', 'min_rating', 'max_rating', 'sort']) if (params.get(key)) wanted.set(key, params.get(key));
-    if (cursor) wanted.set('cursor', cursor);
-    const result = await api('GET', '/problems?' + wanted);
-    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
-    for (const p of result.data.items) {
-      table.append(el('tr', {},
-        el('td', {}, el('a', { href: `#/ratings?slug=${encodeURIComponent(p.slug)}` }, p.title)),
-        el('td', {}, String(p.rating)), el('td', {}, p.difficulty)));
-    }
-    more.replaceChildren(result.data.next_cursor
-      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
-      : '');
-  }
-  await load(null);
+  const asked = { limit: '25' };
+  for (const key of ['tag', 'min_rating', 'max_rating', 'sort']) if (params.get(key)) asked[key] = params.get(key);
+  const more = await pagedInto(table, '/problems', asked, (p) => el('tr', {},
+    el('td', {}, el('a', { href: `#/ratings?slug=${encodeURIComponent(p.slug)}` }, p.title)),
+    el('td', {}, String(p.rating)), el('td', {}, p.difficulty)), null);
   if (params.get('slug')) lookUp(params.get('slug'));
   return el('section', {}, el('h1', {}, 'Problem ratings'),
     el('p', { class: 'muted' }, 'How hard a LeetCode problem is, from how many people solve it.'),

@@ -93,21 +93,8 @@ route(/^\/articles\/([0-9a-f-]{36})\/edit$/, ([id]) => editor(id));
 
 route(/^\/users\/([0-9a-f-]{36})\/articles$/, async ([id]) => {
   const list = el('ul', { class: 'list', id: 'author-articles' });
-  const more = el('div');
-  async function load(cursor) {
-    const wanted = new URLSearchParams({ limit: '20' });
-    if (cursor) wanted.set('cursor', cursor);
-    const result = await api('GET', `/users/${id}/articles?` + wanted);
-    if (!result.ok) { more.replaceChildren(errorText(result)); return; }
-    for (const a of result.data.items) {
-      list.append(el('li', {}, el('a', { href: `#/articles/${a.id}` }, a.title), ' ', el('span', { class: 'badge' }, a.status),
-        el('span', { class: 'muted' }, ` · ${a.like_count} likes · ${a.read_count} reads`)));
-    }
-    if (!result.data.items.length && !cursor) list.append(el('li', { class: 'muted' }, 'No articles yet.'));
-    more.replaceChildren(result.data.next_cursor
-      ? el('button', { type: 'button', class: 'secondary', onclick: () => load(result.data.next_cursor) }, 'More')
-      : '');
-  }
-  await load(null);
+  const more = await pagedInto(list, `/users/${id}/articles`, { limit: '20' }, (a) => el('li', {},
+    el('a', { href: `#/articles/${a.id}` }, a.title), ' ', el('span', { class: 'badge' }, a.status),
+    el('span', { class: 'muted' }, ` · ${a.like_count} likes · ${a.read_count} reads`)), 'No articles yet.');
   return el('section', {}, el('h1', {}, me && me.id === id ? 'My articles' : 'Articles'), list, more);
 });
