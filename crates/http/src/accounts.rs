@@ -2,6 +2,7 @@
 //! logout, and the caller's profile.
 
 pub mod authenticator;
+pub mod oidc;
 pub mod passwords;
 pub mod sessions;
 pub mod sms;
@@ -33,6 +34,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/sms/code", post(sms::send_code))
         .route("/api/v1/auth/sms/login", post(sms::login))
+        .route("/api/v1/auth/oidc/{provider}/start", get(oidc::start))
+        .route("/api/v1/auth/oidc/{provider}/callback", get(oidc::callback))
         .route("/api/v1/me", get(me).patch(update_me))
 }
 
@@ -115,8 +118,8 @@ async fn profile(state: &AppState, user: User) -> ApiResult<Profile> {
     })
 }
 
-/// Starts a new refresh-token family for `user` and builds the session response.
-async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiResult<Response> {
+/// Starts a new refresh-token family for `user`: its id and its first refresh token.
+async fn new_family(state: &AppState, user: &User) -> ApiResult<(Uuid, String)> {
     // The account's first authenticated request then finds it in the cache.
     state.nicknames.insert(user.id, user.nickname.as_str().into());
     let (refresh_token, token_hash) = state.tokens.mint_refresh();
@@ -133,7 +136,32 @@ async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiRe
             created_at: now,
         })
         .await?;
+    Ok((session, refresh_token))
+}
+
+/// Starts a new refresh-token family for `user` and builds the session response.
+async fn open_session(state: &AppState, user: User, status: StatusCode) -> ApiResult<Response> {
+    let (session, refresh_token) = new_family(state, &user).await?;
     session_response(state, user, session, refresh_token, status).await
+}
+
+/// A browser session for `user` (a sign-in that ends in a redirect, not JSON): the
+/// `Set-Cookie` of its access token.
+pub(crate) async fn browser_session(state: &AppState, user: User) -> ApiResult<HeaderValue> {
+    let (session, _refresh_token) = new_family(state, &user).await?;
+    let roles = state.users.roles(user.id).await?;
+    let access_token = state.tokens.issue_access(user.id, Some(session), roles);
+    HeaderValue::from_str(&session_cookie(state, &access_token))
+        .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))
+}
+
+/// The `Set-Cookie` value carrying `access_token` for browsers.
+fn session_cookie(state: &AppState, access_token: &str) -> String {
+    let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+        state.tokens.access_ttl_secs()
+    )
 }
 
 /// The response of a login, sign-up or refresh: an access token of `session` (the
@@ -147,11 +175,7 @@ async fn session_response(
 ) -> ApiResult<Response> {
     let profile = profile(state, user).await?;
     let access_token = state.tokens.issue_access(profile.id, Some(session), profile.roles.clone());
-    let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={access_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
-        state.tokens.access_ttl_secs()
-    );
+    let cookie = session_cookie(state, &access_token);
     let session = Session {
         user: profile,
         access_token,

@@ -16,7 +16,7 @@ use crate::{accounts, auctions, cinema, deals, images, operations, ratings, soci
     info(title = "Surge API", version = "1", description = "Flash-traffic apps on one engine. Errors: `{\"error\": {\"code\", \"message\", …}}`; 422 adds `fields`."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me, accounts::update_me,
-        accounts::sms::send_code, accounts::sms::login,
+        accounts::sms::send_code, accounts::sms::login, accounts::oidc::start, accounts::oidc::callback,
         auctions::create, auctions::get_auction, auctions::search,
         auctions::bids::place, auctions::bids::history, auctions::events::stream,
         cinema::now_showing, cinema::seat_map, cinema::reservations::reserve, cinema::reservations::cancel,

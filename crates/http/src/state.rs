@@ -17,6 +17,7 @@ use surge_store::images::ImageStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::authenticator::Authenticator;
+use crate::accounts::oidc::Oidc;
 use crate::accounts::sms::SmsLogin;
 use crate::accounts::tokens::TokenService;
 use crate::auctions::AuctionsState;
@@ -83,6 +84,8 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     /// SMS-code login: the codes and their delivery.
     pub sms: Arc<SmsLogin>,
+    /// Sign-in through OpenID Connect providers.
+    pub oidc: Arc<Oidc>,
     /// Nicknames by user id for hot paths (a bid names its bidder); PATCH /me invalidates.
     pub nicknames: Nicknames,
     pub readiness: Arc<dyn Readiness>,

@@ -51,6 +51,33 @@ pub struct AuthSettings {
     pub refresh_token_ttl_secs: u64,
     pub issuer: String,
     pub audience: String,
+    /// OpenID Connect providers by name (`auth.oidc.<name>.*`): sign-in at
+    /// `/api/v1/auth/oidc/<name>/start`.
+    pub oidc: std::collections::BTreeMap<String, OidcProviderSettings>,
+}
+
+/// One OpenID Connect provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcProviderSettings {
+    /// Exactly as the provider writes it (`iss`), e.g. `https://accounts.google.com`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Unset for a public client.
+    pub client_secret: Option<String>,
+    /// Asked for besides `openid`; comma- or space-separated.
+    pub scopes: String,
+}
+
+impl Default for OidcProviderSettings {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            scopes: "email profile".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,6 +284,7 @@ impl Default for AuthSettings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             issuer: "surge".into(),
             audience: "surge-api".into(),
+            oidc: Default::default(),
         }
     }
 }

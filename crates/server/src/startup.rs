@@ -21,6 +21,7 @@ use surge_engine::redis::{
 use surge_engine::sms::SendJob;
 use surge_engine::workers::BackgroundJob;
 use surge_http::accounts::authenticator::Authenticator;
+use surge_http::accounts::oidc::{Oidc, ProviderConfig};
 use surge_http::accounts::sessions::{self, RevokedSessions};
 use surge_http::accounts::sms::SmsLogin;
 use surge_http::accounts::tokens::{self, TokenService, TokenSettings};
@@ -361,6 +362,7 @@ impl Application {
             tokens,
             auth: Arc::new(auth),
             sms: Arc::new(sms),
+            oidc: Arc::new(oidc_providers(&settings, &key.to_bytes())?),
             nicknames,
             readiness: ports.readiness,
             metrics: Arc::new(move || metrics.render()),
@@ -626,4 +628,30 @@ impl Drop for Workers {
             task.abort();
         }
     }
+}
+
+/// The OpenID Connect providers of `auth.oidc.*`.
+fn oidc_providers(settings: &Settings, secret_seed: &[u8]) -> anyhow::Result<Oidc> {
+    let mut providers = std::collections::BTreeMap::new();
+    for (name, provider) in &settings.auth.oidc {
+        anyhow::ensure!(
+            !provider.issuer.is_empty() && !provider.client_id.is_empty(),
+            "auth.oidc.{name} needs issuer and client_id"
+        );
+        let scopes = provider
+            .scopes
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "openid")
+            .map(str::to_owned)
+            .collect();
+        let config = ProviderConfig {
+            issuer: provider.issuer.clone(),
+            client_id: provider.client_id.clone(),
+            client_secret: provider.client_secret.clone().filter(|s| !s.is_empty()),
+            scopes,
+        };
+        providers.insert(name.clone(), config);
+    }
+    Oidc::new(providers, secret_seed).map_err(|e| anyhow::anyhow!("OpenID Connect: {e}"))
 }

@@ -67,6 +67,17 @@ pub enum Rotation {
     ReuseDetected { family_id: Uuid },
 }
 
+/// Who a provider says signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity {
+    /// The configured provider's name.
+    pub provider: String,
+    /// The provider's stable id of the user (`sub`).
+    pub subject: String,
+    /// The email, only when the provider says it is verified (normalised).
+    pub verified_email: Option<String>,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Fails with `Conflict("email")` when the email is taken.
@@ -82,6 +93,17 @@ pub trait UserStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<User>;
     async fn credentials_by_email(&self, email: &str) -> StoreResult<Option<Credentials>>;
+    /// The account signed in through an OpenID Connect provider: the one linked to `identity`
+    /// before; else the account with its verified email, linked now; else a new account (as
+    /// `id`, named `nickname`, with the verified email if any), linked. Two first sign-ins at
+    /// once make one account.
+    async fn find_or_create_by_identity(
+        &self,
+        identity: &ExternalIdentity,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
     async fn update_profile(
         &self,
         id: Uuid,

@@ -557,7 +557,7 @@ pub(crate) const USER_COLUMNS: &str =
 /// A row of [`USER_COLUMNS`].
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow<DB: Dialect> {
-    id: Uuid,
+    pub(crate) id: Uuid,
     email: Option<String>,
     phone: Option<String>,
     nickname: String,

@@ -15,6 +15,7 @@ mod distributed;
 mod errors;
 mod helpers;
 mod images;
+mod oidc;
 mod operations;
 mod pagination;
 mod process;

@@ -6,8 +6,8 @@ use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use super::{
-    Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
-    UserStore,
+    Credentials, ExternalIdentity, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore,
+    Rotation, User, UserStore,
 };
 use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::truncate_to_micros;
@@ -133,6 +133,78 @@ impl UserStore for PgUsers {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(UserRow::into_credentials))
+    }
+
+    async fn find_or_create_by_identity(
+        &self,
+        identity: &ExternalIdentity,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await?;
+        // Two first sign-ins of one identity (on any replicas) take turns.
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("identity/{}/{}", identity.provider, identity.subject))
+            .execute(&mut *tx)
+            .await?;
+        let linked: Option<UserRow<Postgres>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users
+             where id = (select user_id from user_identities where provider = $1 and subject = $2)"
+        )))
+        .bind(&identity.provider)
+        .bind(&identity.subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = linked {
+            tx.commit().await?;
+            return Ok(row.into_user());
+        }
+        let by_email: Option<UserRow<Postgres>> = match &identity.verified_email {
+            Some(email) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "select {USER_COLUMNS} from users where email = $1"
+                )))
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let user_id = match &by_email {
+            Some(row) => row.id,
+            None => {
+                sqlx::query(
+                    "insert into users (id, email, nickname, created_at, updated_at)
+                     values ($1, $2, $3, $4, $4)",
+                )
+                .bind(id)
+                .bind(&identity.verified_email)
+                .bind(nickname)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        sqlx::query(
+            "insert into user_identities (provider, subject, user_id, created_at)
+             values ($1, $2, $3, $4)",
+        )
+        .bind(&identity.provider)
+        .bind(&identity.subject)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row: UserRow<Postgres> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where id = $1"
+        )))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into_user())
     }
 
     async fn update_profile(

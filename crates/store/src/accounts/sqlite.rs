@@ -6,8 +6,8 @@ use sqlx::{Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Credentials, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore, Rotation, User,
-    UserStore,
+    Credentials, ExternalIdentity, NewRefreshToken, NewUser, ProfilePatch, RefreshTokenStore,
+    Rotation, User, UserStore,
 };
 use crate::sql::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow};
 use crate::time::{from_micros, to_micros};
@@ -137,6 +137,74 @@ impl UserStore for SqliteUsers {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(UserRow::into_credentials))
+    }
+
+    async fn find_or_create_by_identity(
+        &self,
+        identity: &ExternalIdentity,
+        id: Uuid,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        // The write lock first: two first sign-ins of one identity take turns.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let linked: Option<UserRow<Sqlite>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users
+             where id = (select user_id from user_identities where provider = ? and subject = ?)"
+        )))
+        .bind(&identity.provider)
+        .bind(&identity.subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = linked {
+            tx.commit().await?;
+            return Ok(row.into_user());
+        }
+        let by_email: Option<UserRow<Sqlite>> = match &identity.verified_email {
+            Some(email) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "select {USER_COLUMNS} from users where email = ?"
+                )))
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let user_id = match &by_email {
+            Some(row) => row.id,
+            None => {
+                sqlx::query(
+                    "insert into users (id, email, nickname, created_at, updated_at)
+                     values (?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(&identity.verified_email)
+                .bind(nickname)
+                .bind(to_micros(now))
+                .bind(to_micros(now))
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        sqlx::query(
+            "insert into user_identities (provider, subject, user_id, created_at) values (?, ?, ?, ?)",
+        )
+        .bind(&identity.provider)
+        .bind(&identity.subject)
+        .bind(user_id)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let row: UserRow<Sqlite> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLUMNS} from users where id = ?"
+        )))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into_user())
     }
 
     async fn update_profile(
