@@ -41,7 +41,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Path, Query};
+use crate::extract::{Path, Query, cookie};
 use crate::state::AppState;
 
 /// The cookie carrying a sign-in in progress.
@@ -154,9 +154,9 @@ impl Oidc {
     fn open(&self, cookie: &str, now: i64) -> Option<Pending> {
         let (payload, signature) = cookie.split_once('.')?;
         let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).ok()?;
+        if !constant_time_eq(&self.mac(payload.as_bytes()), &signature) {
+            return None;
+        }
         let pending: Pending =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         (pending.expires > now).then_some(pending)
@@ -224,15 +224,6 @@ fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<Head
         "{PENDING_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/api/v1/auth/oidc; Max-Age={max_age}{secure}"
     ))
     .map_err(|e| ApiError::Internal(format!("oidc cookie: {e}")))
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 fn redirect_to(location: &str, cookies: Vec<HeaderValue>) -> ApiResult<Response> {
